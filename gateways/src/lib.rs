@@ -1,1 +1,25 @@
-//! gateways
+//! The gateway layer of Kanizsa Billing.
+//!
+//! Everything that moves money in the outside world goes through the [`Gateway`] trait: a
+//! [`charge`](Gateway::charge) and a [`refund`](Gateway::refund), each carrying an idempotency key so
+//! that a retry after a timeout or a crash never charges a card twice (see DESIGN.md, "Commands"
+//! and "Gateways": a charge is two-phase, and a recovery reactor completes a requested charge with
+//! the same key).
+//!
+//! Implementations:
+//! - [`SandboxGateway`]: deterministic and in-memory, answering Stripe-like test tokens
+//!   (`tok_visa`, `tok_chargeDeclined`, …), including tokens that model the timeout windows used by
+//!   recovery tests.
+//! - Stripe (PaymentIntents/Refunds) and PayPal (Orders v2): to come.
+//!
+//! Gateways receive gateway tokens (`tok_…`, `pm_…`), never card numbers.
+
+#![warn(missing_docs)]
+
+pub mod gateway;
+pub mod sandbox;
+
+pub use gateway::{
+    ChargeOutcome, ChargeRequest, FailureCode, Gateway, GatewayError, RefundOutcome, RefundRequest,
+};
+pub use sandbox::SandboxGateway;

@@ -1,0 +1,128 @@
+//! The event store: one trait, two backends with the same semantics.
+//!
+//! - [`postgres::PgStore`] for production;
+//! - [`sqlite::SqliteStore`] for the embedded default (a WAL file under `BILLING_DATA_DIR`).
+//!
+//! Appends go through a per-process group-commit [`writer`]: requests queue up, the writer takes a
+//! bounded batch, and commits it in one transaction while holding the ledger head row, so positions
+//! are contiguous and in commit order. What each request asks (expected version, idempotency key)
+//! is checked on its own by the pure [`plan`] step and answered on its own.
+
+mod open;
+mod plan;
+pub mod postgres;
+mod read;
+pub mod sqlite;
+mod writer;
+
+use async_trait::async_trait;
+
+use crate::chain::Hash;
+use crate::event::{
+    AppendRequest, Committed, ExpectedVersion, IdempotencyRecord, Position, RecordedEvent,
+    StreamId,
+};
+use crate::upcast::Upcasters;
+
+pub use open::AnyStore;
+pub use read::{read_all, read_page, verify_chain};
+pub use writer::{WriterConfig, WriterStats};
+
+/// An infrastructure failure: the caller did nothing wrong (HTTP 5xx).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused a statement; the transaction was rolled back.
+    #[error("database rejected the statement: {0}")]
+    Rejected(String),
+    /// The database could not be reached or the connection broke.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The writer task has stopped.
+    #[error("the event store is shutting down")]
+    Closed,
+    /// Stored data could not be read back (bad JSON, bad hash length, …).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::Database(db) => StoreError::Rejected(db.to_string()),
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+                StoreError::Corrupt(e.to_string())
+            }
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// Why one append request was not recorded.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AppendError {
+    /// Optimistic concurrency: the stream moved on (HTTP 409).
+    #[error("stream {stream_id} is at version {actual:?}, expected {expected:?}")]
+    WrongExpectedVersion { stream_id: StreamId, expected: ExpectedVersion, actual: Option<i64> },
+    /// An idempotency record for this (API key, key) exists already.
+    #[error("idempotency key already used")]
+    IdempotencyKeyExists { api_key_id: String, key: String },
+    /// The request itself is malformed (no events, NUL in a string, too large…).
+    #[error("invalid append: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The head of the log: last position and its hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Head {
+    pub position: Position,
+    pub hash: Hash,
+}
+
+/// The event store. Both backends implement it and pass the same conformance suite.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// `"postgres"` or `"sqlite"`.
+    fn backend(&self) -> &'static str;
+
+    /// Appends requests through the group-commit writer. Each is checked and answered on its own;
+    /// the answers come back in the order of the requests.
+    async fn append_many(&self, requests: Vec<AppendRequest>) -> Vec<Result<Committed, AppendError>>;
+
+    /// Appends one request.
+    async fn append(&self, request: AppendRequest) -> Result<Committed, AppendError> {
+        self.append_many(vec![request])
+            .await
+            .pop()
+            .unwrap_or(Err(AppendError::Store(StoreError::Closed)))
+    }
+
+    /// All events of one stream in version order (upcast).
+    async fn read_stream(&self, stream_id: &StreamId) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Up to `limit` events after `after`, in position order, as stored (not upcast).
+    async fn read_page_raw(&self, after: Position, limit: u32) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// One event by its id (upcast).
+    async fn read_event(&self, event_id: uuid::Uuid) -> Result<Option<RecordedEvent>, StoreError>;
+
+    /// Last position and hash (`Position(0)` and [`Hash::GENESIS`] for an empty log).
+    async fn head(&self) -> Result<Head, StoreError>;
+
+    /// The idempotency record stored for `(api_key_id, key)`, if any.
+    async fn find_idempotency(
+        &self,
+        api_key_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    /// The upcasters applied on read.
+    fn upcasters(&self) -> &Upcasters;
+
+    /// Counters of the group-commit writer.
+    fn writer_stats(&self) -> WriterStats;
+
+    /// A cheap round trip to the database.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

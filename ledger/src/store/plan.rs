@@ -1,0 +1,304 @@
+//! The pure heart of an append batch: given the head of the log, the current versions of the
+//! streams involved and the idempotency keys already taken, decide which requests are recorded,
+//! at which positions, with which hashes. Both backends call this inside their transaction, so
+//! the two stores cannot disagree on what an append means.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::AppendError;
+use crate::chain::{EventFields, Hash, canonical_json, event_hash, to_micros};
+use crate::event::{AppendRequest, Committed, ExpectedVersion, IdempotencyRecord, Position};
+
+/// Largest number of events in one request.
+pub const REQUEST_MAX_EVENTS: usize = 1_000;
+/// Largest canonical payload of one event, in bytes.
+pub const EVENT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
+/// Longest event type name, in bytes.
+pub const EVENT_TYPE_MAX_BYTES: usize = 200;
+
+/// What the transaction read before planning.
+pub(crate) struct BatchState {
+    pub head_position: Position,
+    pub head_hash: Hash,
+    /// Current version of each stream named in the batch that exists.
+    pub versions: HashMap<String, i64>,
+    /// `(api_key_id, key)` pairs already recorded.
+    pub taken_keys: HashSet<(String, String)>,
+}
+
+/// One event ready to insert.
+pub(crate) struct Row {
+    pub position: i64,
+    pub event_id: Uuid,
+    pub stream_id: String,
+    pub stream_version: i64,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub payload: String,
+    pub metadata: String,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub prev_hash: Hash,
+    pub hash: Hash,
+}
+
+pub(crate) struct Plan {
+    pub rows: Vec<Row>,
+    pub idempotency: Vec<IdempotencyRecord>,
+    pub outcomes: Vec<Result<Committed, AppendError>>,
+    pub head_position: Position,
+    pub head_hash: Hash,
+}
+
+/// Plans a batch. Requests are taken in order; a refused one leaves no trace and does not affect
+/// the others (except that a later request sees the versions an earlier one produced).
+pub(crate) fn plan_batch(
+    mut state: BatchState,
+    requests: &[AppendRequest],
+    recorded_at: DateTime<Utc>,
+) -> Plan {
+    let recorded_at = to_micros(recorded_at);
+    let mut plan = Plan {
+        rows: Vec::with_capacity(requests.iter().map(|r| r.events.len()).sum()),
+        idempotency: Vec::new(),
+        outcomes: Vec::with_capacity(requests.len()),
+        head_position: state.head_position,
+        head_hash: state.head_hash,
+    };
+    let mut seen_event_ids = HashSet::new();
+    for req in requests {
+        let outcome = plan_one(&mut state, &mut plan, &mut seen_event_ids, req, recorded_at);
+        plan.outcomes.push(outcome);
+    }
+    plan
+}
+
+fn plan_one(
+    state: &mut BatchState,
+    plan: &mut Plan,
+    seen_event_ids: &mut HashSet<Uuid>,
+    req: &AppendRequest,
+    recorded_at: DateTime<Utc>,
+) -> Result<Committed, AppendError> {
+    let encoded = validate(req, seen_event_ids)?;
+    let stream = req.stream_id.as_str();
+    let actual = state.versions.get(stream).copied();
+    let version_ok = match req.expected {
+        ExpectedVersion::Any => true,
+        ExpectedVersion::NoStream => actual.is_none(),
+        ExpectedVersion::Exact(n) => actual == Some(n),
+    };
+    if !version_ok {
+        return Err(AppendError::WrongExpectedVersion {
+            stream_id: req.stream_id.clone(),
+            expected: req.expected,
+            actual,
+        });
+    }
+    if let Some(record) = &req.idempotency {
+        let k = (record.api_key_id.clone(), record.key.clone());
+        if state.taken_keys.contains(&k) {
+            return Err(AppendError::IdempotencyKeyExists { api_key_id: k.0, key: k.1 });
+        }
+        state.taken_keys.insert(k);
+    }
+
+    let first_position = plan.head_position.next();
+    let mut version = actual.unwrap_or(0);
+    for (event, (payload, metadata)) in req.events.iter().zip(encoded) {
+        seen_event_ids.insert(event.event_id);
+        version += 1;
+        let position = plan.head_position.next();
+        let occurred_at = to_micros(event.occurred_at);
+        let hash = event_hash(
+            &plan.head_hash,
+            &EventFields {
+                position,
+                event_id: event.event_id,
+                stream_id: stream,
+                stream_version: version,
+                event_type: &event.event_type,
+                schema_version: event.schema_version,
+                payload: &payload,
+                metadata: &metadata,
+                occurred_at,
+                recorded_at,
+            },
+        );
+        plan.rows.push(Row {
+            position: position.0,
+            event_id: event.event_id,
+            stream_id: stream.to_string(),
+            stream_version: version,
+            event_type: event.event_type.clone(),
+            schema_version: event.schema_version,
+            payload,
+            metadata,
+            occurred_at,
+            recorded_at,
+            prev_hash: plan.head_hash,
+            hash,
+        });
+        plan.head_position = position;
+        plan.head_hash = hash;
+    }
+    state.versions.insert(stream.to_string(), version);
+    if let Some(record) = &req.idempotency {
+        plan.idempotency.push(IdempotencyRecord { position: plan.head_position, ..record.clone() });
+    }
+    Ok(Committed { first_position, last_position: plan.head_position, stream_version: version })
+}
+
+/// Checks a request on its own and encodes its JSON once.
+fn validate(
+    req: &AppendRequest,
+    seen_event_ids: &HashSet<Uuid>,
+) -> Result<Vec<(String, String)>, AppendError> {
+    let invalid = |m: &str| Err(AppendError::Invalid(m.to_string()));
+    if req.events.is_empty() {
+        return invalid("an append needs at least one event");
+    }
+    if req.events.len() > REQUEST_MAX_EVENTS {
+        return invalid("too many events in one append");
+    }
+    let mut encoded = Vec::with_capacity(req.events.len());
+    let mut ids = HashSet::new();
+    for e in &req.events {
+        if e.event_type.is_empty() || e.event_type.len() > EVENT_TYPE_MAX_BYTES {
+            return invalid("event type must be 1 to 200 bytes");
+        }
+        if e.schema_version < 1 {
+            return invalid("schema_version starts at 1");
+        }
+        if seen_event_ids.contains(&e.event_id) || !ids.insert(e.event_id) {
+            return invalid("duplicate event id");
+        }
+        if has_nul(&e.payload) {
+            return invalid("payload strings may not contain NUL");
+        }
+        let metadata = serde_json::to_value(&e.metadata)
+            .map_err(|err| AppendError::Invalid(err.to_string()))?;
+        if has_nul(&metadata) {
+            return invalid("metadata strings may not contain NUL");
+        }
+        let payload = canonical_json(&e.payload);
+        if payload.len() > EVENT_MAX_PAYLOAD_BYTES {
+            return invalid("payload larger than 1 MiB");
+        }
+        encoded.push((payload, canonical_json(&metadata)));
+    }
+    Ok(encoded)
+}
+
+/// PostgreSQL's `jsonb` cannot hold U+0000; both stores refuse it so they stay alike.
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{NewEvent, StreamId};
+    use serde_json::json;
+
+    fn empty_state() -> BatchState {
+        BatchState {
+            head_position: Position(0),
+            head_hash: Hash::GENESIS,
+            versions: HashMap::new(),
+            taken_keys: HashSet::new(),
+        }
+    }
+
+    fn req(stream: &str, expected: ExpectedVersion, n: usize) -> AppendRequest {
+        let events =
+            (0..n).map(|i| NewEvent::new("Tested", json!({"i": i}), Utc::now())).collect();
+        AppendRequest::new(StreamId::new(stream).unwrap(), expected, events)
+    }
+
+    #[test]
+    fn positions_are_contiguous_and_chained() {
+        let plan = plan_batch(
+            empty_state(),
+            &[req("a", ExpectedVersion::NoStream, 2), req("b", ExpectedVersion::Any, 3)],
+            Utc::now(),
+        );
+        assert_eq!(plan.rows.iter().map(|r| r.position).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+        assert_eq!(plan.rows[0].prev_hash, Hash::GENESIS);
+        for w in plan.rows.windows(2) {
+            assert_eq!(w[1].prev_hash, w[0].hash);
+        }
+        assert_eq!(plan.head_position, Position(5));
+        assert_eq!(plan.head_hash, plan.rows[4].hash);
+    }
+
+    #[test]
+    fn each_request_is_answered_on_its_own() {
+        let mut state = empty_state();
+        state.versions.insert("a".into(), 3);
+        let plan = plan_batch(
+            state,
+            &[
+                req("a", ExpectedVersion::Exact(2), 1), // stale: refused
+                req("a", ExpectedVersion::Exact(3), 1), // recorded, a -> 4
+                req("a", ExpectedVersion::Exact(3), 1), // stale after the previous one
+                req("b", ExpectedVersion::NoStream, 1),
+                req("b", ExpectedVersion::NoStream, 1), // b exists now
+                req("c", ExpectedVersion::NoStream, 0), // empty
+            ],
+            Utc::now(),
+        );
+        let ok: Vec<bool> = plan.outcomes.iter().map(|o| o.is_ok()).collect();
+        assert_eq!(ok, vec![false, true, false, true, false, false]);
+        assert_eq!(plan.rows.len(), 2);
+        assert_eq!(plan.rows[0].stream_version, 4);
+        assert!(matches!(
+            plan.outcomes[0],
+            Err(AppendError::WrongExpectedVersion { actual: Some(3), .. })
+        ));
+    }
+
+    #[test]
+    fn idempotency_keys_are_taken_once() {
+        let record = IdempotencyRecord {
+            api_key_id: "key_1".into(),
+            key: "k".into(),
+            fingerprint: "f".into(),
+            status: 200,
+            body: "{}".into(),
+            position: Position(0),
+        };
+        let plan = plan_batch(
+            empty_state(),
+            &[
+                req("a", ExpectedVersion::Any, 2).with_idempotency(record.clone()),
+                req("b", ExpectedVersion::Any, 1).with_idempotency(record),
+            ],
+            Utc::now(),
+        );
+        assert!(plan.outcomes[0].is_ok());
+        assert!(matches!(plan.outcomes[1], Err(AppendError::IdempotencyKeyExists { .. })));
+        assert_eq!(plan.idempotency.len(), 1);
+        assert_eq!(plan.idempotency[0].position, Position(2));
+    }
+
+    #[test]
+    fn nul_and_duplicate_ids_are_refused() {
+        let mut bad = req("a", ExpectedVersion::Any, 1);
+        bad.events[0].payload = json!({"name": "a\u{0}b"});
+        let mut dup = req("b", ExpectedVersion::Any, 2);
+        dup.events[1].event_id = dup.events[0].event_id;
+        let plan = plan_batch(empty_state(), &[bad, dup], Utc::now());
+        assert!(plan.outcomes.iter().all(|o| matches!(o, Err(AppendError::Invalid(_)))));
+        assert!(plan.rows.is_empty());
+    }
+}

@@ -1,0 +1,346 @@
+//! The PostgreSQL store (production).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+
+use super::plan::{BatchState, Plan, plan_batch};
+use super::writer::{BatchSink, Writer, WriterConfig, WriterStats};
+use super::{AppendError, EventStore, Head, StoreError};
+use crate::access::{ApiKey, KeyStore};
+use crate::chain::Hash;
+use crate::event::{AppendRequest, Committed, IdempotencyRecord, Metadata, Position, RecordedEvent, StreamId};
+use crate::ids::ApiKeyId;
+use crate::upcast::Upcasters;
+
+/// The migrations in `migrations/postgres`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+const EVENT_COLUMNS: &str = "position, event_id, stream_id, stream_version, event_type, \
+    schema_version, payload, metadata, occurred_at, recorded_at, prev_hash, hash";
+
+/// Event store on PostgreSQL.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    writer: Writer,
+    upcasters: Arc<Upcasters>,
+}
+
+impl PgStore {
+    /// Connects (pool of `max_connections`) and starts this process's writer task.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<PgStore, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        Ok(Self::from_pool(pool, WriterConfig::default(), Upcasters::new()))
+    }
+
+    pub fn from_pool(pool: PgPool, config: WriterConfig, upcasters: Upcasters) -> PgStore {
+        let sink = Arc::new(PgSink { pool: pool.clone() });
+        PgStore { pool, writer: Writer::spawn(sink, config), upcasters: Arc::new(upcasters) }
+    }
+
+    /// Applies pending migrations (safe to run from several processes at once: sqlx takes an
+    /// advisory lock).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+struct PgSink {
+    pool: PgPool,
+}
+
+#[async_trait]
+impl BatchSink for PgSink {
+    async fn write_batch(
+        &self,
+        requests: &[AppendRequest],
+    ) -> Result<Vec<Result<Committed, AppendError>>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let state = read_batch_state(&mut tx, requests).await?;
+        let plan = plan_batch(state, requests, Utc::now());
+        if plan.rows.is_empty() {
+            tx.rollback().await?;
+            return Ok(plan.outcomes);
+        }
+        insert_plan(&mut tx, &plan).await?;
+        tx.commit().await?;
+        Ok(plan.outcomes)
+    }
+}
+
+async fn read_batch_state(
+    tx: &mut Transaction<'static, Postgres>,
+    requests: &[AppendRequest],
+) -> Result<BatchState, StoreError> {
+    // The lock that orders every append of every process.
+    let (position, hash): (i64, Vec<u8>) =
+        sqlx::query_as("SELECT position, hash FROM ledger_head WHERE id = 1 FOR UPDATE")
+            .fetch_one(&mut **tx)
+            .await?;
+    let streams: Vec<String> = requests
+        .iter()
+        .map(|r| r.stream_id.as_str().to_string())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let versions: HashMap<String, i64> = sqlx::query_as(
+        "SELECT stream_id, max(stream_version) FROM events WHERE stream_id = ANY($1) GROUP BY stream_id",
+    )
+    .bind(&streams)
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .collect();
+    let (key_owners, keys): (Vec<String>, Vec<String>) = requests
+        .iter()
+        .filter_map(|r| r.idempotency.as_ref())
+        .map(|i| (i.api_key_id.clone(), i.key.clone()))
+        .unzip();
+    let taken_keys = if keys.is_empty() {
+        HashSet::new()
+    } else {
+        sqlx::query_as(
+            "SELECT i.api_key_id, i.key FROM idempotency_keys i \
+             JOIN UNNEST($1::text[], $2::text[]) AS k(a, k) ON i.api_key_id = k.a AND i.key = k.k",
+        )
+        .bind(&key_owners)
+        .bind(&keys)
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .collect()
+    };
+    Ok(BatchState {
+        head_position: Position(position),
+        head_hash: Hash::from_slice(&hash).ok_or(StoreError::Corrupt("head hash".into()))?,
+        versions,
+        taken_keys,
+    })
+}
+
+async fn insert_plan(tx: &mut Transaction<'static, Postgres>, plan: &Plan) -> Result<(), StoreError> {
+    let rows = &plan.rows;
+    sqlx::query(
+        "INSERT INTO events (position, event_id, stream_id, stream_version, event_type, \
+            schema_version, payload, metadata, occurred_at, recorded_at, prev_hash, hash) \
+         SELECT p, e, s, v, t, sv, pl::jsonb, md::jsonb, oa, ra, ph, h \
+         FROM UNNEST($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::int[], \
+                     $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::bytea[], \
+                     $12::bytea[]) AS u(p, e, s, v, t, sv, pl, md, oa, ra, ph, h)",
+    )
+    .bind(rows.iter().map(|r| r.position).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.event_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.stream_id.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.stream_version).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.event_type.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.schema_version).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.payload.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.metadata.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.recorded_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.prev_hash.0.to_vec()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.hash.0.to_vec()).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
+
+    let ids = &plan.idempotency;
+    if !ids.is_empty() {
+        sqlx::query(
+            "INSERT INTO idempotency_keys (api_key_id, key, fingerprint, status, body, position) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::bigint[])",
+        )
+        .bind(ids.iter().map(|i| i.api_key_id.as_str()).collect::<Vec<_>>())
+        .bind(ids.iter().map(|i| i.key.as_str()).collect::<Vec<_>>())
+        .bind(ids.iter().map(|i| i.fingerprint.as_str()).collect::<Vec<_>>())
+        .bind(ids.iter().map(|i| i32::from(i.status)).collect::<Vec<_>>())
+        .bind(ids.iter().map(|i| i.body.as_str()).collect::<Vec<_>>())
+        .bind(ids.iter().map(|i| i.position.0).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+    }
+
+    sqlx::query("UPDATE ledger_head SET position = $1, hash = $2 WHERE id = 1")
+        .bind(plan.head_position.0)
+        .bind(plan.head_hash.0.to_vec())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn decode(row: PgRow) -> Result<RecordedEvent, StoreError> {
+    let hash = |col: &str| -> Result<Hash, StoreError> {
+        let bytes: Vec<u8> = row.try_get(col)?;
+        Hash::from_slice(&bytes).ok_or_else(|| StoreError::Corrupt(format!("{col} length")))
+    };
+    let metadata: serde_json::Value = row.try_get("metadata")?;
+    Ok(RecordedEvent {
+        position: Position(row.try_get("position")?),
+        event_id: row.try_get("event_id")?,
+        stream_id: StreamId::new(row.try_get::<String, _>("stream_id")?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        stream_version: row.try_get("stream_version")?,
+        event_type: row.try_get("event_type")?,
+        schema_version: row.try_get("schema_version")?,
+        payload: row.try_get("payload")?,
+        metadata: serde_json::from_value::<Metadata>(metadata)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        occurred_at: row.try_get::<DateTime<Utc>, _>("occurred_at")?,
+        recorded_at: row.try_get::<DateTime<Utc>, _>("recorded_at")?,
+        prev_hash: hash("prev_hash")?,
+        hash: hash("hash")?,
+    })
+}
+
+#[async_trait]
+impl EventStore for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn append_many(&self, requests: Vec<AppendRequest>) -> Vec<Result<Committed, AppendError>> {
+        self.writer.submit(requests).await
+    }
+
+    async fn read_stream(&self, stream_id: &StreamId) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version"
+        ));
+        let rows = sqlx::query(sql).bind(stream_id.as_str()).fetch_all(&self.pool).await?;
+        rows.into_iter().map(|r| decode(r).map(|e| self.upcasters.apply(e))).collect()
+    }
+
+    async fn read_page_raw(&self, after: Position, limit: u32) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+        ));
+        let rows =
+            sqlx::query(sql).bind(after.0).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        rows.into_iter().map(decode).collect()
+    }
+
+    async fn read_event(&self, event_id: uuid::Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {EVENT_COLUMNS} FROM events WHERE event_id = $1"));
+        let row = sqlx::query(sql).bind(event_id).fetch_optional(&self.pool).await?;
+        row.map(|r| decode(r).map(|e| self.upcasters.apply(e))).transpose()
+    }
+
+    async fn head(&self) -> Result<Head, StoreError> {
+        let (position, hash): (i64, Vec<u8>) =
+            sqlx::query_as("SELECT position, hash FROM ledger_head WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(Head {
+            position: Position(position),
+            hash: Hash::from_slice(&hash).ok_or(StoreError::Corrupt("head hash".into()))?,
+        })
+    }
+
+    async fn find_idempotency(
+        &self,
+        api_key_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let row: Option<(String, i32, String, i64)> = sqlx::query_as(
+            "SELECT fingerprint, status, body, position FROM idempotency_keys \
+             WHERE api_key_id = $1 AND key = $2",
+        )
+        .bind(api_key_id)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(fingerprint, status, body, position)| IdempotencyRecord {
+            api_key_id: api_key_id.to_string(),
+            key: key.to_string(),
+            fingerprint,
+            status: u16::try_from(status).unwrap_or(500),
+            body,
+            position: Position(position),
+        }))
+    }
+
+    fn upcasters(&self) -> &Upcasters {
+        &self.upcasters
+    }
+
+    fn writer_stats(&self) -> WriterStats {
+        self.writer.stats()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+fn decode_key(row: PgRow) -> Result<ApiKey, StoreError> {
+    let id: String = row.try_get("id")?;
+    let scope: String = row.try_get("scope")?;
+    Ok(ApiKey {
+        id: id.parse().map_err(|e: crate::ids::IdError| StoreError::Corrupt(e.to_string()))?,
+        prefix: row.try_get("prefix")?,
+        scope: scope.parse().map_err(StoreError::Corrupt)?,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+#[async_trait]
+impl KeyStore for PgStore {
+    async fn insert_key(&self, key: &ApiKey, digest: [u8; 32]) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, prefix, digest, scope, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(key.id.to_string())
+        .bind(&key.prefix)
+        .bind(digest.to_vec())
+        .bind(key.scope.as_str())
+        .bind(key.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        sqlx::query("SELECT id, prefix, scope, created_at, revoked_at FROM api_keys ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(decode_key)
+            .collect()
+    }
+
+    async fn revoke_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id.to_string())
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn find_active_key(&self, digest: [u8; 32]) -> Result<Option<ApiKey>, StoreError> {
+        sqlx::query(
+            "SELECT id, prefix, scope, created_at, revoked_at FROM api_keys \
+             WHERE digest = $1 AND revoked_at IS NULL",
+        )
+        .bind(digest.to_vec())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(decode_key)
+        .transpose()
+    }
+}

@@ -1,0 +1,169 @@
+//! Group commit: one writer task per process.
+//!
+//! Callers put their requests on a bounded queue and wait for their own answers. The writer takes
+//! whatever is queued (up to `batch_max_requests` / `batch_max_events`), commits it in one
+//! transaction through the backend, and answers each request. Throughput comes from batching, not
+//! from many transactions racing for the ledger head row.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{AppendError, StoreError};
+use crate::event::{AppendRequest, Committed};
+
+/// Bounds of the writer; every queue and batch has one.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterConfig {
+    /// Jobs (one `append_many` call each) that may wait in the queue.
+    pub queue_max_jobs: usize,
+    /// Requests committed in one transaction at most.
+    pub batch_max_requests: usize,
+    /// Events committed in one transaction at most (a larger single request still goes alone).
+    pub batch_max_events: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self { queue_max_jobs: 8_192, batch_max_requests: 1_024, batch_max_events: 4_096 }
+    }
+}
+
+/// Counters since the store was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WriterStats {
+    pub batches: u64,
+    pub requests: u64,
+    pub events: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    batches: AtomicU64,
+    requests: AtomicU64,
+    events: AtomicU64,
+}
+
+type Answers = Vec<Result<Committed, AppendError>>;
+
+/// What a backend does with one batch, inside one transaction.
+#[async_trait]
+pub(crate) trait BatchSink: Send + Sync + 'static {
+    async fn write_batch(&self, requests: &[AppendRequest]) -> Result<Answers, StoreError>;
+}
+
+struct Job {
+    requests: Vec<AppendRequest>,
+    reply: oneshot::Sender<Answers>,
+}
+
+/// Handle to the writer task; dropping every handle stops it after the queue drains.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    queue: mpsc::Sender<Job>,
+    counters: Arc<Counters>,
+}
+
+impl Writer {
+    pub fn spawn(sink: Arc<dyn BatchSink>, config: WriterConfig) -> Writer {
+        let (queue, rx) = mpsc::channel(config.queue_max_jobs.max(1));
+        let counters = Arc::new(Counters::default());
+        tokio::spawn(run(sink, config, rx, counters.clone()));
+        Writer { queue, counters }
+    }
+
+    pub async fn submit(&self, requests: Vec<AppendRequest>) -> Answers {
+        let n = requests.len();
+        let closed = || (0..n).map(|_| Err(AppendError::Store(StoreError::Closed))).collect();
+        let (reply, answer) = oneshot::channel();
+        if self.queue.send(Job { requests, reply }).await.is_err() {
+            return closed();
+        }
+        answer.await.unwrap_or_else(|_| closed())
+    }
+
+    pub fn stats(&self) -> WriterStats {
+        WriterStats {
+            batches: self.counters.batches.load(Ordering::Relaxed),
+            requests: self.counters.requests.load(Ordering::Relaxed),
+            events: self.counters.events.load(Ordering::Relaxed),
+        }
+    }
+}
+
+async fn run(
+    sink: Arc<dyn BatchSink>,
+    config: WriterConfig,
+    mut rx: mpsc::Receiver<Job>,
+    counters: Arc<Counters>,
+) {
+    let mut carry: Option<Job> = None;
+    loop {
+        let first = match carry.take() {
+            Some(job) => job,
+            None => match rx.recv().await {
+                Some(job) => job,
+                None => return,
+            },
+        };
+        let mut jobs = vec![first];
+        let mut n_requests = jobs[0].requests.len();
+        let mut n_events: usize = jobs[0].requests.iter().map(|r| r.events.len()).sum();
+        while n_requests < config.batch_max_requests && n_events < config.batch_max_events {
+            let Ok(job) = rx.try_recv() else { break };
+            let job_events: usize = job.requests.iter().map(|r| r.events.len()).sum();
+            if n_requests + job.requests.len() > config.batch_max_requests
+                || n_events + job_events > config.batch_max_events
+            {
+                carry = Some(job);
+                break;
+            }
+            n_requests += job.requests.len();
+            n_events += job_events;
+            jobs.push(job);
+        }
+
+        let counts: Vec<usize> = jobs.iter().map(|j| j.requests.len()).collect();
+        let requests: Vec<AppendRequest> =
+            jobs.iter_mut().flat_map(|j| std::mem::take(&mut j.requests)).collect();
+        let answers = commit(sink.as_ref(), &requests).await;
+
+        counters.batches.fetch_add(1, Ordering::Relaxed);
+        counters.requests.fetch_add(requests.len() as u64, Ordering::Relaxed);
+        let recorded: u64 = requests
+            .iter()
+            .zip(&answers)
+            .filter(|(_, a)| a.is_ok())
+            .map(|(r, _)| r.events.len() as u64)
+            .sum();
+        counters.events.fetch_add(recorded, Ordering::Relaxed);
+
+        let mut answers = answers.into_iter();
+        for (job, n) in jobs.into_iter().zip(counts) {
+            let mine: Answers = answers.by_ref().take(n).collect();
+            let _ = job.reply.send(mine);
+        }
+    }
+}
+
+/// Commits a batch; if the database rejects the batch as a whole (one request's data refused by
+/// a constraint, say), each request is retried alone so one bad request cannot fail the others.
+/// A broken connection is not retried: its outcome is unknown, the callers are told so.
+async fn commit(sink: &dyn BatchSink, requests: &[AppendRequest]) -> Answers {
+    match sink.write_batch(requests).await {
+        Ok(answers) => answers,
+        Err(StoreError::Rejected(_)) if requests.len() > 1 => {
+            let mut answers = Vec::with_capacity(requests.len());
+            for one in requests.chunks(1) {
+                match sink.write_batch(one).await {
+                    Ok(mut a) => answers.push(a.pop().unwrap_or(Err(StoreError::Closed.into()))),
+                    Err(e) => answers.push(Err(e.into())),
+                }
+            }
+            answers
+        }
+        Err(e) => requests.iter().map(|_| Err(e.clone().into())).collect(),
+    }
+}
