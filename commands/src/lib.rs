@@ -1,1 +1,16 @@
-//! commands
+//! The billing domain: the write side.
+//!
+//! Each aggregate is a pair of pure functions — `decide(&State, Command, now) -> Result<Vec<Event>,
+//! DomainError>` and `evolve(State, &Event) -> State` — plus a service that loads the aggregate's
+//! stream, decides, and appends with the expected version. Side effects with the outside world
+//! (a gateway call) happen in the service, between two appends, never inside `decide`.
+//!
+//! Today: [`charge`] (two-phase charging through a gateway) and the billing [`clock`]. Customers,
+//! plans, subscriptions and invoices follow the same shape.
+
+pub mod charge;
+pub mod clock;
+pub mod error;
+mod stored;
+
+pub use error::CommandError;

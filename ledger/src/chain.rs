@@ -201,7 +201,13 @@ pub struct ChainVerifier {
 impl ChainVerifier {
     /// Starts at `from` (≥ 1), trusting `prev` as the hash of the event before it.
     pub fn new(from: Position, prev: Hash) -> Self {
-        Self { expected_position: from, prev, checked: 0, from, first_break: None }
+        Self {
+            expected_position: from,
+            prev,
+            checked: 0,
+            from,
+            first_break: None,
+        }
     }
 
     /// Feeds the next event; returns false once the chain is broken (stop reading).
@@ -210,7 +216,10 @@ impl ChainVerifier {
             return false;
         }
         let reason = if e.position != self.expected_position {
-            Some(format!("expected position {}, found {}", self.expected_position, e.position))
+            Some(format!(
+                "expected position {}, found {}",
+                self.expected_position, e.position
+            ))
         } else if e.prev_hash != self.prev {
             Some("prev_hash does not match the hash of the previous event".to_string())
         } else if recompute(&self.prev, e) != e.hash {
@@ -219,7 +228,10 @@ impl ChainVerifier {
             None
         };
         if let Some(reason) = reason {
-            self.first_break = Some(ChainBreak { position: self.expected_position, reason });
+            self.first_break = Some(ChainBreak {
+                position: self.expected_position,
+                reason,
+            });
             return false;
         }
         self.prev = e.hash;
@@ -247,7 +259,10 @@ mod tests {
     #[test]
     fn canonical_json_sorts_keys_at_every_depth() {
         let v = json!({"b": 1, "a": {"z": [3, {"y": null, "x": "s\"q"}], "aa": true}});
-        assert_eq!(canonical_json(&v), r#"{"a":{"aa":true,"z":[3,{"x":"s\"q","y":null}]},"b":1}"#);
+        assert_eq!(
+            canonical_json(&v),
+            r#"{"a":{"aa":true,"z":[3,{"x":"s\"q","y":null}]},"b":1}"#
+        );
     }
 
     #[test]
@@ -276,17 +291,48 @@ mod tests {
         let h0 = event_hash(&Hash::GENESIS, &base);
         let later = t + chrono::Duration::microseconds(1);
         let variants = [
-            EventFields { position: Position(2), ..base },
-            EventFields { stream_id: "s-2", ..base },
-            EventFields { stream_version: 2, ..base },
-            EventFields { event_type: "U", ..base },
-            EventFields { schema_version: 2, ..base },
-            EventFields { payload: "{\"a\":1}", ..base },
-            EventFields { metadata: "{\"a\":1}", ..base },
-            EventFields { occurred_at: later, ..base },
-            EventFields { recorded_at: later, ..base },
+            EventFields {
+                position: Position(2),
+                ..base
+            },
+            EventFields {
+                stream_id: "s-2",
+                ..base
+            },
+            EventFields {
+                stream_version: 2,
+                ..base
+            },
+            EventFields {
+                event_type: "U",
+                ..base
+            },
+            EventFields {
+                schema_version: 2,
+                ..base
+            },
+            EventFields {
+                payload: "{\"a\":1}",
+                ..base
+            },
+            EventFields {
+                metadata: "{\"a\":1}",
+                ..base
+            },
+            EventFields {
+                occurred_at: later,
+                ..base
+            },
+            EventFields {
+                recorded_at: later,
+                ..base
+            },
             // Moving bytes between adjacent fields must not collide.
-            EventFields { stream_id: "s-1T", event_type: "", ..base },
+            EventFields {
+                stream_id: "s-1T",
+                event_type: "",
+                ..base
+            },
         ];
         for v in variants {
             assert_ne!(event_hash(&Hash::GENESIS, &v), h0);

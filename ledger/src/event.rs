@@ -11,7 +11,9 @@ use crate::chain::Hash;
 
 /// Global position in the log: 1-based, contiguous, in commit order. `Position(0)` is "before the
 /// first event".
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Position(pub i64);
 
@@ -49,8 +51,13 @@ impl StreamId {
         let s = s.into();
         let ok = !s.is_empty()
             && s.len() <= Self::MAX_LEN
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
-        if ok { Ok(Self(s)) } else { Err(InvalidStreamId) }
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+        if ok {
+            Ok(Self(s))
+        } else {
+            Err(InvalidStreamId)
+        }
     }
 
     /// `category-id` for an aggregate instance, e.g. `StreamId::of("charge", &charge_id)`.
@@ -163,7 +170,12 @@ pub struct AppendRequest {
 
 impl AppendRequest {
     pub fn new(stream_id: StreamId, expected: ExpectedVersion, events: Vec<NewEvent>) -> Self {
-        Self { stream_id, expected, events, idempotency: None }
+        Self {
+            stream_id,
+            expected,
+            events,
+            idempotency: None,
+        }
     }
 
     pub fn with_idempotency(mut self, record: IdempotencyRecord) -> Self {

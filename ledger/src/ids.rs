@@ -95,7 +95,11 @@ const ID_NAMESPACE: Uuid = Uuid::from_u128(0x6b61_6e69_7a73_6162_696c_6c69_6e67_
 
 fn parse_prefixed(s: &str, prefix: &str) -> Option<Uuid> {
     let hex = s.strip_prefix(prefix)?.strip_prefix('_')?;
-    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if hex.len() != 32
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return None;
     }
     Uuid::try_parse(hex).ok()
@@ -140,7 +144,14 @@ mod tests {
     fn refuses_another_kind_and_malformed_text() {
         let cus = CustomerId::new().to_string();
         assert!(cus.parse::<ChargeId>().is_err());
-        for bad in ["", "ch_", "ch_123", "ch-0123456789abcdef0123456789abcdef", "ch_0123456789ABCDEF0123456789ABCDEF", "ch_0123456789abcdef0123456789abcdeg"] {
+        for bad in [
+            "",
+            "ch_",
+            "ch_123",
+            "ch-0123456789abcdef0123456789abcdef",
+            "ch_0123456789ABCDEF0123456789ABCDEF",
+            "ch_0123456789abcdef0123456789abcdeg",
+        ] {
             assert!(bad.parse::<ChargeId>().is_err(), "{bad}");
         }
         assert!(serde_json::from_str::<ChargeId>("\"cus_0123\"").is_err());
@@ -150,6 +161,9 @@ mod tests {
     fn derived_ids_are_stable_and_distinct_per_kind() {
         assert_eq!(ChargeId::derived("k1"), ChargeId::derived("k1"));
         assert_ne!(ChargeId::derived("k1"), ChargeId::derived("k2"));
-        assert_ne!(ChargeId::derived("k1").as_uuid(), RefundId::derived("k1").as_uuid());
+        assert_ne!(
+            ChargeId::derived("k1").as_uuid(),
+            RefundId::derived("k1").as_uuid()
+        );
     }
 }

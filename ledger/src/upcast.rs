@@ -32,7 +32,8 @@ impl Upcasters {
         from_version: i32,
         step: impl Fn(Value) -> Value + Send + Sync + 'static,
     ) -> Self {
-        self.steps.insert((event_type.to_string(), from_version), Arc::new(step));
+        self.steps
+            .insert((event_type.to_string(), from_version), Arc::new(step));
         self
     }
 
@@ -41,7 +42,10 @@ impl Upcasters {
         if self.steps.is_empty() {
             return event;
         }
-        while let Some(step) = self.steps.get(&(event.event_type.clone(), event.schema_version)) {
+        while let Some(step) = self
+            .steps
+            .get(&(event.event_type.clone(), event.schema_version))
+        {
             event.payload = step(std::mem::take(&mut event.payload));
             event.schema_version += 1;
         }

@@ -19,8 +19,7 @@ use async_trait::async_trait;
 
 use crate::chain::Hash;
 use crate::event::{
-    AppendRequest, Committed, ExpectedVersion, IdempotencyRecord, Position, RecordedEvent,
-    StreamId,
+    AppendRequest, Committed, ExpectedVersion, IdempotencyRecord, Position, RecordedEvent, StreamId,
 };
 use crate::upcast::Upcasters;
 
@@ -62,7 +61,11 @@ impl From<sqlx::Error> for StoreError {
 pub enum AppendError {
     /// Optimistic concurrency: the stream moved on (HTTP 409).
     #[error("stream {stream_id} is at version {actual:?}, expected {expected:?}")]
-    WrongExpectedVersion { stream_id: StreamId, expected: ExpectedVersion, actual: Option<i64> },
+    WrongExpectedVersion {
+        stream_id: StreamId,
+        expected: ExpectedVersion,
+        actual: Option<i64>,
+    },
     /// An idempotency record for this (API key, key) exists already.
     #[error("idempotency key already used")]
     IdempotencyKeyExists { api_key_id: String, key: String },
@@ -88,7 +91,10 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Appends requests through the group-commit writer. Each is checked and answered on its own;
     /// the answers come back in the order of the requests.
-    async fn append_many(&self, requests: Vec<AppendRequest>) -> Vec<Result<Committed, AppendError>>;
+    async fn append_many(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Vec<Result<Committed, AppendError>>;
 
     /// Appends one request.
     async fn append(&self, request: AppendRequest) -> Result<Committed, AppendError> {
@@ -102,7 +108,11 @@ pub trait EventStore: Send + Sync + 'static {
     async fn read_stream(&self, stream_id: &StreamId) -> Result<Vec<RecordedEvent>, StoreError>;
 
     /// Up to `limit` events after `after`, in position order, as stored (not upcast).
-    async fn read_page_raw(&self, after: Position, limit: u32) -> Result<Vec<RecordedEvent>, StoreError>;
+    async fn read_page_raw(
+        &self,
+        after: Position,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
 
     /// One event by its id (upcast).
     async fn read_event(&self, event_id: uuid::Uuid) -> Result<Option<RecordedEvent>, StoreError>;

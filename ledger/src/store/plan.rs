@@ -102,7 +102,10 @@ fn plan_one(
     if let Some(record) = &req.idempotency {
         let k = (record.api_key_id.clone(), record.key.clone());
         if state.taken_keys.contains(&k) {
-            return Err(AppendError::IdempotencyKeyExists { api_key_id: k.0, key: k.1 });
+            return Err(AppendError::IdempotencyKeyExists {
+                api_key_id: k.0,
+                key: k.1,
+            });
         }
         state.taken_keys.insert(k);
     }
@@ -148,9 +151,16 @@ fn plan_one(
     }
     state.versions.insert(stream.to_string(), version);
     if let Some(record) = &req.idempotency {
-        plan.idempotency.push(IdempotencyRecord { position: plan.head_position, ..record.clone() });
+        plan.idempotency.push(IdempotencyRecord {
+            position: plan.head_position,
+            ..record.clone()
+        });
     }
-    Ok(Committed { first_position, last_position: plan.head_position, stream_version: version })
+    Ok(Committed {
+        first_position,
+        last_position: plan.head_position,
+        stream_version: version,
+    })
 }
 
 /// Checks a request on its own and encodes its JSON once.
@@ -220,8 +230,9 @@ mod tests {
     }
 
     fn req(stream: &str, expected: ExpectedVersion, n: usize) -> AppendRequest {
-        let events =
-            (0..n).map(|i| NewEvent::new("Tested", json!({"i": i}), Utc::now())).collect();
+        let events = (0..n)
+            .map(|i| NewEvent::new("Tested", json!({"i": i}), Utc::now()))
+            .collect();
         AppendRequest::new(StreamId::new(stream).unwrap(), expected, events)
     }
 
@@ -229,10 +240,16 @@ mod tests {
     fn positions_are_contiguous_and_chained() {
         let plan = plan_batch(
             empty_state(),
-            &[req("a", ExpectedVersion::NoStream, 2), req("b", ExpectedVersion::Any, 3)],
+            &[
+                req("a", ExpectedVersion::NoStream, 2),
+                req("b", ExpectedVersion::Any, 3),
+            ],
             Utc::now(),
         );
-        assert_eq!(plan.rows.iter().map(|r| r.position).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+        assert_eq!(
+            plan.rows.iter().map(|r| r.position).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 5]
+        );
         assert_eq!(plan.rows[0].prev_hash, Hash::GENESIS);
         for w in plan.rows.windows(2) {
             assert_eq!(w[1].prev_hash, w[0].hash);
@@ -263,7 +280,10 @@ mod tests {
         assert_eq!(plan.rows[0].stream_version, 4);
         assert!(matches!(
             plan.outcomes[0],
-            Err(AppendError::WrongExpectedVersion { actual: Some(3), .. })
+            Err(AppendError::WrongExpectedVersion {
+                actual: Some(3),
+                ..
+            })
         ));
     }
 
@@ -286,7 +306,10 @@ mod tests {
             Utc::now(),
         );
         assert!(plan.outcomes[0].is_ok());
-        assert!(matches!(plan.outcomes[1], Err(AppendError::IdempotencyKeyExists { .. })));
+        assert!(matches!(
+            plan.outcomes[1],
+            Err(AppendError::IdempotencyKeyExists { .. })
+        ));
         assert_eq!(plan.idempotency.len(), 1);
         assert_eq!(plan.idempotency[0].position, Position(2));
     }
@@ -298,7 +321,11 @@ mod tests {
         let mut dup = req("b", ExpectedVersion::Any, 2);
         dup.events[1].event_id = dup.events[0].event_id;
         let plan = plan_batch(empty_state(), &[bad, dup], Utc::now());
-        assert!(plan.outcomes.iter().all(|o| matches!(o, Err(AppendError::Invalid(_)))));
+        assert!(
+            plan.outcomes
+                .iter()
+                .all(|o| matches!(o, Err(AppendError::Invalid(_))))
+        );
         assert!(plan.rows.is_empty());
     }
 }

@@ -14,7 +14,9 @@ use super::writer::{BatchSink, Writer, WriterConfig, WriterStats};
 use super::{AppendError, EventStore, Head, StoreError};
 use crate::access::{ApiKey, KeyStore};
 use crate::chain::Hash;
-use crate::event::{AppendRequest, Committed, IdempotencyRecord, Metadata, Position, RecordedEvent, StreamId};
+use crate::event::{
+    AppendRequest, Committed, IdempotencyRecord, Metadata, Position, RecordedEvent, StreamId,
+};
 use crate::ids::ApiKeyId;
 use crate::upcast::Upcasters;
 
@@ -40,18 +42,29 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
-        Ok(Self::from_pool(pool, WriterConfig::default(), Upcasters::new()))
+        Ok(Self::from_pool(
+            pool,
+            WriterConfig::default(),
+            Upcasters::new(),
+        ))
     }
 
     pub fn from_pool(pool: PgPool, config: WriterConfig, upcasters: Upcasters) -> PgStore {
         let sink = Arc::new(PgSink { pool: pool.clone() });
-        PgStore { pool, writer: Writer::spawn(sink, config), upcasters: Arc::new(upcasters) }
+        PgStore {
+            pool,
+            writer: Writer::spawn(sink, config),
+            upcasters: Arc::new(upcasters),
+        }
     }
 
     /// Applies pending migrations (safe to run from several processes at once: sqlx takes an
     /// advisory lock).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Unavailable(e.to_string()))
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -132,7 +145,10 @@ async fn read_batch_state(
     })
 }
 
-async fn insert_plan(tx: &mut Transaction<'static, Postgres>, plan: &Plan) -> Result<(), StoreError> {
+async fn insert_plan(
+    tx: &mut Transaction<'static, Postgres>,
+    plan: &Plan,
+) -> Result<(), StoreError> {
     let rows = &plan.rows;
     sqlx::query(
         "INSERT INTO events (position, event_id, stream_id, stream_version, event_type, \
@@ -144,15 +160,27 @@ async fn insert_plan(tx: &mut Transaction<'static, Postgres>, plan: &Plan) -> Re
     )
     .bind(rows.iter().map(|r| r.position).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.event_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.stream_id.as_str()).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.stream_id.as_str())
+            .collect::<Vec<_>>(),
+    )
     .bind(rows.iter().map(|r| r.stream_version).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.event_type.as_str()).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.event_type.as_str())
+            .collect::<Vec<_>>(),
+    )
     .bind(rows.iter().map(|r| r.schema_version).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.payload.as_str()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.metadata.as_str()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.recorded_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.prev_hash.0.to_vec()).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.prev_hash.0.to_vec())
+            .collect::<Vec<_>>(),
+    )
     .bind(rows.iter().map(|r| r.hash.0.to_vec()).collect::<Vec<_>>())
     .execute(&mut **tx)
     .await?;
@@ -211,7 +239,10 @@ impl EventStore for PgStore {
         "postgres"
     }
 
-    async fn append_many(&self, requests: Vec<AppendRequest>) -> Vec<Result<Committed, AppendError>> {
+    async fn append_many(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Vec<Result<Committed, AppendError>> {
         self.writer.submit(requests).await
     }
 
@@ -219,23 +250,41 @@ impl EventStore for PgStore {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version"
         ));
-        let rows = sqlx::query(sql).bind(stream_id.as_str()).fetch_all(&self.pool).await?;
-        rows.into_iter().map(|r| decode(r).map(|e| self.upcasters.apply(e))).collect()
+        let rows = sqlx::query(sql)
+            .bind(stream_id.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|r| decode(r).map(|e| self.upcasters.apply(e)))
+            .collect()
     }
 
-    async fn read_page_raw(&self, after: Position, limit: u32) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_page_raw(
+        &self,
+        after: Position,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
         ));
-        let rows =
-            sqlx::query(sql).bind(after.0).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sql)
+            .bind(after.0)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.into_iter().map(decode).collect()
     }
 
     async fn read_event(&self, event_id: uuid::Uuid) -> Result<Option<RecordedEvent>, StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {EVENT_COLUMNS} FROM events WHERE event_id = $1"));
-        let row = sqlx::query(sql).bind(event_id).fetch_optional(&self.pool).await?;
-        row.map(|r| decode(r).map(|e| self.upcasters.apply(e))).transpose()
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE event_id = $1"
+        ));
+        let row = sqlx::query(sql)
+            .bind(event_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| decode(r).map(|e| self.upcasters.apply(e)))
+            .transpose()
     }
 
     async fn head(&self) -> Result<Head, StoreError> {
@@ -262,14 +311,16 @@ impl EventStore for PgStore {
         .bind(key)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(fingerprint, status, body, position)| IdempotencyRecord {
-            api_key_id: api_key_id.to_string(),
-            key: key.to_string(),
-            fingerprint,
-            status: u16::try_from(status).unwrap_or(500),
-            body,
-            position: Position(position),
-        }))
+        Ok(
+            row.map(|(fingerprint, status, body, position)| IdempotencyRecord {
+                api_key_id: api_key_id.to_string(),
+                key: key.to_string(),
+                fingerprint,
+                status: u16::try_from(status).unwrap_or(500),
+                body,
+                position: Position(position),
+            }),
+        )
     }
 
     fn upcasters(&self) -> &Upcasters {
@@ -290,7 +341,9 @@ fn decode_key(row: PgRow) -> Result<ApiKey, StoreError> {
     let id: String = row.try_get("id")?;
     let scope: String = row.try_get("scope")?;
     Ok(ApiKey {
-        id: id.parse().map_err(|e: crate::ids::IdError| StoreError::Corrupt(e.to_string()))?,
+        id: id
+            .parse()
+            .map_err(|e: crate::ids::IdError| StoreError::Corrupt(e.to_string()))?,
         prefix: row.try_get("prefix")?,
         scope: scope.parse().map_err(StoreError::Corrupt)?,
         created_at: row.try_get("created_at")?,
@@ -324,11 +377,12 @@ impl KeyStore for PgStore {
     }
 
     async fn revoke_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-            .bind(id.to_string())
-            .bind(at)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id.to_string())
+                .bind(at)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -33,7 +33,8 @@ pub fn read_all(
             Ok(page) => {
                 let next = page.last().map(|e| e.position);
                 let full = page.len() as u32 == page_size;
-                let items: Vec<Result<RecordedEvent, StoreError>> = page.into_iter().map(Ok).collect();
+                let items: Vec<Result<RecordedEvent, StoreError>> =
+                    page.into_iter().map(Ok).collect();
                 Some((stream::iter(items), if full { next } else { None }))
             }
             Err(e) => Some((stream::iter(vec![Err(e)]), None)),
@@ -46,7 +47,10 @@ pub fn read_all(
 ///
 /// The chain is checked against the stored bytes (no upcasting). Starting in the middle trusts the
 /// stored hash of the event before `from`; starting at 1 trusts nothing.
-pub async fn verify_chain(store: &dyn EventStore, from: Position) -> Result<VerifyReport, StoreError> {
+pub async fn verify_chain(
+    store: &dyn EventStore,
+    from: Position,
+) -> Result<VerifyReport, StoreError> {
     let from = Position(from.0.max(1));
     let prev = if from.0 == 1 {
         Hash::GENESIS
@@ -75,7 +79,9 @@ pub async fn verify_chain(store: &dyn EventStore, from: Position) -> Result<Veri
         }
     }
     let mut report = verifier.finish();
-    if report.first_break.is_none() && (report.last_position, report.last_hash) != (head.position, head.hash) {
+    if report.first_break.is_none()
+        && (report.last_position, report.last_hash) != (head.position, head.hash)
+    {
         // Events missing at the tail, or a head that does not match the last event.
         report.first_break = Some(ChainBreak {
             position: report.last_position.next(),

@@ -23,7 +23,9 @@ use super::writer::{BatchSink, Writer, WriterConfig, WriterStats};
 use super::{AppendError, EventStore, Head, StoreError};
 use crate::access::{ApiKey, KeyStore};
 use crate::chain::Hash;
-use crate::event::{AppendRequest, Committed, IdempotencyRecord, Metadata, Position, RecordedEvent, StreamId};
+use crate::event::{
+    AppendRequest, Committed, IdempotencyRecord, Metadata, Position, RecordedEvent, StreamId,
+};
 use crate::ids::ApiKeyId;
 use crate::upcast::Upcasters;
 
@@ -49,7 +51,12 @@ impl SqliteStore {
     pub async fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", data_dir.display())))?;
-        Self::open_file(&data_dir.join(FILE_NAME), WriterConfig::default(), Upcasters::new()).await
+        Self::open_file(
+            &data_dir.join(FILE_NAME),
+            WriterConfig::default(),
+            Upcasters::new(),
+        )
+        .await
     }
 
     pub async fn open_file(
@@ -64,13 +71,23 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
         let sink = Arc::new(SqliteSink { pool: pool.clone() });
-        Ok(SqliteStore { pool, writer: Writer::spawn(sink, config), upcasters: Arc::new(upcasters) })
+        Ok(SqliteStore {
+            pool,
+            writer: Writer::spawn(sink, config),
+            upcasters: Arc::new(upcasters),
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Unavailable(e.to_string()))
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -134,13 +151,12 @@ async fn read_batch_state(
     }
     let mut taken_keys = HashSet::new();
     for record in requests.iter().filter_map(|r| r.idempotency.as_ref()) {
-        let found: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM idempotency_keys WHERE api_key_id = ?1 AND key = ?2",
-        )
-        .bind(&record.api_key_id)
-        .bind(&record.key)
-        .fetch_optional(&mut **tx)
-        .await?;
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM idempotency_keys WHERE api_key_id = ?1 AND key = ?2")
+                .bind(&record.api_key_id)
+                .bind(&record.key)
+                .fetch_optional(&mut **tx)
+                .await?;
         if found.is_some() {
             taken_keys.insert((record.api_key_id.clone(), record.key.clone()));
         }
@@ -209,7 +225,8 @@ fn decode(row: SqliteRow) -> Result<RecordedEvent, StoreError> {
     Ok(RecordedEvent {
         position: Position(row.try_get("position")?),
         event_id: uuid::Uuid::from_slice(&id).map_err(|e| corrupt(&e))?,
-        stream_id: StreamId::new(row.try_get::<String, _>("stream_id")?).map_err(|e| corrupt(&e))?,
+        stream_id: StreamId::new(row.try_get::<String, _>("stream_id")?)
+            .map_err(|e| corrupt(&e))?,
         stream_version: row.try_get("stream_version")?,
         event_type: row.try_get("event_type")?,
         schema_version: row.try_get("schema_version")?,
@@ -228,7 +245,10 @@ impl EventStore for SqliteStore {
         "sqlite"
     }
 
-    async fn append_many(&self, requests: Vec<AppendRequest>) -> Vec<Result<Committed, AppendError>> {
+    async fn append_many(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Vec<Result<Committed, AppendError>> {
         self.writer.submit(requests).await
     }
 
@@ -236,26 +256,41 @@ impl EventStore for SqliteStore {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ?1 ORDER BY stream_version"
         ));
-        let rows = sqlx::query(sql).bind(stream_id.as_str()).fetch_all(&self.pool).await?;
-        rows.into_iter().map(|r| decode(r).map(|e| self.upcasters.apply(e))).collect()
+        let rows = sqlx::query(sql)
+            .bind(stream_id.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|r| decode(r).map(|e| self.upcasters.apply(e)))
+            .collect()
     }
 
-    async fn read_page_raw(&self, after: Position, limit: u32) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_page_raw(
+        &self,
+        after: Position,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
         ));
-        let rows =
-            sqlx::query(sql).bind(after.0).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sql)
+            .bind(after.0)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.into_iter().map(decode).collect()
     }
 
     async fn read_event(&self, event_id: uuid::Uuid) -> Result<Option<RecordedEvent>, StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?1"));
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?1"
+        ));
         let row = sqlx::query(sql)
             .bind(event_id.as_bytes().as_slice())
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| decode(r).map(|e| self.upcasters.apply(e))).transpose()
+        row.map(|r| decode(r).map(|e| self.upcasters.apply(e)))
+            .transpose()
     }
 
     async fn head(&self) -> Result<Head, StoreError> {
@@ -282,14 +317,16 @@ impl EventStore for SqliteStore {
         .bind(key)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(fingerprint, status, body, position)| IdempotencyRecord {
-            api_key_id: api_key_id.to_string(),
-            key: key.to_string(),
-            fingerprint,
-            status: u16::try_from(status).unwrap_or(500),
-            body,
-            position: Position(position),
-        }))
+        Ok(
+            row.map(|(fingerprint, status, body, position)| IdempotencyRecord {
+                api_key_id: api_key_id.to_string(),
+                key: key.to_string(),
+                fingerprint,
+                status: u16::try_from(status).unwrap_or(500),
+                body,
+                position: Position(position),
+            }),
+        )
     }
 
     fn upcasters(&self) -> &Upcasters {
@@ -345,11 +382,12 @@ impl KeyStore for SqliteStore {
     }
 
     async fn revoke_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
-            .bind(id.to_string())
-            .bind(ts(at))
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
+                .bind(id.to_string())
+                .bind(ts(at))
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -27,7 +27,11 @@ pub struct WriterConfig {
 
 impl Default for WriterConfig {
     fn default() -> Self {
-        Self { queue_max_jobs: 8_192, batch_max_requests: 1_024, batch_max_events: 4_096 }
+        Self {
+            queue_max_jobs: 8_192,
+            batch_max_requests: 1_024,
+            batch_max_events: 4_096,
+        }
     }
 }
 
@@ -76,7 +80,11 @@ impl Writer {
 
     pub async fn submit(&self, requests: Vec<AppendRequest>) -> Answers {
         let n = requests.len();
-        let closed = || (0..n).map(|_| Err(AppendError::Store(StoreError::Closed))).collect();
+        let closed = || {
+            (0..n)
+                .map(|_| Err(AppendError::Store(StoreError::Closed)))
+                .collect()
+        };
         let (reply, answer) = oneshot::channel();
         if self.queue.send(Job { requests, reply }).await.is_err() {
             return closed();
@@ -126,12 +134,16 @@ async fn run(
         }
 
         let counts: Vec<usize> = jobs.iter().map(|j| j.requests.len()).collect();
-        let requests: Vec<AppendRequest> =
-            jobs.iter_mut().flat_map(|j| std::mem::take(&mut j.requests)).collect();
+        let requests: Vec<AppendRequest> = jobs
+            .iter_mut()
+            .flat_map(|j| std::mem::take(&mut j.requests))
+            .collect();
         let answers = commit(sink.as_ref(), &requests).await;
 
         counters.batches.fetch_add(1, Ordering::Relaxed);
-        counters.requests.fetch_add(requests.len() as u64, Ordering::Relaxed);
+        counters
+            .requests
+            .fetch_add(requests.len() as u64, Ordering::Relaxed);
         let recorded: u64 = requests
             .iter()
             .zip(&answers)

@@ -1,0 +1,83 @@
+//! `billing serve`: the HTTP server.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::Args;
+use ledger::access::{Scope, create_key};
+
+use crate::config::StoreConfig;
+use crate::state::AppState;
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "BILLING_ADDR", default_value = "0.0.0.0:8000")]
+    pub addr: SocketAddr,
+}
+
+impl ServeArgs {
+    /// The arguments `billing` (no subcommand) serves with: the environment or the defaults.
+    pub fn from_env() -> Self {
+        let addr = std::env::var("BILLING_ADDR")
+            .ok()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8000)));
+        ServeArgs { addr }
+    }
+}
+
+pub async fn run(config: &StoreConfig, args: ServeArgs) -> Result<ExitCode, String> {
+    let store = super::open_migrated(config).await?;
+    let state = AppState::with_sandbox(&store);
+    ensure_admin_key(&state).await?;
+
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    tracing::info!(addr = %args.addr, store = %config.describe(), gateway = state.gateway.name(), "billing API listening");
+    axum::serve(listener, crate::http::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// On a first start (no active key) an admin key is created and printed once on stdout.
+async fn ensure_admin_key(state: &AppState) -> Result<(), String> {
+    let keys = state.keys.list_keys().await.map_err(|e| e.to_string())?;
+    if keys.iter().any(|k| k.revoked_at.is_none()) {
+        return Ok(());
+    }
+    let (key, secret) = create_key(state.keys.as_ref(), Scope::Admin, state.clock.now())
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "No API key existed: created admin key {} — shown only this once:",
+        key.id
+    );
+    println!("{}", secret.expose());
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

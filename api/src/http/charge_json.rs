@@ -1,0 +1,92 @@
+//! The charge object as the API shows it (Stripe's shape, RFC 3339 timestamps).
+
+use commands::charge::{Charge, ChargeStatus, Rendered};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::error::ApiError;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChargeObject {
+    /// `ch_…`
+    pub id: String,
+    /// Always `charge`.
+    pub object: &'static str,
+    /// In the currency's minor unit.
+    pub amount: i64,
+    /// Lowercase ISO-4217.
+    pub currency: String,
+    /// `pending`, `succeeded` or `failed`.
+    pub status: String,
+    pub paid: bool,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub customer: Option<String>,
+    pub payment_method: String,
+    pub description: Option<String>,
+    /// `sandbox`, `stripe` or `paypal`.
+    pub gateway: String,
+    pub gateway_charge_id: Option<String>,
+    /// RFC 3339.
+    pub created: String,
+    pub livemode: bool,
+}
+
+impl ChargeObject {
+    pub fn from_charge(c: &Charge) -> Self {
+        ChargeObject {
+            id: c.id.to_string(),
+            object: "charge",
+            amount: c.amount.amount_minor(),
+            currency: c.amount.currency().code().to_string(),
+            status: status_text(c.status).to_string(),
+            paid: c.status == ChargeStatus::Succeeded,
+            failure_code: c.failure_code.clone(),
+            failure_message: c.failure_message.clone(),
+            customer: c.customer_id.map(|id| id.to_string()),
+            payment_method: c.payment_method.clone(),
+            description: c.description.clone(),
+            gateway: c.gateway.clone(),
+            gateway_charge_id: c.gateway_charge_id.clone(),
+            created: c.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            livemode: false,
+        }
+    }
+}
+
+fn status_text(s: ChargeStatus) -> &'static str {
+    match s {
+        ChargeStatus::Pending => "pending",
+        ChargeStatus::Succeeded => "succeeded",
+        ChargeStatus::Failed => "failed",
+    }
+}
+
+/// The HTTP answer for a charge: 200 succeeded, 202 pending (the gateway's answer is not known
+/// yet; the charge completes later with the same gateway key), 402 failed (`card_error`, with the
+/// charge id in the error, as Stripe does).
+pub fn render(c: &Charge) -> Rendered {
+    match c.status {
+        ChargeStatus::Failed => {
+            let e = ApiError::card_declined(
+                c.failure_code.as_deref().unwrap_or("card_declined"),
+                c.failure_message
+                    .as_deref()
+                    .unwrap_or("Your card was declined."),
+                c.id.to_string(),
+            );
+            Rendered {
+                status: e.status.as_u16(),
+                body: e.body().to_string(),
+            }
+        }
+        status => Rendered {
+            status: if status == ChargeStatus::Pending {
+                202
+            } else {
+                200
+            },
+            body: serde_json::to_string(&ChargeObject::from_charge(c)).unwrap_or_default(),
+        },
+    }
+}

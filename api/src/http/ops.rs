@@ -1,0 +1,81 @@
+//! Operations endpoints: `/health`, `/ready`, `/metrics`. No authentication.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::state::AppState;
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` while the process serves requests.
+    pub status: &'static str,
+    pub version: &'static str,
+    /// `postgres` or `sqlite`.
+    pub store: &'static str,
+    /// `sandbox`, `stripe` or `paypal`.
+    pub gateway: &'static str,
+    pub uptime_seconds: u64,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health", responses((status = 200, body = Health)))]
+pub async fn health(State(state): State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        store: state.store.backend(),
+        gateway: state.gateway.name(),
+        uptime_seconds: state.started.elapsed().as_secs(),
+    })
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Ready {
+    /// `ready` or `not_ready`.
+    pub status: &'static str,
+    /// `ok` or `unavailable`.
+    pub store: &'static str,
+    pub head_position: Option<i64>,
+    /// `not_configured` until the NATS fan-out exists.
+    pub nats: &'static str,
+}
+
+/// Readiness: the event store answers (503 otherwise).
+#[utoipa::path(get, path = "/ready", responses((status = 200, body = Ready), (status = 503, body = Ready)))]
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let head = state.store.head().await;
+    let ok = head.is_ok();
+    if let Err(e) = &head {
+        tracing::warn!(error = %e, "readiness: event store unavailable");
+    }
+    let body = Ready {
+        status: if ok { "ready" } else { "not_ready" },
+        store: if ok { "ok" } else { "unavailable" },
+        head_position: head.ok().map(|h| h.position.0),
+        nats: "not_configured",
+    };
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Prometheus text format.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let stats = state.store.writer_stats();
+    metrics::gauge!("billing_append_batches").set(stats.batches as f64);
+    metrics::gauge!("billing_append_requests").set(stats.requests as f64);
+    metrics::gauge!("billing_appended_events").set(stats.events as f64);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,148 @@
+//! `POST /payment/process`: the seed's charge endpoint.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use commands::charge::ChargeInput;
+use ledger::access::Scope;
+use ledger::event::Metadata;
+use ledger::ids::{ChargeId, CustomerId};
+use ledger::money::{Currency, Money};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::auth::Caller;
+use super::body::{body_bytes, parse_json};
+use super::charge_json::{self, ChargeObject};
+use super::error::ApiError;
+use super::idempotency::{self, Begin};
+use super::respond::{json_text, with_position};
+use crate::state::AppState;
+
+/// Token charged when none is given, with the sandbox gateway only (the seed's example request
+/// carries no payment method).
+pub const SANDBOX_DEFAULT_PAYMENT_METHOD: &str = "tok_visa";
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentProcess {
+    /// Positive integer in the currency's minor unit (1000 = $10.00; 1000 = ¥1000).
+    pub amount: i64,
+    /// ISO-4217 code, e.g. `usd`.
+    pub currency: String,
+    /// `cus_…`, recorded with the charge.
+    pub customer_id: Option<String>,
+    /// A gateway token (`tok_visa`, `pm_…`); never a card number.
+    pub payment_method: Option<String>,
+    pub description: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/payment/process",
+    request_body = PaymentProcess,
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response")),
+    responses(
+        (status = 200, description = "charge succeeded", body = ChargeObject),
+        (status = 202, description = "gateway outcome not known yet; the charge is pending", body = ChargeObject),
+        (status = 400, description = "invalid request; nothing recorded"),
+        (status = 401, description = "missing or invalid API key"),
+        (status = 402, description = "card declined (`card_error`, with the charge id)"),
+        (status = 409, description = "same Idempotency-Key in flight"),
+        (status = 422, description = "Idempotency-Key reused with another body"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn process(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::Write)?;
+    let body = body_bytes(body)?;
+    let claim =
+        match idempotency::begin(&state, &caller, &headers, "POST", "/payment/process", &body)
+            .await?
+        {
+            Begin::Replay(response) => return Ok(response),
+            Begin::Run(claim) => Some(claim),
+            Begin::NoKey => None,
+        };
+    let req: PaymentProcess = parse_json(&body)?;
+    let input = charge_input(&req, &state, claim.as_ref().map(|c| &c.draft))?;
+    let metadata = Metadata {
+        actor: Some(caller.key_id()),
+        request_id: request_id(&headers),
+        idempotency_key: claim.as_ref().map(|c| c.draft.key.clone()),
+        ..Metadata::default()
+    };
+    let draft = claim.as_ref().map(|c| c.draft.clone());
+    let result = state
+        .charges
+        .charge(input, metadata, draft, &charge_json::render)
+        .await?;
+    metrics::counter!("billing_charges_total", "status" => format!("{:?}", result.charge.status).to_lowercase())
+        .increment(1);
+    if let Some(claim) = &claim
+        && !result.idempotency_stored
+        && let Some(stored) = idempotency::stored_response(&state, &claim.draft).await?
+    {
+        return Ok(stored);
+    }
+    let rendered = charge_json::render(&result.charge);
+    Ok(with_position(
+        json_text(rendered.status, rendered.body),
+        result.position,
+    ))
+}
+
+fn charge_input(
+    req: &PaymentProcess,
+    state: &AppState,
+    draft: Option<&commands::charge::IdempotencyDraft>,
+) -> Result<ChargeInput, ApiError> {
+    let currency = Currency::parse(&req.currency)
+        .map_err(|e| ApiError::invalid("currency_invalid", Some("currency"), e.to_string()))?;
+    let customer_id = req
+        .customer_id
+        .as_deref()
+        .map(str::parse::<CustomerId>)
+        .transpose()
+        .map_err(|e| ApiError::invalid("parameter_invalid", Some("customer_id"), e.to_string()))?;
+    let payment_method = match (&req.payment_method, state.gateway.name()) {
+        (Some(pm), _) => pm.clone(),
+        (None, "sandbox") => SANDBOX_DEFAULT_PAYMENT_METHOD.to_string(),
+        (None, _) => {
+            return Err(ApiError::invalid(
+                "parameter_missing",
+                Some("payment_method"),
+                "payment_method is required",
+            ));
+        }
+    };
+    // Under an idempotency key the charge id is derived from it, so a retry — even from another
+    // process, even after a crash — lands on the same charge stream and never charges twice.
+    let charge_id = match draft {
+        Some(d) => ChargeId::derived(&format!("{}:{}", d.api_key_id, d.key)),
+        None => ChargeId::new(),
+    };
+    Ok(ChargeInput {
+        charge_id,
+        amount: Money::new(req.amount, currency),
+        customer_id,
+        payment_method,
+        description: req.description.clone(),
+    })
+}
+
+fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+        .map(str::to_string)
+        .or_else(|| Some(uuid::Uuid::new_v4().to_string()))
+}

@@ -1,0 +1,51 @@
+//! What every request handler shares.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use commands::charge::ChargeService;
+use commands::clock::{Clock, SystemClock};
+use gateways::{Gateway, SandboxGateway};
+use ledger::access::KeyStore;
+use ledger::store::{AnyStore, EventStore};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn EventStore>,
+    pub keys: Arc<dyn KeyStore>,
+    pub gateway: Arc<dyn Gateway>,
+    pub charges: Arc<ChargeService>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: PrometheusHandle,
+    /// `(api key id, idempotency key)` of requests running in this process.
+    pub in_flight: Arc<Mutex<HashSet<(String, String)>>>,
+    pub started: Instant,
+}
+
+impl AppState {
+    pub fn new(store: &AnyStore, gateway: Arc<dyn Gateway>) -> AppState {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let events = store.events();
+        AppState {
+            charges: Arc::new(ChargeService::new(
+                events.clone(),
+                gateway.clone(),
+                clock.clone(),
+            )),
+            store: events,
+            keys: store.keys(),
+            gateway,
+            clock,
+            metrics: crate::http::metrics::handle(),
+            in_flight: Arc::default(),
+            started: Instant::now(),
+        }
+    }
+
+    /// The sandbox gateway: the default until Stripe or PayPal keys are configured.
+    pub fn with_sandbox(store: &AnyStore) -> AppState {
+        Self::new(store, Arc::new(SandboxGateway::new()))
+    }
+}

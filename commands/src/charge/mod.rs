@@ -1,0 +1,376 @@
+//! A charge: requested first, then the gateway's outcome.
+//!
+//! `ChargeRequested` is recorded before the gateway is called, with the gateway idempotency key
+//! derived from the charge id; the outcome (`ChargeSucceeded` / `ChargeFailed`) follows. A process
+//! that dies in between leaves a requested charge that can be completed later with the same key:
+//! a card is never charged twice, and never charged without a record.
+
+mod service;
+
+use chrono::{DateTime, Utc};
+use ledger::ids::{ChargeId, CustomerId};
+use ledger::money::{Currency, Money};
+use serde::{Deserialize, Serialize};
+
+use crate::stored::{DomainEvent, from_json, to_json};
+
+pub use service::{ChargeInput, ChargeResult, ChargeService, IdempotencyDraft, Rendered};
+
+/// Largest amount of one charge, in minor units (Stripe's limit: 999,999.99 of a 2-decimal
+/// currency).
+pub const CHARGE_MAX_MINOR: i64 = 99_999_999;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeRequested {
+    pub charge_id: ChargeId,
+    pub amount: i64,
+    pub currency: Currency,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<CustomerId>,
+    pub payment_method: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub gateway: String,
+    /// The idempotency key every gateway call for this charge uses.
+    pub gateway_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeSucceeded {
+    pub charge_id: ChargeId,
+    pub gateway_charge_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeFailed {
+    pub charge_id: ChargeId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_charge_id: Option<String>,
+    pub failure_code: String,
+    pub failure_message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChargeEvent {
+    Requested(ChargeRequested),
+    Succeeded(ChargeSucceeded),
+    Failed(ChargeFailed),
+}
+
+impl DomainEvent for ChargeEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            ChargeEvent::Requested(_) => "ChargeRequested",
+            ChargeEvent::Succeeded(_) => "ChargeSucceeded",
+            ChargeEvent::Failed(_) => "ChargeFailed",
+        }
+    }
+
+    fn payload(&self) -> serde_json::Value {
+        match self {
+            ChargeEvent::Requested(e) => to_json(e),
+            ChargeEvent::Succeeded(e) => to_json(e),
+            ChargeEvent::Failed(e) => to_json(e),
+        }
+    }
+
+    fn from_stored(event_type: &str, payload: &serde_json::Value) -> Option<Self> {
+        match event_type {
+            "ChargeRequested" => from_json(payload).map(ChargeEvent::Requested),
+            "ChargeSucceeded" => from_json(payload).map(ChargeEvent::Succeeded),
+            "ChargeFailed" => from_json(payload).map(ChargeEvent::Failed),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChargeStatus {
+    /// Requested; the gateway's answer is not recorded yet.
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+/// The folded state of one charge stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Charge {
+    pub id: ChargeId,
+    pub amount: Money,
+    pub customer_id: Option<CustomerId>,
+    pub payment_method: String,
+    pub description: Option<String>,
+    pub gateway: String,
+    pub gateway_key: String,
+    pub status: ChargeStatus,
+    pub gateway_charge_id: Option<String>,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub created: DateTime<Utc>,
+}
+
+/// What may be asked of a charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChargeCommand {
+    Request {
+        charge_id: ChargeId,
+        amount: Money,
+        customer_id: Option<CustomerId>,
+        payment_method: String,
+        description: Option<String>,
+        gateway: String,
+    },
+    RecordSuccess {
+        gateway_charge_id: String,
+    },
+    RecordFailure {
+        gateway_charge_id: Option<String>,
+        failure_code: String,
+        failure_message: String,
+    },
+}
+
+/// Why a charge command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChargeError {
+    #[error("amount must be a positive integer of minor units")]
+    AmountNotPositive,
+    #[error("amount must be at most {CHARGE_MAX_MINOR} minor units")]
+    AmountTooLarge,
+    #[error("payment_method must be a gateway token of 1 to 255 printable characters")]
+    InvalidPaymentMethod,
+    #[error("description must be at most 1000 characters, without NUL")]
+    DescriptionTooLong,
+    #[error("charge {0} exists already")]
+    AlreadyRequested(ChargeId),
+    #[error("no such charge")]
+    NotRequested,
+    #[error("the outcome of charge {0} is recorded already")]
+    OutcomeRecorded(ChargeId),
+}
+
+/// Pure decision: which events a command produces from the current state.
+pub fn decide(
+    state: Option<&Charge>,
+    command: ChargeCommand,
+) -> Result<Vec<ChargeEvent>, ChargeError> {
+    match command {
+        ChargeCommand::Request {
+            charge_id,
+            amount,
+            customer_id,
+            payment_method,
+            description,
+            gateway,
+        } => {
+            if let Some(existing) = state {
+                return Err(ChargeError::AlreadyRequested(existing.id));
+            }
+            if amount.amount_minor() <= 0 {
+                return Err(ChargeError::AmountNotPositive);
+            }
+            if amount.amount_minor() > CHARGE_MAX_MINOR {
+                return Err(ChargeError::AmountTooLarge);
+            }
+            let pm_ok = !payment_method.is_empty()
+                && payment_method.len() <= 255
+                && payment_method.chars().all(|c| c.is_ascii_graphic());
+            if !pm_ok {
+                return Err(ChargeError::InvalidPaymentMethod);
+            }
+            if description
+                .as_ref()
+                .is_some_and(|d| d.chars().count() > 1000 || d.contains('\0'))
+            {
+                return Err(ChargeError::DescriptionTooLong);
+            }
+            Ok(vec![ChargeEvent::Requested(ChargeRequested {
+                charge_id,
+                amount: amount.amount_minor(),
+                currency: amount.currency(),
+                customer_id,
+                payment_method,
+                description,
+                gateway,
+                gateway_key: format!("charge-{charge_id}"),
+            })])
+        }
+        ChargeCommand::RecordSuccess { gateway_charge_id } => {
+            let charge = pending(state)?;
+            Ok(vec![ChargeEvent::Succeeded(ChargeSucceeded {
+                charge_id: charge.id,
+                gateway_charge_id,
+            })])
+        }
+        ChargeCommand::RecordFailure {
+            gateway_charge_id,
+            failure_code,
+            failure_message,
+        } => {
+            let charge = pending(state)?;
+            Ok(vec![ChargeEvent::Failed(ChargeFailed {
+                charge_id: charge.id,
+                gateway_charge_id,
+                failure_code,
+                failure_message,
+            })])
+        }
+    }
+}
+
+fn pending(state: Option<&Charge>) -> Result<&Charge, ChargeError> {
+    match state {
+        None => Err(ChargeError::NotRequested),
+        Some(c) if c.status != ChargeStatus::Pending => Err(ChargeError::OutcomeRecorded(c.id)),
+        Some(c) => Ok(c),
+    }
+}
+
+/// Pure fold: the state after one more event. `at` is the event's business time.
+pub fn evolve(state: Option<Charge>, event: &ChargeEvent, at: DateTime<Utc>) -> Option<Charge> {
+    match (state, event) {
+        (None, ChargeEvent::Requested(e)) => Some(Charge {
+            id: e.charge_id,
+            amount: Money::new(e.amount, e.currency),
+            customer_id: e.customer_id,
+            payment_method: e.payment_method.clone(),
+            description: e.description.clone(),
+            gateway: e.gateway.clone(),
+            gateway_key: e.gateway_key.clone(),
+            status: ChargeStatus::Pending,
+            gateway_charge_id: None,
+            failure_code: None,
+            failure_message: None,
+            created: at,
+        }),
+        (Some(mut c), ChargeEvent::Succeeded(e)) => {
+            c.status = ChargeStatus::Succeeded;
+            c.gateway_charge_id = Some(e.gateway_charge_id.clone());
+            Some(c)
+        }
+        (Some(mut c), ChargeEvent::Failed(e)) => {
+            c.status = ChargeStatus::Failed;
+            c.gateway_charge_id = e.gateway_charge_id.clone();
+            c.failure_code = Some(e.failure_code.clone());
+            c.failure_message = Some(e.failure_message.clone());
+            Some(c)
+        }
+        // Events out of order cannot be written (decide refuses them); ignore rather than panic.
+        (state, _) => state,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(amount: i64) -> ChargeCommand {
+        ChargeCommand::Request {
+            charge_id: ChargeId::derived("t"),
+            amount: Money::new(amount, Currency::USD),
+            customer_id: None,
+            payment_method: "tok_visa".into(),
+            description: None,
+            gateway: "sandbox".into(),
+        }
+    }
+
+    fn fold(events: &[ChargeEvent]) -> Option<Charge> {
+        events.iter().fold(None, |s, e| evolve(s, e, Utc::now()))
+    }
+
+    #[test]
+    fn a_request_then_one_outcome() {
+        let requested = decide(None, request(1000)).unwrap();
+        let state = fold(&requested);
+        let charge = state.as_ref().unwrap();
+        assert_eq!(charge.status, ChargeStatus::Pending);
+        assert_eq!(charge.amount, Money::new(1000, Currency::USD));
+        assert_eq!(charge.gateway_key, format!("charge-{}", charge.id));
+
+        let ok = decide(
+            state.as_ref(),
+            ChargeCommand::RecordSuccess {
+                gateway_charge_id: "g".into(),
+            },
+        )
+        .unwrap();
+        let done = fold(&[requested.clone(), ok].concat()).unwrap();
+        assert_eq!(done.status, ChargeStatus::Succeeded);
+        let again = decide(
+            Some(&done),
+            ChargeCommand::RecordSuccess {
+                gateway_charge_id: "g".into(),
+            },
+        );
+        assert_eq!(again, Err(ChargeError::OutcomeRecorded(done.id)));
+        assert_eq!(
+            decide(Some(&done), request(1000)),
+            Err(ChargeError::AlreadyRequested(done.id))
+        );
+    }
+
+    #[test]
+    fn amounts_and_tokens_are_checked() {
+        assert_eq!(
+            decide(None, request(0)),
+            Err(ChargeError::AmountNotPositive)
+        );
+        assert_eq!(
+            decide(None, request(-5)),
+            Err(ChargeError::AmountNotPositive)
+        );
+        assert_eq!(
+            decide(None, request(CHARGE_MAX_MINOR + 1)),
+            Err(ChargeError::AmountTooLarge)
+        );
+        assert!(decide(None, request(CHARGE_MAX_MINOR)).is_ok());
+        for pm in ["", "tok visa", "tok_\u{e9}"] {
+            let cmd = match request(1) {
+                ChargeCommand::Request {
+                    charge_id,
+                    amount,
+                    customer_id,
+                    description,
+                    gateway,
+                    ..
+                } => ChargeCommand::Request {
+                    charge_id,
+                    amount,
+                    customer_id,
+                    payment_method: pm.into(),
+                    description,
+                    gateway,
+                },
+                other => other,
+            };
+            assert_eq!(
+                decide(None, cmd),
+                Err(ChargeError::InvalidPaymentMethod),
+                "{pm:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_outcome_needs_a_request() {
+        let cmd = ChargeCommand::RecordFailure {
+            gateway_charge_id: None,
+            failure_code: "card_declined".into(),
+            failure_message: "declined".into(),
+        };
+        assert_eq!(decide(None, cmd), Err(ChargeError::NotRequested));
+    }
+
+    #[test]
+    fn events_round_trip_through_the_envelope() {
+        let events = decide(None, request(1234)).unwrap();
+        for e in &events {
+            assert_eq!(
+                ChargeEvent::from_stored(e.event_type(), &e.payload()).as_ref(),
+                Some(e)
+            );
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! The charge service: request, call the gateway, record the outcome.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gateways::{ChargeOutcome, ChargeRequest, Gateway, GatewayError};
+use ledger::event::{
+    AppendRequest, ExpectedVersion, IdempotencyRecord, Metadata, Position, StreamId,
+};
+use ledger::ids::{ChargeId, CustomerId};
+use ledger::money::Money;
+use ledger::store::{AppendError, EventStore, StoreError};
+
+use super::{Charge, ChargeCommand, ChargeError, ChargeEvent, ChargeStatus, decide, evolve};
+use crate::clock::Clock;
+use crate::error::CommandError;
+use crate::stored::{decode_stream, to_new_event};
+
+/// Gateway calls per charge attempt, and the pause before each retry (timeouts and 5xx only;
+/// every retry uses the same gateway idempotency key).
+const GATEWAY_RETRY_DELAYS_MS: [u64; 2] = [100, 400];
+/// Reloads after a concurrent append to the same charge.
+const CONFLICT_RETRY_MAX: usize = 3;
+
+/// Who asked, under which `Idempotency-Key`: the response is stored with the outcome event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyDraft {
+    pub api_key_id: String,
+    pub key: String,
+    pub fingerprint: String,
+}
+
+/// A response as the caller will see it, to store under the idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub status: u16,
+    pub body: String,
+}
+
+/// What to charge.
+#[derive(Debug, Clone)]
+pub struct ChargeInput {
+    pub charge_id: ChargeId,
+    pub amount: Money,
+    pub customer_id: Option<CustomerId>,
+    pub payment_method: String,
+    pub description: Option<String>,
+}
+
+/// The result of a charge command.
+#[derive(Debug, Clone)]
+pub struct ChargeResult {
+    pub charge: Charge,
+    /// Position of the charge's last event.
+    pub position: Position,
+    /// Whether this call stored the idempotency record (false when another call finished first
+    /// or the outcome is still unknown).
+    pub idempotency_stored: bool,
+}
+
+pub struct ChargeService {
+    store: Arc<dyn EventStore>,
+    gateway: Arc<dyn Gateway>,
+    clock: Arc<dyn Clock>,
+}
+
+struct Loaded {
+    charge: Option<Charge>,
+    version: i64,
+    position: Position,
+}
+
+impl ChargeService {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        gateway: Arc<dyn Gateway>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            gateway,
+            clock,
+        }
+    }
+
+    /// Charges in two phases: `ChargeRequested`, the gateway call, then the outcome event (with
+    /// the idempotency record, rendered from the final state, in the same transaction).
+    ///
+    /// If the charge stream exists already (a retry, a crash in between, a concurrent request
+    /// with the same key), the existing charge is completed or returned, never charged again.
+    pub async fn charge(
+        &self,
+        input: ChargeInput,
+        metadata: Metadata,
+        idempotency: Option<IdempotencyDraft>,
+        render: &(dyn Fn(&Charge) -> Rendered + Send + Sync),
+    ) -> Result<ChargeResult, CommandError> {
+        let stream = stream_of(input.charge_id)?;
+        let mut loaded = self.load(&stream).await?;
+        if loaded.charge.is_none() {
+            let command = ChargeCommand::Request {
+                charge_id: input.charge_id,
+                amount: input.amount,
+                customer_id: input.customer_id,
+                payment_method: input.payment_method,
+                description: input.description,
+                gateway: self.gateway.name().to_string(),
+            };
+            let events = decide(None, command)?;
+            match self
+                .append(&stream, ExpectedVersion::NoStream, &events, &metadata, None)
+                .await
+            {
+                Ok(position) => {
+                    let now = self.clock.now();
+                    let charge = events.iter().fold(None, |s, e| evolve(s, e, now));
+                    loaded = Loaded {
+                        charge,
+                        version: 1,
+                        position,
+                    };
+                }
+                Err(AppendError::WrongExpectedVersion { .. }) => {
+                    loaded = self.load(&stream).await?
+                }
+                Err(e) => return Err(append_failure(e)),
+            }
+        }
+        self.complete(&stream, loaded, metadata, idempotency, render)
+            .await
+    }
+
+    /// Completes a requested charge that has no outcome yet (used after a crash or timeout).
+    pub async fn resume(
+        &self,
+        charge_id: ChargeId,
+        metadata: Metadata,
+    ) -> Result<ChargeResult, CommandError> {
+        let stream = stream_of(charge_id)?;
+        let loaded = self.load(&stream).await?;
+        let no_render = |_: &Charge| Rendered {
+            status: 0,
+            body: String::new(),
+        };
+        self.complete(&stream, loaded, metadata, None, &no_render)
+            .await
+    }
+
+    async fn complete(
+        &self,
+        stream: &StreamId,
+        mut loaded: Loaded,
+        metadata: Metadata,
+        idempotency: Option<IdempotencyDraft>,
+        render: &(dyn Fn(&Charge) -> Rendered + Send + Sync),
+    ) -> Result<ChargeResult, CommandError> {
+        for _ in 0..CONFLICT_RETRY_MAX {
+            let Some(charge) = loaded.charge.clone() else {
+                return Err(ChargeError::NotRequested.into());
+            };
+            if charge.status != ChargeStatus::Pending {
+                return Ok(ChargeResult {
+                    charge,
+                    position: loaded.position,
+                    idempotency_stored: false,
+                });
+            }
+            let Some(command) = self.call_gateway(&charge).await else {
+                // Outcome unknown: the charge stays pending, to be completed with the same key.
+                return Ok(ChargeResult {
+                    charge,
+                    position: loaded.position,
+                    idempotency_stored: false,
+                });
+            };
+            let events = decide(Some(&charge), command)?;
+            let now = self.clock.now();
+            let done = events.iter().fold(Some(charge), |s, e| evolve(s, e, now));
+            let record = match (&idempotency, &done) {
+                (Some(draft), Some(done)) => {
+                    let r = render(done);
+                    Some(IdempotencyRecord {
+                        api_key_id: draft.api_key_id.clone(),
+                        key: draft.key.clone(),
+                        fingerprint: draft.fingerprint.clone(),
+                        status: r.status,
+                        body: r.body,
+                        position: Position::START,
+                    })
+                }
+                _ => None,
+            };
+            let expected = ExpectedVersion::Exact(loaded.version);
+            let stored = record.is_some();
+            let appended = match self
+                .append(stream, expected, &events, &metadata, record)
+                .await
+            {
+                Err(AppendError::IdempotencyKeyExists { .. }) => self
+                    .append(stream, expected, &events, &metadata, None)
+                    .await
+                    .map(|p| (p, false)),
+                other => other.map(|p| (p, stored)),
+            };
+            match appended {
+                Ok((position, idempotency_stored)) => {
+                    let charge = done.ok_or(ChargeError::NotRequested)?;
+                    return Ok(ChargeResult {
+                        charge,
+                        position,
+                        idempotency_stored,
+                    });
+                }
+                Err(AppendError::WrongExpectedVersion { .. }) => loaded = self.load(stream).await?,
+                Err(e) => return Err(append_failure(e)),
+            }
+        }
+        Err(CommandError::Conflict(stream.to_string()))
+    }
+
+    /// Calls the gateway, retrying timeouts and 5xx with the same key. `None`: outcome unknown.
+    async fn call_gateway(&self, charge: &Charge) -> Option<ChargeCommand> {
+        let request = ChargeRequest {
+            idempotency_key: charge.gateway_key.clone(),
+            amount: charge.amount,
+            payment_method: charge.payment_method.clone(),
+            description: charge.description.clone(),
+            customer_ref: charge.customer_id.map(|c| c.to_string()),
+        };
+        let mut delays = GATEWAY_RETRY_DELAYS_MS.iter();
+        loop {
+            match self.gateway.charge(request.clone()).await {
+                Ok(ChargeOutcome::Succeeded { gateway_charge_id }) => {
+                    return Some(ChargeCommand::RecordSuccess { gateway_charge_id });
+                }
+                Ok(ChargeOutcome::Declined {
+                    gateway_charge_id,
+                    failure_code,
+                    message,
+                }) => {
+                    return Some(ChargeCommand::RecordFailure {
+                        gateway_charge_id: Some(gateway_charge_id),
+                        failure_code: failure_code.as_str().to_string(),
+                        failure_message: message,
+                    });
+                }
+                Err(GatewayError::InvalidRequest(message)) => {
+                    return Some(ChargeCommand::RecordFailure {
+                        gateway_charge_id: None,
+                        failure_code: "invalid_payment_method".to_string(),
+                        failure_message: message,
+                    });
+                }
+                Err(e) => match delays.next() {
+                    Some(ms) => {
+                        tracing::warn!(charge_id = %charge.id, error = %e, "gateway call failed; retrying with the same key");
+                        tokio::time::sleep(Duration::from_millis(*ms)).await;
+                    }
+                    None => {
+                        tracing::warn!(charge_id = %charge.id, error = %e, "gateway outcome unknown; charge left pending");
+                        return None;
+                    }
+                },
+            }
+        }
+    }
+
+    async fn load(&self, stream: &StreamId) -> Result<Loaded, StoreError> {
+        let recorded = self.store.read_stream(stream).await?;
+        let events: Vec<ChargeEvent> = decode_stream(&recorded)?;
+        let charge = events
+            .iter()
+            .zip(&recorded)
+            .fold(None, |s, (e, r)| evolve(s, e, r.occurred_at));
+        Ok(Loaded {
+            charge,
+            version: recorded.last().map_or(0, |r| r.stream_version),
+            position: recorded.last().map_or(Position::START, |r| r.position),
+        })
+    }
+
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[ChargeEvent],
+        metadata: &Metadata,
+        record: Option<IdempotencyRecord>,
+    ) -> Result<Position, AppendError> {
+        let now = self.clock.now();
+        let new_events = events
+            .iter()
+            .map(|e| to_new_event(e, now, metadata))
+            .collect();
+        let mut request = AppendRequest::new(stream.clone(), expected, new_events);
+        request.idempotency = record;
+        self.store.append(request).await.map(|c| c.last_position)
+    }
+}
+
+fn stream_of(id: ChargeId) -> Result<StreamId, CommandError> {
+    StreamId::of("charge", &id).map_err(|e| CommandError::Store(StoreError::Corrupt(e.to_string())))
+}
+
+fn append_failure(e: AppendError) -> CommandError {
+    match e {
+        AppendError::Store(s) => CommandError::Store(s),
+        AppendError::WrongExpectedVersion { stream_id, .. } => {
+            CommandError::Conflict(stream_id.to_string())
+        }
+        AppendError::IdempotencyKeyExists { .. } => CommandError::InProgress,
+        AppendError::Invalid(m) => CommandError::Store(StoreError::Rejected(m)),
+    }
+}
