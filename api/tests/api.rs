@@ -1,0 +1,15 @@
+//! End-to-end tests of the `api` crate: the real server over real HTTP, the real `billing`
+//! binary, real PostgreSQL and SQLite. Only third parties would be stood in for.
+//! One test binary for the crate (link time); the modules below group the scenarios.
+
+#[path = "api/support.rs"]
+mod support;
+
+#[path = "api/cli.rs"]
+mod cli;
+#[path = "api/multiprocess.rs"]
+mod multiprocess;
+#[path = "api/ops.rs"]
+mod ops;
+#[path = "api/payment.rs"]
+mod payment;

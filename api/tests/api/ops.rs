@@ -1,0 +1,103 @@
+//! `/health`, `/ready`, `/metrics`, `/openapi.json`, and the JSON shape of routing errors.
+
+use serde_json::Value;
+
+use crate::support::{Kind, error_of, spawn_app};
+
+#[tokio::test]
+async fn health_and_ready_need_no_key() {
+    let app = spawn_app(Kind::Sqlite).await;
+    let health: Value = app
+        .client
+        .get(app.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["store"], "sqlite");
+    assert_eq!(health["gateway"], "sandbox");
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+
+    app.post(
+        "/payment/process",
+        r#"{"amount":1000,"currency":"usd"}"#,
+        None,
+    )
+    .await;
+    let ready = app.client.get(app.url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["head_position"], 2);
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_with_http_and_charge_counters() {
+    let app = spawn_app(Kind::Sqlite).await;
+    app.post(
+        "/payment/process",
+        r#"{"amount":1000,"currency":"usd"}"#,
+        None,
+    )
+    .await;
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    assert!(text.contains("http_requests_total{"), "{text}");
+    assert!(text.contains(r#"route="/payment/process""#), "{text}");
+    assert!(text.contains("http_request_duration_seconds"), "{text}");
+    assert!(
+        text.contains(r#"billing_charges_total{status="succeeded"}"#),
+        "{text}"
+    );
+    assert!(text.contains("billing_appended_events"), "{text}");
+}
+
+#[tokio::test]
+async fn openapi_document_is_generated_from_the_handlers() {
+    let app = spawn_app(Kind::Sqlite).await;
+    let doc: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in ["/health", "/ready", "/metrics", "/payment/process"] {
+        assert!(doc["paths"][path].is_object(), "{path} missing");
+    }
+    assert!(doc["components"]["schemas"]["ChargeObject"].is_object());
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_json_errors() {
+    let app = spawn_app(Kind::Sqlite).await;
+    let missing = app.client.get(app.url("/nope")).send().await.unwrap();
+    assert_eq!(
+        error_of(missing).await,
+        (404, "not_found".into(), "resource_missing".into())
+    );
+    let wrong_method = app
+        .client
+        .get(app.url("/payment/process"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(wrong_method).await.0, 405);
+}

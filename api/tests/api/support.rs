@@ -1,0 +1,221 @@
+//! `spawn_app()`: a fresh store, the real router on a random port, keys of each scope.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use api::state::AppState;
+use chrono::Utc;
+use gateways::{Gateway, SandboxGateway};
+use ledger::access::{Scope, create_key};
+use ledger::store::postgres::PgStore;
+use ledger::store::sqlite::SqliteStore;
+use ledger::store::{AnyStore, EventStore, WriterConfig};
+use ledger::upcast::Upcasters;
+use ledger::{Position, RecordedEvent};
+use sqlx::{AssertSqlSafe, Connection};
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_string())
+}
+
+/// A database of its own on the test server, dropped afterwards.
+pub struct TestDb {
+    pub url: String,
+    name: String,
+}
+
+impl TestDb {
+    pub async fn create() -> TestDb {
+        let admin_url = database_url();
+        let mut admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL is not reachable at {admin_url} ({e}); start it with: \
+                 pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+                )
+            });
+        let name = format!("kb_api_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("create test database");
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(b, _)| b);
+        TestDb {
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&database_url()).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::query(AssertSqlSafe(sql)).execute(&mut admin).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A temporary directory, removed afterwards.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let dir = std::env::temp_dir().join(format!("kb-api-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+/// A running server.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub store: Arc<dyn EventStore>,
+    pub sandbox: Arc<SandboxGateway>,
+    pub admin_key: String,
+    pub write_key: String,
+    pub read_key: String,
+    _db: Option<TestDb>,
+    _dir: Option<TempDir>,
+}
+
+pub async fn spawn_app(kind: Kind) -> TestApp {
+    spawn_app_with(kind, SandboxGateway::new()).await
+}
+
+pub async fn spawn_app_with(kind: Kind, sandbox: SandboxGateway) -> TestApp {
+    let (store, db, dir) = match kind {
+        Kind::Sqlite => {
+            let dir = TempDir::new();
+            let s = SqliteStore::open_file(
+                &dir.path().join("billing.db"),
+                WriterConfig::default(),
+                Upcasters::new(),
+            )
+            .await
+            .expect("open sqlite");
+            (AnyStore::Sqlite(s), None, Some(dir))
+        }
+        Kind::Postgres => {
+            let db = TestDb::create().await;
+            let s = PgStore::connect(&db.url, 8)
+                .await
+                .expect("connect postgres");
+            (AnyStore::Postgres(s), Some(db), None)
+        }
+    };
+    store.migrate().await.expect("migrate");
+    let sandbox = Arc::new(sandbox);
+    let state = AppState::new(&store, sandbox.clone() as Arc<dyn Gateway>);
+    let mut keys = Vec::new();
+    for scope in [Scope::Admin, Scope::Write, Scope::Read] {
+        let (_, secret) = create_key(store.keys().as_ref(), scope, Utc::now())
+            .await
+            .expect("create key");
+        keys.push(secret.expose().to_string());
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, api::http::router(state)).await;
+    });
+    TestApp {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+        store: store.events(),
+        sandbox,
+        read_key: keys.pop().unwrap_or_default(),
+        write_key: keys.pop().unwrap_or_default(),
+        admin_key: keys.pop().unwrap_or_default(),
+        _db: db,
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// POST a raw body with the write key (and an optional Idempotency-Key).
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &str,
+        idempotency_key: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(&self.write_key)
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(k) = idempotency_key {
+            req = req.header("idempotency-key", k);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// The PostgreSQL URL of this app's database (None on SQLite).
+    pub fn db_url(&self) -> Option<&str> {
+        self._db.as_ref().map(|d| d.url.as_str())
+    }
+
+    pub async fn head(&self) -> Position {
+        self.store.head().await.expect("head").position
+    }
+
+    pub async fn all_events(&self) -> Vec<RecordedEvent> {
+        ledger::store::read_page(self.store.as_ref(), Position(0), 10_000)
+            .await
+            .expect("read log")
+    }
+}
+
+/// The error object's `type` and `code`.
+pub async fn error_of(response: reqwest::Response) -> (u16, String, String) {
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.expect("JSON error body");
+    let e = &body["error"];
+    (
+        status,
+        e["type"].as_str().unwrap_or_default().to_string(),
+        e["code"].as_str().unwrap_or_default().to_string(),
+    )
+}
