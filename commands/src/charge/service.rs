@@ -113,7 +113,7 @@ impl ChargeService {
             {
                 Ok(position) => {
                     let now = self.clock.now();
-                    let charge = events.iter().fold(None, |s, e| evolve(s, e, now));
+                    let charge = apply(None, &events, now);
                     loaded = Loaded {
                         charge,
                         version: 1,
@@ -175,7 +175,7 @@ impl ChargeService {
             };
             let events = decide(Some(&charge), command)?;
             let now = self.clock.now();
-            let done = events.iter().fold(Some(charge), |s, e| evolve(s, e, now));
+            let done = apply(Some(charge), &events, now);
             let record = match (&idempotency, &done) {
                 (Some(draft), Some(done)) => {
                     let r = render(done);
@@ -296,6 +296,18 @@ impl ChargeService {
         request.idempotency = record;
         self.store.append(request).await.map(|c| c.last_position)
     }
+}
+
+/// The state after `events`, all at business time `at`.
+fn apply(
+    mut state: Option<Charge>,
+    events: &[ChargeEvent],
+    at: chrono::DateTime<chrono::Utc>,
+) -> Option<Charge> {
+    for e in events {
+        state = evolve(state, e, at);
+    }
+    state
 }
 
 fn stream_of(id: ChargeId) -> Result<StreamId, CommandError> {

@@ -1,0 +1,11 @@
+-- One row per transaction.
+INSERT INTO pgbench_events (event_id, stream_id, stream_version, event_type, schema_version,
+                            payload, metadata, occurred_at, recorded_at, prev_hash, hash)
+SELECT gen_random_uuid(), 'bench-ch_' || md5(random()::text), 1, 'BenchEventAppended', 1,
+       jsonb_build_object('charge_id', 'ch_' || md5(random()::text),
+                          'customer_id', 'cus_' || md5(random()::text),
+                          'amount', 1000, 'currency', 'usd', 'payment_method', 'tok_visa',
+                          'gateway', 'sandbox', 'gateway_key', 'charge-ch_' || md5(random()::text),
+                          'description', 'synthetic append benchmark event, about three hundred bytes'),
+       '{"actor":"bench"}'::jsonb, now(), now(), sha256(''::bytea), sha256(i::text::bytea)
+FROM generate_series(1, 1) AS i;
