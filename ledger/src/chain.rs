@@ -3,7 +3,8 @@
 //! The canonical bytes cover every field of the envelope (position, ids, stream, version, type,
 //! schema version, payload, metadata, both timestamps), each length-prefixed so no two events
 //! share an encoding. JSON is written in one canonical form (object keys sorted by their UTF-8
-//! bytes, no whitespace) so the hash survives PostgreSQL's `jsonb`, which reorders keys.
+//! bytes, no whitespace, numbers as `jsonb` writes them) so the hash survives PostgreSQL's
+//! `jsonb`, which reorders keys and rewrites some numbers.
 //! Timestamps count in whole microseconds, the precision both stores keep.
 
 use std::fmt;
@@ -109,7 +110,33 @@ fn write_canonical(value: &Value, out: &mut String) {
             }
             out.push(']');
         }
+        Value::Number(n) => write_number(n, out),
         scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// A number in the form PostgreSQL's `jsonb` gives back, so the hash survives the round trip:
+/// `jsonb` drops the sign of zero and writes exponents out, so a whole float such as `1e+16`
+/// comes back as the integer `10000000000000000`.
+fn write_number(n: &serde_json::Number, out: &mut String) {
+    let text = n.to_string();
+    match n.as_f64() {
+        Some(f) if n.is_f64() && f == 0.0 => out.push_str("0.0"),
+        // `u64::MAX as f64` is 2^64, just past the largest u64.
+        Some(f)
+            if n.is_f64()
+                && text.contains('e')
+                && f.fract() == 0.0
+                && (i64::MIN as f64..u64::MAX as f64).contains(&f) =>
+        {
+            let whole = if f < 0.0 {
+                (f as i64).to_string()
+            } else {
+                (f as u64).to_string()
+            };
+            out.push_str(&whole);
+        }
+        _ => out.push_str(&text),
     }
 }
 

@@ -4,7 +4,9 @@
 //! a superuser); each test creates its own database and drops it afterwards. SQLite tests use a
 //! fresh file in a temporary directory.
 
+#[path = "conformance/suite.rs"]
 mod suite;
+#[path = "conformance/support.rs"]
 mod support;
 
 /// Generates one `#[tokio::test]` per backend for each test function of [`suite`].

@@ -1,6 +1,10 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
 use axum::Json;
+use ledger::access::Scope;
+
+use super::auth::Caller;
+use super::error::ApiError;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -25,7 +29,8 @@ impl Modify for BearerAuth {
     }
 }
 
-/// `GET /openapi.json`
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// `GET /openapi.json` (a `read` key).
+pub async fn document(caller: Caller) -> Result<Json<utoipa::openapi::OpenApi>, ApiError> {
+    caller.require(Scope::Read)?;
+    Ok(Json(ApiDoc::openapi()))
 }

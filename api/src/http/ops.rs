@@ -1,4 +1,5 @@
-//! Operations endpoints: `/health`, `/ready`, `/metrics`. No authentication.
+//! Operations endpoints: `/health` and `/ready` (no key: probes must work before keys exist) and
+//! `/metrics` (a `read` key, like every other endpoint: DESIGN.md "Security").
 
 use axum::Json;
 use axum::extract::State;
@@ -7,7 +8,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::auth::Caller;
+use super::error::ApiError;
 use crate::state::AppState;
+use ledger::access::Scope;
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -67,15 +71,16 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 }
 
 /// Prometheus text format.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")), security(("bearer" = [])))]
+pub async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    caller.require(Scope::Read)?;
     let stats = state.store.writer_stats();
     metrics::gauge!("billing_append_batches").set(stats.batches as f64);
     metrics::gauge!("billing_append_requests").set(stats.requests as f64);
     metrics::gauge!("billing_appended_events").set(stats.events as f64);
-    (
+    Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
-        .into_response()
+        .into_response())
 }

@@ -43,7 +43,15 @@ async fn metrics_are_prometheus_text_with_http_and_charge_counters() {
         None,
     )
     .await;
-    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let anonymous = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let response = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(&app.read_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert!(
         response.headers()["content-type"]

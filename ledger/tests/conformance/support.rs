@@ -23,16 +23,19 @@ use sqlx::{AssertSqlSafe, Connection};
 // ---------------------------------------------------------------------------------------------
 // Memory accounting
 
-/// `System`, counting the bytes currently allocated and the peak since the last reset.
+/// `System`, counting the bytes currently allocated, the peak since the last reset, and every
+/// byte ever allocated.
 pub struct CountingAlloc {
     current: AtomicUsize,
     peak: AtomicUsize,
+    allocated: AtomicUsize,
 }
 
 #[global_allocator]
 pub static ALLOC: CountingAlloc = CountingAlloc {
     current: AtomicUsize::new(0),
     peak: AtomicUsize::new(0),
+    allocated: AtomicUsize::new(0),
 };
 
 impl CountingAlloc {
@@ -44,12 +47,17 @@ impl CountingAlloc {
         self.peak.load(Ordering::SeqCst)
     }
 
+    pub fn allocated(&self) -> usize {
+        self.allocated.load(Ordering::SeqCst)
+    }
+
     /// Starts a new measurement: the peak becomes the current value.
     pub fn reset_peak(&self) {
         self.peak.store(self.current(), Ordering::SeqCst);
     }
 
     fn grew(&self, bytes: usize) {
+        self.allocated.fetch_add(bytes, Ordering::SeqCst);
         let now = self.current.fetch_add(bytes, Ordering::SeqCst) + bytes;
         self.peak.fetch_max(now, Ordering::SeqCst);
     }
@@ -116,7 +124,6 @@ pub enum Kind {
 
 /// A fresh, migrated store; the database (or directory) is removed when it is dropped.
 pub struct Harness {
-    pub kind: Kind,
     pub store: Arc<dyn EventStore>,
     pub keys: Arc<dyn KeyStore>,
     backend: Backend,
@@ -126,7 +133,7 @@ pub struct Harness {
 enum Backend {
     Postgres {
         pool: PgPool,
-        options: PgConnectOptions,
+        options: Box<PgConnectOptions>,
         _db: DropDatabase,
     },
     Sqlite {
@@ -165,12 +172,11 @@ impl Harness {
                     .await
                     .expect("migrate the PostgreSQL test database");
                 Harness {
-                    kind,
                     store: Arc::new(pg.clone()),
                     keys: Arc::new(pg),
                     backend: Backend::Postgres {
                         pool,
-                        options,
+                        options: Box::new(options),
                         _db: db,
                     },
                     _isolation: isolation,
@@ -187,7 +193,6 @@ impl Harness {
                     .expect("open the SQLite test file");
                 lite.migrate().await.expect("migrate the SQLite test file");
                 Harness {
-                    kind,
                     store: Arc::new(lite.clone()),
                     keys: Arc::new(lite.clone()),
                     backend: Backend::Sqlite {
@@ -304,7 +309,7 @@ async fn create_database() -> (PgConnectOptions, DropDatabase) {
         .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
     let _ = conn.close().await;
     let options = admin.clone().database(&name);
-    (options, DropDatabase { admin, name })
+    (options, DropDatabase { name })
 }
 
 async fn pg_pool(options: &PgConnectOptions) -> PgPool {
@@ -319,13 +324,12 @@ async fn pg_pool(options: &PgConnectOptions) -> PgPool {
 /// Drops the test database, connections and all, from a thread with its own runtime (a `Drop`
 /// cannot await, and may run while the test's runtime is unwinding).
 struct DropDatabase {
-    admin: PgConnectOptions,
     name: String,
 }
 
 impl Drop for DropDatabase {
     fn drop(&mut self) {
-        let admin = self.admin.clone();
+        let admin = admin_options();
         let name = self.name.clone();
         let outcome = std::thread::spawn(move || -> Result<(), String> {
             let rt = tokio::runtime::Builder::new_current_thread()
