@@ -73,9 +73,17 @@ async fn metrics_are_prometheus_text_with_http_and_charge_counters() {
 #[tokio::test]
 async fn openapi_document_is_generated_from_the_handlers() {
     let app = spawn_app(Kind::Sqlite).await;
+    let anonymous = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
     let doc: Value = app
         .client
         .get(app.url("/openapi.json"))
+        .bearer_auth(&app.read_key)
         .send()
         .await
         .unwrap()

@@ -46,6 +46,20 @@ pub(crate) struct Row {
     pub hash: Hash,
 }
 
+/// A request checked and encoded on the caller's task, before it reaches the writer: the
+/// writer's critical section (while the head is locked) only numbers and hashes.
+pub(crate) struct Prepared {
+    pub request: AppendRequest,
+    /// Canonical payload and metadata JSON of each event.
+    encoded: Vec<(String, String)>,
+}
+
+/// Checks a request on its own and encodes its JSON once.
+pub(crate) fn prepare(request: AppendRequest) -> Result<Prepared, AppendError> {
+    let encoded = validate(&request)?;
+    Ok(Prepared { request, encoded })
+}
+
 pub(crate) struct Plan {
     pub rows: Vec<Row>,
     pub idempotency: Vec<IdempotencyRecord>,
@@ -58,12 +72,12 @@ pub(crate) struct Plan {
 /// the others (except that a later request sees the versions an earlier one produced).
 pub(crate) fn plan_batch(
     mut state: BatchState,
-    requests: &[AppendRequest],
+    requests: &[Prepared],
     recorded_at: DateTime<Utc>,
 ) -> Plan {
     let recorded_at = to_micros(recorded_at);
     let mut plan = Plan {
-        rows: Vec::with_capacity(requests.iter().map(|r| r.events.len()).sum()),
+        rows: Vec::with_capacity(requests.iter().map(|r| r.request.events.len()).sum()),
         idempotency: Vec::new(),
         outcomes: Vec::with_capacity(requests.len()),
         head_position: state.head_position,
@@ -81,10 +95,17 @@ fn plan_one(
     state: &mut BatchState,
     plan: &mut Plan,
     seen_event_ids: &mut HashSet<Uuid>,
-    req: &AppendRequest,
+    prepared: &Prepared,
     recorded_at: DateTime<Utc>,
 ) -> Result<Committed, AppendError> {
-    let encoded = validate(req, seen_event_ids)?;
+    let req = &prepared.request;
+    if req
+        .events
+        .iter()
+        .any(|e| seen_event_ids.contains(&e.event_id))
+    {
+        return Err(AppendError::Invalid("duplicate event id".to_string()));
+    }
     let stream = req.stream_id.as_str();
     let actual = state.versions.get(stream).copied();
     let version_ok = match req.expected {
@@ -112,7 +133,7 @@ fn plan_one(
 
     let first_position = plan.head_position.next();
     let mut version = actual.unwrap_or(0);
-    for (event, (payload, metadata)) in req.events.iter().zip(encoded) {
+    for (event, (payload, metadata)) in req.events.iter().zip(&prepared.encoded) {
         seen_event_ids.insert(event.event_id);
         version += 1;
         let position = plan.head_position.next();
@@ -126,8 +147,8 @@ fn plan_one(
                 stream_version: version,
                 event_type: &event.event_type,
                 schema_version: event.schema_version,
-                payload: &payload,
-                metadata: &metadata,
+                payload,
+                metadata,
                 occurred_at,
                 recorded_at,
             },
@@ -139,8 +160,8 @@ fn plan_one(
             stream_version: version,
             event_type: event.event_type.clone(),
             schema_version: event.schema_version,
-            payload,
-            metadata,
+            payload: payload.clone(),
+            metadata: metadata.clone(),
             occurred_at,
             recorded_at,
             prev_hash: plan.head_hash,
@@ -164,10 +185,7 @@ fn plan_one(
 }
 
 /// Checks a request on its own and encodes its JSON once.
-fn validate(
-    req: &AppendRequest,
-    seen_event_ids: &HashSet<Uuid>,
-) -> Result<Vec<(String, String)>, AppendError> {
+fn validate(req: &AppendRequest) -> Result<Vec<(String, String)>, AppendError> {
     let invalid = |m: &str| Err(AppendError::Invalid(m.to_string()));
     if req.events.is_empty() {
         return invalid("an append needs at least one event");
@@ -184,7 +202,7 @@ fn validate(
         if e.schema_version < 1 {
             return invalid("schema_version starts at 1");
         }
-        if seen_event_ids.contains(&e.event_id) || !ids.insert(e.event_id) {
+        if !ids.insert(e.event_id) {
             return invalid("duplicate event id");
         }
         if has_nul(&e.payload) {
@@ -229,6 +247,10 @@ mod tests {
         }
     }
 
+    fn prep(requests: Vec<AppendRequest>) -> Vec<Prepared> {
+        requests.into_iter().map(|r| prepare(r).unwrap()).collect()
+    }
+
     fn req(stream: &str, expected: ExpectedVersion, n: usize) -> AppendRequest {
         let events = (0..n)
             .map(|i| NewEvent::new("Tested", json!({"i": i}), Utc::now()))
@@ -240,10 +262,10 @@ mod tests {
     fn positions_are_contiguous_and_chained() {
         let plan = plan_batch(
             empty_state(),
-            &[
+            &prep(vec![
                 req("a", ExpectedVersion::NoStream, 2),
                 req("b", ExpectedVersion::Any, 3),
-            ],
+            ]),
             Utc::now(),
         );
         assert_eq!(
@@ -264,18 +286,17 @@ mod tests {
         state.versions.insert("a".into(), 3);
         let plan = plan_batch(
             state,
-            &[
+            &prep(vec![
                 req("a", ExpectedVersion::Exact(2), 1), // stale: refused
                 req("a", ExpectedVersion::Exact(3), 1), // recorded, a -> 4
                 req("a", ExpectedVersion::Exact(3), 1), // stale after the previous one
                 req("b", ExpectedVersion::NoStream, 1),
                 req("b", ExpectedVersion::NoStream, 1), // b exists now
-                req("c", ExpectedVersion::NoStream, 0), // empty
-            ],
+            ]),
             Utc::now(),
         );
         let ok: Vec<bool> = plan.outcomes.iter().map(|o| o.is_ok()).collect();
-        assert_eq!(ok, vec![false, true, false, true, false, false]);
+        assert_eq!(ok, vec![false, true, false, true, false]);
         assert_eq!(plan.rows.len(), 2);
         assert_eq!(plan.rows[0].stream_version, 4);
         assert!(matches!(
@@ -299,10 +320,10 @@ mod tests {
         };
         let plan = plan_batch(
             empty_state(),
-            &[
+            &prep(vec![
                 req("a", ExpectedVersion::Any, 2).with_idempotency(record.clone()),
                 req("b", ExpectedVersion::Any, 1).with_idempotency(record),
-            ],
+            ]),
             Utc::now(),
         );
         assert!(plan.outcomes[0].is_ok());
@@ -315,17 +336,25 @@ mod tests {
     }
 
     #[test]
-    fn nul_and_duplicate_ids_are_refused() {
+    fn empty_nul_and_duplicate_ids_are_refused() {
+        assert!(matches!(
+            prepare(req("c", ExpectedVersion::NoStream, 0)),
+            Err(AppendError::Invalid(_))
+        ));
         let mut bad = req("a", ExpectedVersion::Any, 1);
         bad.events[0].payload = json!({"name": "a\u{0}b"});
+        assert!(matches!(prepare(bad), Err(AppendError::Invalid(_))));
         let mut dup = req("b", ExpectedVersion::Any, 2);
         dup.events[1].event_id = dup.events[0].event_id;
-        let plan = plan_batch(empty_state(), &[bad, dup], Utc::now());
-        assert!(
-            plan.outcomes
-                .iter()
-                .all(|o| matches!(o, Err(AppendError::Invalid(_))))
-        );
-        assert!(plan.rows.is_empty());
+        assert!(matches!(prepare(dup), Err(AppendError::Invalid(_))));
+
+        // The same event id in two requests of one batch: the second is refused.
+        let first = req("d", ExpectedVersion::Any, 1);
+        let mut second = req("e", ExpectedVersion::Any, 1);
+        second.events[0].event_id = first.events[0].event_id;
+        let plan = plan_batch(empty_state(), &prep(vec![first, second]), Utc::now());
+        assert!(plan.outcomes[0].is_ok());
+        assert!(matches!(plan.outcomes[1], Err(AppendError::Invalid(_))));
+        assert_eq!(plan.rows.len(), 1);
     }
 }

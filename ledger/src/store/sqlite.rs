@@ -18,7 +18,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::plan::{BatchState, Plan, plan_batch};
+use super::plan::{BatchState, Plan, Prepared, plan_batch};
 use super::writer::{BatchSink, Writer, WriterConfig, WriterStats};
 use super::{AppendError, EventStore, Head, StoreError};
 use crate::access::{ApiKey, KeyStore};
@@ -114,7 +114,7 @@ struct SqliteSink {
 impl BatchSink for SqliteSink {
     async fn write_batch(
         &self,
-        requests: &[AppendRequest],
+        requests: &[Prepared],
     ) -> Result<Vec<Result<Committed, AppendError>>, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let state = read_batch_state(&mut tx, requests).await?;
@@ -131,14 +131,15 @@ impl BatchSink for SqliteSink {
 
 async fn read_batch_state(
     tx: &mut Transaction<'static, Sqlite>,
-    requests: &[AppendRequest],
+    requests: &[Prepared],
 ) -> Result<BatchState, StoreError> {
+    let requests = || requests.iter().map(|p| &p.request);
     let (position, hash): (i64, Vec<u8>) =
         sqlx::query_as("SELECT position, hash FROM ledger_head WHERE id = 1")
             .fetch_one(&mut **tx)
             .await?;
     let mut versions = HashMap::new();
-    let streams: HashSet<&str> = requests.iter().map(|r| r.stream_id.as_str()).collect();
+    let streams: HashSet<&str> = requests().map(|r| r.stream_id.as_str()).collect();
     for stream in streams {
         let v: Option<i64> =
             sqlx::query_scalar("SELECT max(stream_version) FROM events WHERE stream_id = ?1")
@@ -150,7 +151,7 @@ async fn read_batch_state(
         }
     }
     let mut taken_keys = HashSet::new();
-    for record in requests.iter().filter_map(|r| r.idempotency.as_ref()) {
+    for record in requests().filter_map(|r| r.idempotency.as_ref()) {
         let found: Option<i64> =
             sqlx::query_scalar("SELECT 1 FROM idempotency_keys WHERE api_key_id = ?1 AND key = ?2")
                 .bind(&record.api_key_id)

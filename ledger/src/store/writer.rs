@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
+use super::plan::{Prepared, prepare};
 use super::{AppendError, StoreError};
 use crate::event::{AppendRequest, Committed};
 
@@ -55,11 +56,11 @@ type Answers = Vec<Result<Committed, AppendError>>;
 /// What a backend does with one batch, inside one transaction.
 #[async_trait]
 pub(crate) trait BatchSink: Send + Sync + 'static {
-    async fn write_batch(&self, requests: &[AppendRequest]) -> Result<Answers, StoreError>;
+    async fn write_batch(&self, requests: &[Prepared]) -> Result<Answers, StoreError>;
 }
 
 struct Job {
-    requests: Vec<AppendRequest>,
+    requests: Vec<Prepared>,
     reply: oneshot::Sender<Answers>,
 }
 
@@ -78,7 +79,34 @@ impl Writer {
         Writer { queue, counters }
     }
 
+    /// Checks and encodes the requests on the caller's task (outside the writer's critical
+    /// section), queues the valid ones, and answers every request in order.
     pub async fn submit(&self, requests: Vec<AppendRequest>) -> Answers {
+        let mut answers: Vec<Option<Result<Committed, AppendError>>> =
+            Vec::with_capacity(requests.len());
+        let mut queued = Vec::new();
+        for checked in requests.into_iter().map(prepare) {
+            match checked {
+                Ok(p) => {
+                    queued.push(p);
+                    answers.push(None);
+                }
+                Err(e) => answers.push(Some(Err(e))),
+            }
+        }
+        let mut written = if queued.is_empty() {
+            Vec::new()
+        } else {
+            self.enqueue(queued).await
+        }
+        .into_iter();
+        answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|| written.next().unwrap_or(Err(StoreError::Closed.into()))))
+            .collect()
+    }
+
+    async fn enqueue(&self, requests: Vec<Prepared>) -> Answers {
         let n = requests.len();
         let closed = || {
             (0..n)
@@ -118,10 +146,14 @@ async fn run(
         };
         let mut jobs = vec![first];
         let mut n_requests = jobs[0].requests.len();
-        let mut n_events: usize = jobs[0].requests.iter().map(|r| r.events.len()).sum();
+        let mut n_events: usize = jobs[0]
+            .requests
+            .iter()
+            .map(|r| r.request.events.len())
+            .sum();
         while n_requests < config.batch_max_requests && n_events < config.batch_max_events {
             let Ok(job) = rx.try_recv() else { break };
-            let job_events: usize = job.requests.iter().map(|r| r.events.len()).sum();
+            let job_events: usize = job.requests.iter().map(|r| r.request.events.len()).sum();
             if n_requests + job.requests.len() > config.batch_max_requests
                 || n_events + job_events > config.batch_max_events
             {
@@ -134,7 +166,7 @@ async fn run(
         }
 
         let counts: Vec<usize> = jobs.iter().map(|j| j.requests.len()).collect();
-        let requests: Vec<AppendRequest> = jobs
+        let requests: Vec<Prepared> = jobs
             .iter_mut()
             .flat_map(|j| std::mem::take(&mut j.requests))
             .collect();
@@ -148,7 +180,7 @@ async fn run(
             .iter()
             .zip(&answers)
             .filter(|(_, a)| a.is_ok())
-            .map(|(r, _)| r.events.len() as u64)
+            .map(|(r, _)| r.request.events.len() as u64)
             .sum();
         counters.events.fetch_add(recorded, Ordering::Relaxed);
 
@@ -163,7 +195,7 @@ async fn run(
 /// Commits a batch; if the database rejects the batch as a whole (one request's data refused by
 /// a constraint, say), each request is retried alone so one bad request cannot fail the others.
 /// A broken connection is not retried: its outcome is unknown, the callers are told so.
-async fn commit(sink: &dyn BatchSink, requests: &[AppendRequest]) -> Answers {
+async fn commit(sink: &dyn BatchSink, requests: &[Prepared]) -> Answers {
     match sink.write_batch(requests).await {
         Ok(answers) => answers,
         Err(StoreError::Rejected(_)) if requests.len() > 1 => {
