@@ -13,9 +13,9 @@ pub enum CommandError {
     /// The stream kept moving under us beyond the retry bound.
     #[error("concurrent modification of {0}; retry the request")]
     Conflict(String),
-    /// An idempotency key is being used by another request that has not finished.
-    #[error("a request with this idempotency key is in progress")]
-    InProgress,
+    /// The `Idempotency-Key` was first used with another request (method, path or body).
+    #[error("the idempotency key was used with a different request")]
+    IdempotencyMismatch,
     /// The event store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

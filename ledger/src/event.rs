@@ -99,6 +99,10 @@ pub enum ExpectedVersion {
 }
 
 /// Who and what caused an event. Stored as JSON beside the payload; absent fields are omitted.
+///
+/// Fields this build does not know (written by a newer one, or renamed since) are kept in
+/// `other`, so reading and re-serialising stored metadata never changes it: the hash chain is
+/// checked against exactly what was written.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,6 +115,8 @@ pub struct Metadata {
     pub causation_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    #[serde(flatten)]
+    pub other: std::collections::BTreeMap<String, Value>,
 }
 
 /// An event a command wants recorded.

@@ -37,6 +37,7 @@ on_both_backends!(
     tailing_reader_sees_every_position_once_in_order,
     update_delete_truncate_refused_by_database,
     changed_byte_is_found_at_its_position,
+    removed_events_are_found_where_they_are_missing,
     idempotency_record_and_events_commit_together,
     reading_100k_events_keeps_memory_flat,
     upcasters_apply_on_read_but_the_chain_checks_stored_bytes,

@@ -56,7 +56,7 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            None => serve::run(&cli.store, serve::ServeArgs::from_env()).await,
+            None => serve::run(&cli.store, serve::ServeArgs::from_env()?).await,
             Some(Command::Serve(args)) => serve::run(&cli.store, args).await,
             Some(Command::Migrate) => migrate(&cli.store).await,
             Some(Command::Keys(cmd)) => keys::run(&cli.store, cmd).await,

@@ -17,13 +17,17 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    /// The arguments `billing` (no subcommand) serves with: the environment or the defaults.
-    pub fn from_env() -> Self {
-        let addr = std::env::var("BILLING_ADDR")
-            .ok()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8000)));
-        ServeArgs { addr }
+    /// The arguments `billing` (no subcommand) serves with: the environment or the defaults. A
+    /// `BILLING_ADDR` that does not parse is an error, never a silent fallback.
+    pub fn from_env() -> Result<Self, String> {
+        match std::env::var("BILLING_ADDR") {
+            Ok(a) => a.parse().map(|addr| ServeArgs { addr }).map_err(|e| {
+                format!("BILLING_ADDR={a:?} is not an address like 127.0.0.1:8000: {e}")
+            }),
+            Err(_) => Ok(ServeArgs {
+                addr: SocketAddr::from(([0, 0, 0, 0], 8000)),
+            }),
+        }
     }
 }
 

@@ -248,7 +248,7 @@ impl From<CommandError> for ApiError {
                 "concurrent_modification",
                 "the resource was changed by another request; retry",
             ),
-            CommandError::InProgress => ApiError::idempotency_in_flight(),
+            CommandError::IdempotencyMismatch => ApiError::idempotency_mismatch(),
             CommandError::Store(s) => s.into(),
         }
     }

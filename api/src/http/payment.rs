@@ -79,11 +79,21 @@ pub async fn process(
         idempotency_key: claim.as_ref().map(|c| c.draft.key.clone()),
         ..Metadata::default()
     };
-    let draft = claim.as_ref().map(|c| c.draft.clone());
-    let result = state
-        .charges
-        .charge(input, metadata, draft, &charge_json::render)
-        .await?;
+    // The command runs in a task of its own: if the client disconnects, the charge still
+    // finishes (gateway call and outcome event), and the claim on the key is held until it has.
+    let task_state = state.clone();
+    let result = tokio::spawn(async move {
+        let draft = claim.as_ref().map(|c| c.draft.clone());
+        let result = task_state
+            .charges
+            .charge(input, metadata, draft.clone(), &charge_json::render)
+            .await;
+        (result, claim)
+    })
+    .await
+    .map_err(|e| ApiError::internal("charge task failed", &e))?;
+    let (result, claim) = result;
+    let result = result?;
     metrics::counter!("billing_charges_total", "status" => format!("{:?}", result.charge.status).to_lowercase())
         .increment(1);
     if let Some(claim) = &claim

@@ -143,15 +143,7 @@ async fn first_start_prints_an_admin_key_once_and_serves_with_it() {
 
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let mut health = None;
-    for _ in 0..100 {
-        if let Ok(r) = client.get(format!("{base}/health")).send().await {
-            health = Some(r.status());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(health.map(|s| s.as_u16()), Some(200));
+    assert_eq!(health_status(&client, &base).await, Some(200));
     let charged = client
         .post(format!("{base}/payment/process"))
         .bearer_auth(&key)
@@ -163,13 +155,26 @@ async fn first_start_prints_an_admin_key_once_and_serves_with_it() {
     first.kill().await.unwrap();
     let _ = first.wait().await;
 
-    // Second start: a key exists, nothing is printed.
+    // Second start: a key exists, nothing is printed (the key is printed before the server
+    // listens, so once it answers, anything printed is already in the pipe).
     let mut second = start();
     let mut out = BufReader::new(second.stdout.take().unwrap()).lines();
-    let printed = tokio::time::timeout(Duration::from_millis(1500), out.next_line()).await;
+    assert_eq!(health_status(&client, &base).await, Some(200));
+    let printed = tokio::time::timeout(Duration::from_millis(300), out.next_line()).await;
     assert!(
         !matches!(printed, Ok(Ok(Some(_)))),
         "no key printed on a second start: {printed:?}"
     );
     second.kill().await.unwrap();
+}
+
+/// `/health`'s status once the server answers (polling for up to 10 s).
+async fn health_status(client: &reqwest::Client, base: &str) -> Option<u16> {
+    for _ in 0..200 {
+        if let Ok(r) = client.get(format!("{base}/health")).send().await {
+            return Some(r.status().as_u16());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
 }

@@ -2,10 +2,9 @@
 
 use std::time::Duration;
 
-use gateways::SandboxGateway;
 use serde_json::Value;
 
-use crate::support::{Kind, TestApp, error_of, spawn_app, spawn_app_with};
+use crate::support::{Kind, TestApp, error_of, spawn_app};
 
 const CHARGE: &str = r#"{"amount":1000,"currency":"usd"}"#;
 
@@ -316,24 +315,140 @@ async fn idempotency_key_with_another_body_is_422_and_changes_nothing() {
 
 #[tokio::test]
 async fn idempotency_key_in_flight_is_409() {
-    let app = spawn_app_with(
-        Kind::Sqlite,
-        SandboxGateway::new().with_latency(Duration::from_millis(800)),
-    )
-    .await;
-    let (a, b) = tokio::join!(app.post("/payment/process", CHARGE, Some("slow")), async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        app.post("/payment/process", CHARGE, Some("slow")).await
+    let app = spawn_app(Kind::Sqlite).await;
+    app.sandbox.hold();
+    let first = tokio::spawn({
+        let (client, url, key) = (
+            app.client.clone(),
+            app.url("/payment/process"),
+            app.write_key.clone(),
+        );
+        async move {
+            client
+                .post(url)
+                .bearer_auth(key)
+                .header("idempotency-key", "slow")
+                .body(CHARGE)
+                .send()
+                .await
+                .unwrap()
+        }
     });
-    assert_eq!(a.status(), 200);
+    wait_until(|| app.sandbox.calls() == 1).await;
+    let second = app.post("/payment/process", CHARGE, Some("slow")).await;
     assert_eq!(
-        error_of(b).await,
+        error_of(second).await,
         (409, "conflict".into(), "idempotency_key_in_use".into())
     );
+    app.sandbox.release();
+    assert_eq!(first.await.unwrap().status(), 200);
     assert_eq!(app.sandbox.charges_made(), 1);
     // Once finished, the same key replays.
     let again = app.post("/payment/process", CHARGE, Some("slow")).await;
     assert_eq!(again.headers()["idempotent-replayed"], "true");
+}
+
+#[tokio::test]
+async fn a_pending_charge_completes_on_retry_and_only_for_the_same_request() {
+    let app = spawn_app(Kind::Sqlite).await;
+    app.sandbox
+        .down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let pending = app.post("/payment/process", CHARGE, Some("p1")).await;
+    assert_eq!(pending.status(), 202);
+    let pending: Value = pending.json().await.unwrap();
+    assert_eq!(pending["status"], "pending");
+
+    // The same key with another body is refused, even though no response is stored yet.
+    let other = r#"{"amount":5000,"currency":"eur","payment_method":"tok_visa"}"#;
+    let (status, kind, _) = error_of(app.post("/payment/process", other, Some("p1")).await).await;
+    assert_eq!((status, kind.as_str()), (422, "idempotency_error"));
+    assert_eq!(
+        app.all_events().await.len(),
+        1,
+        "only ChargeRequested so far"
+    );
+
+    // The gateway is back: the same request completes the same charge.
+    app.sandbox
+        .down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let done = app.post("/payment/process", CHARGE, Some("p1")).await;
+    assert_eq!(done.status(), 200);
+    let done: Value = done.json().await.unwrap();
+    assert_eq!(
+        (done["id"].clone(), done["status"].clone()),
+        (pending["id"].clone(), "succeeded".into())
+    );
+    let types: Vec<String> = app
+        .all_events()
+        .await
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(types, ["ChargeRequested", "ChargeSucceeded"]);
+    assert_eq!(app.sandbox.charges_made(), 1);
+    let replay = app.post("/payment/process", CHARGE, Some("p1")).await;
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_does_not_lose_the_outcome() {
+    let app = spawn_app(Kind::Sqlite).await;
+    app.sandbox.hold();
+    // A raw connection, closed as soon as the request has reached the gateway.
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let request = format!(
+        "POST /payment/process HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+         Idempotency-Key: d1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{CHARGE}",
+        app.write_key,
+        CHARGE.len()
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut socket, request.as_bytes())
+        .await
+        .unwrap();
+    wait_until(|| app.sandbox.calls() == 1).await;
+    drop(socket);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.sandbox.release();
+    wait_until_async(|| async { app.all_events().await.len() == 2 }).await;
+    let types: Vec<String> = app
+        .all_events()
+        .await
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(types, ["ChargeRequested", "ChargeSucceeded"]);
+    let replay = app.post("/payment/process", CHARGE, Some("d1")).await;
+    assert_eq!(replay.status(), 200);
+    assert_eq!(
+        replay.headers()["idempotent-replayed"],
+        "true",
+        "the response was stored too"
+    );
+    assert_eq!(app.sandbox.charges_made(), 1);
+}
+
+/// Polls a condition every 10 ms, for at most 10 s.
+async fn wait_until(mut done: impl FnMut() -> bool) {
+    for _ in 0..1_000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not reached in 10 s");
+}
+
+async fn wait_until_async<F: std::future::Future<Output = bool>>(mut done: impl FnMut() -> F) {
+    for _ in 0..1_000 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not reached in 10 s");
 }
 
 #[tokio::test]

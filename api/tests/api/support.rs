@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use api::state::AppState;
 use chrono::Utc;
-use gateways::{Gateway, SandboxGateway};
+use gateways::{
+    ChargeOutcome, ChargeRequest, Gateway, GatewayError, RefundOutcome, RefundRequest,
+    SandboxGateway,
+};
 use ledger::access::{Scope, create_key};
 use ledger::store::postgres::PgStore;
 use ledger::store::sqlite::SqliteStore;
@@ -13,6 +16,8 @@ use ledger::store::{AnyStore, EventStore, WriterConfig};
 use ledger::upcast::Upcasters;
 use ledger::{Position, RecordedEvent};
 use sqlx::{AssertSqlSafe, Connection};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use tokio::sync::Semaphore;
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -105,7 +110,7 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub store: Arc<dyn EventStore>,
-    pub sandbox: Arc<SandboxGateway>,
+    pub sandbox: Arc<TestGateway>,
     pub admin_key: String,
     pub write_key: String,
     pub read_key: String,
@@ -113,11 +118,76 @@ pub struct TestApp {
     _dir: Option<TempDir>,
 }
 
-pub async fn spawn_app(kind: Kind) -> TestApp {
-    spawn_app_with(kind, SandboxGateway::new()).await
+/// The sandbox gateway with two switches a test can throw: `down` (every call times out before
+/// reaching the sandbox) and `hold` (calls wait until `release`).
+pub struct TestGateway {
+    inner: SandboxGateway,
+    pub down: AtomicBool,
+    held: AtomicBool,
+    gate: Semaphore,
+    calls: AtomicUsize,
 }
 
-pub async fn spawn_app_with(kind: Kind, sandbox: SandboxGateway) -> TestApp {
+impl Default for TestGateway {
+    fn default() -> Self {
+        TestGateway {
+            inner: SandboxGateway::new(),
+            down: AtomicBool::new(false),
+            held: AtomicBool::new(false),
+            gate: Semaphore::new(0),
+            calls: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl TestGateway {
+    /// Charges actually made at the sandbox.
+    pub fn charges_made(&self) -> usize {
+        self.inner.charges_made()
+    }
+
+    /// Charge calls received (including those that timed out here).
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    pub fn hold(&self) {
+        self.held.store(true, Ordering::SeqCst);
+    }
+
+    pub fn release(&self) {
+        self.held.store(false, Ordering::SeqCst);
+        self.gate.add_permits(1_000);
+    }
+}
+
+#[async_trait::async_trait]
+impl Gateway for TestGateway {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    async fn charge(&self, req: ChargeRequest) -> Result<ChargeOutcome, GatewayError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.held.load(Ordering::SeqCst) {
+            let _ = self.gate.acquire().await;
+        }
+        if self.down.load(Ordering::SeqCst) {
+            return Err(GatewayError::Timeout);
+        }
+        self.inner.charge(req).await
+    }
+
+    async fn refund(&self, req: RefundRequest) -> Result<RefundOutcome, GatewayError> {
+        self.inner.refund(req).await
+    }
+}
+
+pub async fn spawn_app(kind: Kind) -> TestApp {
+    spawn_app_with(kind, Arc::new(TestGateway::default())).await
+}
+
+pub async fn spawn_app_with(kind: Kind, sandbox: Arc<TestGateway>) -> TestApp {
     let (store, db, dir) = match kind {
         Kind::Sqlite => {
             let dir = TempDir::new();
@@ -139,7 +209,6 @@ pub async fn spawn_app_with(kind: Kind, sandbox: SandboxGateway) -> TestApp {
         }
     };
     store.migrate().await.expect("migrate");
-    let sandbox = Arc::new(sandbox);
     let state = AppState::new(&store, sandbox.clone() as Arc<dyn Gateway>);
     let mut keys = Vec::new();
     for scope in [Scope::Admin, Scope::Write, Scope::Read] {

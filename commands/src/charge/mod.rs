@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::stored::{DomainEvent, from_json, to_json};
 
-pub use service::{ChargeInput, ChargeResult, ChargeService, IdempotencyDraft, Rendered};
+pub use service::{ChargeInput, ChargeResult, ChargeService, IdempotencyDraft, Render, Rendered};
 
 /// Largest amount of one charge, in minor units (Stripe's limit: 999,999.99 of a 2-decimal
 /// currency).
@@ -33,6 +33,11 @@ pub struct ChargeRequested {
     pub gateway: String,
     /// The idempotency key every gateway call for this charge uses.
     pub gateway_key: String,
+    /// Fingerprint of the API request that asked for the charge under an `Idempotency-Key`: a
+    /// later request with the same key but another body is refused, even while this charge is
+    /// still pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_fingerprint: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +108,7 @@ pub struct Charge {
     pub description: Option<String>,
     pub gateway: String,
     pub gateway_key: String,
+    pub request_fingerprint: Option<String>,
     pub status: ChargeStatus,
     pub gateway_charge_id: Option<String>,
     pub failure_code: Option<String>,
@@ -120,6 +126,7 @@ pub enum ChargeCommand {
         payment_method: String,
         description: Option<String>,
         gateway: String,
+        request_fingerprint: Option<String>,
     },
     RecordSuccess {
         gateway_charge_id: String,
@@ -163,6 +170,7 @@ pub fn decide(
             payment_method,
             description,
             gateway,
+            request_fingerprint,
         } => {
             if let Some(existing) = state {
                 return Err(ChargeError::AlreadyRequested(existing.id));
@@ -194,6 +202,7 @@ pub fn decide(
                 description,
                 gateway,
                 gateway_key: format!("charge-{charge_id}"),
+                request_fingerprint,
             })])
         }
         ChargeCommand::RecordSuccess { gateway_charge_id } => {
@@ -238,6 +247,7 @@ pub fn evolve(state: Option<Charge>, event: &ChargeEvent, at: DateTime<Utc>) -> 
             description: e.description.clone(),
             gateway: e.gateway.clone(),
             gateway_key: e.gateway_key.clone(),
+            request_fingerprint: e.request_fingerprint.clone(),
             status: ChargeStatus::Pending,
             gateway_charge_id: None,
             failure_code: None,
@@ -273,6 +283,30 @@ mod tests {
             payment_method: "tok_visa".into(),
             description: None,
             gateway: "sandbox".into(),
+            request_fingerprint: Some("f".into()),
+        }
+    }
+
+    fn request_with_token(token: &str) -> ChargeCommand {
+        match request(1) {
+            ChargeCommand::Request {
+                payment_method: _,
+                charge_id,
+                amount,
+                customer_id,
+                description,
+                gateway,
+                request_fingerprint,
+            } => ChargeCommand::Request {
+                charge_id,
+                amount,
+                customer_id,
+                payment_method: token.into(),
+                description,
+                gateway,
+                request_fingerprint,
+            },
+            other => other,
         }
     }
 
@@ -327,24 +361,7 @@ mod tests {
         );
         assert!(decide(None, request(CHARGE_MAX_MINOR)).is_ok());
         for pm in ["", "tok visa", "tok_\u{e9}"] {
-            let cmd = match request(1) {
-                ChargeCommand::Request {
-                    charge_id,
-                    amount,
-                    customer_id,
-                    description,
-                    gateway,
-                    ..
-                } => ChargeCommand::Request {
-                    charge_id,
-                    amount,
-                    customer_id,
-                    payment_method: pm.into(),
-                    description,
-                    gateway,
-                },
-                other => other,
-            };
+            let cmd = request_with_token(pm);
             assert_eq!(
                 decide(None, cmd),
                 Err(ChargeError::InvalidPaymentMethod),

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use gateways::{ChargeOutcome, ChargeRequest, Gateway, GatewayError};
 use ledger::event::{
     AppendRequest, ExpectedVersion, IdempotencyRecord, Metadata, Position, StreamId,
@@ -21,6 +22,10 @@ use crate::stored::{decode_stream, to_new_event};
 const GATEWAY_RETRY_DELAYS_MS: [u64; 2] = [100, 400];
 /// Reloads after a concurrent append to the same charge.
 const CONFLICT_RETRY_MAX: usize = 3;
+/// Pauses before appending the outcome again when the store was unavailable: the gateway has
+/// answered, and its answer must not be lost to a passing database failure. A retry after a
+/// commit that did happen fails its expected version and finds the outcome on reload.
+const OUTCOME_APPEND_RETRY_DELAYS_MS: [u64; 3] = [100, 500, 2_000];
 
 /// Who asked, under which `Idempotency-Key`: the response is stored with the outcome event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +41,9 @@ pub struct Rendered {
     pub status: u16,
     pub body: String,
 }
+
+/// Renders the response for a charge (the API layer's representation).
+pub type Render = dyn Fn(&Charge) -> Rendered + Send + Sync;
 
 /// What to charge.
 #[derive(Debug, Clone)]
@@ -87,13 +95,14 @@ impl ChargeService {
     /// the idempotency record, rendered from the final state, in the same transaction).
     ///
     /// If the charge stream exists already (a retry, a crash in between, a concurrent request
-    /// with the same key), the existing charge is completed or returned, never charged again.
+    /// with the same key), the existing charge is completed or returned, never charged again —
+    /// and only for the request that created it (same fingerprint), else `IdempotencyMismatch`.
     pub async fn charge(
         &self,
         input: ChargeInput,
         metadata: Metadata,
         idempotency: Option<IdempotencyDraft>,
-        render: &(dyn Fn(&Charge) -> Rendered + Send + Sync),
+        render: &Render,
     ) -> Result<ChargeResult, CommandError> {
         let stream = stream_of(input.charge_id)?;
         let mut loaded = self.load(&stream).await?;
@@ -105,20 +114,27 @@ impl ChargeService {
                 payment_method: input.payment_method,
                 description: input.description,
                 gateway: self.gateway.name().to_string(),
+                request_fingerprint: idempotency.as_ref().map(|d| d.fingerprint.clone()),
             };
             let events = decide(None, command)?;
+            let now = self.clock.now();
             match self
-                .append(&stream, ExpectedVersion::NoStream, &events, &metadata, None)
+                .append(
+                    &stream,
+                    ExpectedVersion::NoStream,
+                    &events,
+                    now,
+                    &metadata,
+                    None,
+                )
                 .await
             {
                 Ok(position) => {
-                    let now = self.clock.now();
-                    let charge = apply(None, &events, now);
                     loaded = Loaded {
-                        charge,
+                        charge: apply(None, &events, now),
                         version: 1,
                         position,
-                    };
+                    }
                 }
                 Err(AppendError::WrongExpectedVersion { .. }) => {
                     loaded = self.load(&stream).await?
@@ -126,23 +142,12 @@ impl ChargeService {
                 Err(e) => return Err(append_failure(e)),
             }
         }
+        if let (Some(draft), Some(existing)) = (&idempotency, &loaded.charge)
+            && existing.request_fingerprint.as_deref() != Some(draft.fingerprint.as_str())
+        {
+            return Err(CommandError::IdempotencyMismatch);
+        }
         self.complete(&stream, loaded, metadata, idempotency, render)
-            .await
-    }
-
-    /// Completes a requested charge that has no outcome yet (used after a crash or timeout).
-    pub async fn resume(
-        &self,
-        charge_id: ChargeId,
-        metadata: Metadata,
-    ) -> Result<ChargeResult, CommandError> {
-        let stream = stream_of(charge_id)?;
-        let loaded = self.load(&stream).await?;
-        let no_render = |_: &Charge| Rendered {
-            status: 0,
-            body: String::new(),
-        };
-        self.complete(&stream, loaded, metadata, None, &no_render)
             .await
     }
 
@@ -152,7 +157,7 @@ impl ChargeService {
         mut loaded: Loaded,
         metadata: Metadata,
         idempotency: Option<IdempotencyDraft>,
-        render: &(dyn Fn(&Charge) -> Rendered + Send + Sync),
+        render: &Render,
     ) -> Result<ChargeResult, CommandError> {
         for _ in 0..CONFLICT_RETRY_MAX {
             let Some(charge) = loaded.charge.clone() else {
@@ -175,38 +180,28 @@ impl ChargeService {
             };
             let events = decide(Some(&charge), command)?;
             let now = self.clock.now();
-            let done = apply(Some(charge), &events, now);
-            let record = match (&idempotency, &done) {
-                (Some(draft), Some(done)) => {
-                    let r = render(done);
-                    Some(IdempotencyRecord {
-                        api_key_id: draft.api_key_id.clone(),
-                        key: draft.key.clone(),
-                        fingerprint: draft.fingerprint.clone(),
-                        status: r.status,
-                        body: r.body,
-                        position: Position::START,
-                    })
-                }
-                _ => None,
+            let Some(done) = apply(Some(charge), &events, now) else {
+                return Err(ChargeError::NotRequested.into());
             };
+            let record = idempotency.as_ref().map(|draft| {
+                let r = render(&done);
+                IdempotencyRecord {
+                    api_key_id: draft.api_key_id.clone(),
+                    key: draft.key.clone(),
+                    fingerprint: draft.fingerprint.clone(),
+                    status: r.status,
+                    body: r.body,
+                    position: Position::START,
+                }
+            });
             let expected = ExpectedVersion::Exact(loaded.version);
-            let stored = record.is_some();
-            let appended = match self
-                .append(stream, expected, &events, &metadata, record)
+            match self
+                .append_outcome(stream, expected, &events, now, &metadata, record)
                 .await
             {
-                Err(AppendError::IdempotencyKeyExists { .. }) => self
-                    .append(stream, expected, &events, &metadata, None)
-                    .await
-                    .map(|p| (p, false)),
-                other => other.map(|p| (p, stored)),
-            };
-            match appended {
                 Ok((position, idempotency_stored)) => {
-                    let charge = done.ok_or(ChargeError::NotRequested)?;
                     return Ok(ChargeResult {
-                        charge,
+                        charge: done,
                         position,
                         idempotency_stored,
                     });
@@ -216,6 +211,39 @@ impl ChargeService {
             }
         }
         Err(CommandError::Conflict(stream.to_string()))
+    }
+
+    /// Appends the outcome (with the idempotency record when there is one), retrying while the
+    /// store is unavailable. Returns the position and whether the record was stored.
+    async fn append_outcome(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[ChargeEvent],
+        at: DateTime<Utc>,
+        metadata: &Metadata,
+        mut record: Option<IdempotencyRecord>,
+    ) -> Result<(Position, bool), AppendError> {
+        let mut delays = OUTCOME_APPEND_RETRY_DELAYS_MS.iter();
+        loop {
+            let stored = record.is_some();
+            match self
+                .append(stream, expected, events, at, metadata, record.clone())
+                .await
+            {
+                Ok(position) => return Ok((position, stored)),
+                // A response is stored under this key already: record the outcome alone.
+                Err(AppendError::IdempotencyKeyExists { .. }) if stored => record = None,
+                Err(AppendError::Store(StoreError::Unavailable(e))) => match delays.next() {
+                    Some(ms) => {
+                        tracing::warn!(%stream, error = %e, "store unavailable; appending the charge outcome again");
+                        tokio::time::sleep(Duration::from_millis(*ms)).await;
+                    }
+                    None => return Err(AppendError::Store(StoreError::Unavailable(e))),
+                },
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Calls the gateway, retrying timeouts and 5xx with the same key. `None`: outcome unknown.
@@ -268,10 +296,10 @@ impl ChargeService {
     async fn load(&self, stream: &StreamId) -> Result<Loaded, StoreError> {
         let recorded = self.store.read_stream(stream).await?;
         let events: Vec<ChargeEvent> = decode_stream(&recorded)?;
-        let charge = events
-            .iter()
-            .zip(&recorded)
-            .fold(None, |s, (e, r)| evolve(s, e, r.occurred_at));
+        let mut charge = None;
+        for (e, r) in events.iter().zip(&recorded) {
+            charge = evolve(charge, e, r.occurred_at);
+        }
         Ok(Loaded {
             charge,
             version: recorded.last().map_or(0, |r| r.stream_version),
@@ -284,13 +312,13 @@ impl ChargeService {
         stream: &StreamId,
         expected: ExpectedVersion,
         events: &[ChargeEvent],
+        at: DateTime<Utc>,
         metadata: &Metadata,
         record: Option<IdempotencyRecord>,
     ) -> Result<Position, AppendError> {
-        let now = self.clock.now();
         let new_events = events
             .iter()
-            .map(|e| to_new_event(e, now, metadata))
+            .map(|e| to_new_event(e, at, metadata))
             .collect();
         let mut request = AppendRequest::new(stream.clone(), expected, new_events);
         request.idempotency = record;
@@ -299,11 +327,7 @@ impl ChargeService {
 }
 
 /// The state after `events`, all at business time `at`.
-fn apply(
-    mut state: Option<Charge>,
-    events: &[ChargeEvent],
-    at: chrono::DateTime<chrono::Utc>,
-) -> Option<Charge> {
+fn apply(mut state: Option<Charge>, events: &[ChargeEvent], at: DateTime<Utc>) -> Option<Charge> {
     for e in events {
         state = evolve(state, e, at);
     }
@@ -320,7 +344,7 @@ fn append_failure(e: AppendError) -> CommandError {
         AppendError::WrongExpectedVersion { stream_id, .. } => {
             CommandError::Conflict(stream_id.to_string())
         }
-        AppendError::IdempotencyKeyExists { .. } => CommandError::InProgress,
+        AppendError::IdempotencyKeyExists { .. } => CommandError::IdempotencyMismatch,
         AppendError::Invalid(m) => CommandError::Store(StoreError::Rejected(m)),
     }
 }

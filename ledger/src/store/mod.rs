@@ -47,6 +47,9 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
+            sqlx::Error::Database(db) if is_transient(db.as_ref()) => {
+                StoreError::Unavailable(db.to_string())
+            }
             sqlx::Error::Database(db) => StoreError::Rejected(db.to_string()),
             sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
                 StoreError::Corrupt(e.to_string())
@@ -54,6 +57,28 @@ impl From<sqlx::Error> for StoreError {
             other => StoreError::Unavailable(other.to_string()),
         }
     }
+}
+
+/// Whether a database error code says "try again later" rather than "this statement is wrong".
+///
+/// PostgreSQL SQLSTATE classes 08 (connection), 53 (insufficient resources), 57 (operator
+/// intervention, e.g. shutdown), 40 (serialization failure, deadlock) and 55P03 (lock not
+/// available); SQLite primary codes BUSY (5), LOCKED (6), IOERR (10), FULL (13), CANTOPEN (14).
+/// Only the others are `Rejected`, the kind for which the writer retries a batch request by
+/// request.
+fn is_transient(db: &dyn sqlx::error::DatabaseError) -> bool {
+    let Some(code) = db.code() else { return false };
+    if db
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some()
+    {
+        return ["08", "53", "57", "40"]
+            .iter()
+            .any(|class| code.starts_with(class))
+            || code == "55P03";
+    }
+    code.parse::<u32>()
+        .is_ok_and(|extended| matches!(extended & 0xff, 5 | 6 | 10 | 13 | 14))
 }
 
 /// Why one append request was not recorded.

@@ -277,6 +277,39 @@ impl Harness {
         };
         assert_eq!(changed, 1, "tampering must change exactly one row");
     }
+
+    /// Removes one event behind the triggers' back, as an attacker with database access would.
+    pub async fn delete_event(&self, position: i64) {
+        let deleted = match &self.backend {
+            Backend::Postgres { pool, .. } => {
+                let mut tx = pool.begin().await.expect("begin");
+                sqlx::query("SET LOCAL session_replication_role = replica")
+                    .execute(&mut *tx)
+                    .await
+                    .expect("disable triggers (needs a superuser)");
+                let done = sqlx::query("DELETE FROM events WHERE position = $1")
+                    .bind(position)
+                    .execute(&mut *tx)
+                    .await
+                    .expect("delete the event");
+                tx.commit().await.expect("commit");
+                done.rows_affected()
+            }
+            Backend::Sqlite { pool, .. } => {
+                sqlx::query("DROP TRIGGER IF EXISTS events_no_delete")
+                    .execute(pool)
+                    .await
+                    .expect("drop the trigger");
+                sqlx::query("DELETE FROM events WHERE position = ?1")
+                    .bind(position)
+                    .execute(pool)
+                    .await
+                    .expect("delete the event")
+                    .rows_affected()
+            }
+        };
+        assert_eq!(deleted, 1, "exactly one event deleted");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
