@@ -1,5 +1,6 @@
 //! The HTTP server: routes, middleware, and the error mapping.
 
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod charge_json;
@@ -31,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(openapi::document))
         .route("/payment/process", post(payment::process))
+        .route("/v1/audit/verify", get(audit::verify))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(axum::middleware::from_fn(metrics::track))

@@ -11,7 +11,9 @@ use utoipa::{Modify, OpenApi};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Kanizsa Billing", description = "Event-sourced billing ledger: command API, operations."),
-    paths(super::ops::health, super::ops::ready, super::ops::metrics, super::payment::process),
+    paths(super::ops::health, super::ops::ready, super::ops::metrics, super::payment::process,
+        super::audit::verify
+    ),
     components(schemas(super::payment::PaymentProcess, super::charge_json::ChargeObject)),
     modifiers(&BearerAuth)
 )]

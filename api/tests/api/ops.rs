@@ -117,3 +117,64 @@ async fn unknown_routes_and_methods_answer_json_errors() {
         .unwrap();
     assert_eq!(error_of(wrong_method).await.0, 405);
 }
+
+#[tokio::test]
+async fn audit_verify_over_http_needs_an_admin_key_and_reports_the_chain() {
+    let app = spawn_app(Kind::Sqlite).await;
+    for _ in 0..3 {
+        app.post(
+            "/payment/process",
+            r#"{"amount":1000,"currency":"usd"}"#,
+            None,
+        )
+        .await;
+    }
+    let url = app.url("/v1/audit/verify");
+    let write = app
+        .client
+        .get(&url)
+        .bearer_auth(&app.write_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(write).await.0, 403);
+
+    let report: Value = app
+        .client
+        .get(&url)
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["checked"], 6);
+    assert_eq!(report["last_position"], 6);
+    assert!(report["first_break"].is_null());
+    let head = app.store.head().await.unwrap();
+    assert_eq!(report["last_hash"], head.hash.to_hex());
+
+    let from_five: Value = app
+        .client
+        .get(format!("{url}?from=5"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(from_five["checked"], 2);
+
+    for bad in ["?from=0", "?from=8", "?from=abc", "?to=3"] {
+        let r = app
+            .client
+            .get(format!("{url}{bad}"))
+            .bearer_auth(&app.admin_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(error_of(r).await.0, 400, "{bad}");
+    }
+}
