@@ -7,10 +7,12 @@
 //!
 //! Today: [`charge`] (two-phase charging through a gateway) and the billing [`clock`]. Customers,
 //! plans, subscriptions and invoices follow the same shape.
+//! [`pricing`] holds the pure money-and-time rules: half-even rounding, intervals, proration, tax.
 
 pub mod charge;
 pub mod clock;
 pub mod error;
+pub mod pricing;
 mod stored;
 
 pub use error::CommandError;

@@ -34,6 +34,13 @@ impl ServeArgs {
 pub async fn run(config: &StoreConfig, args: ServeArgs) -> Result<ExitCode, String> {
     let store = super::open_migrated(config).await?;
     let state = AppState::with_sandbox(&store);
+    for var in ["STRIPE_SECRET_KEY", "PAYPAL_CLIENT_ID"] {
+        if std::env::var_os(var).is_some() {
+            tracing::warn!(
+                "{var} is set but this build has only the sandbox gateway; charges go to the sandbox"
+            );
+        }
+    }
     ensure_admin_key(&state).await?;
 
     let listener = tokio::net::TcpListener::bind(args.addr)
