@@ -105,43 +105,37 @@ impl ChargeService {
         render: &Render,
     ) -> Result<ChargeResult, CommandError> {
         let stream = stream_of(input.charge_id)?;
-        let mut loaded = self.load(&stream).await?;
-        if loaded.charge.is_none() {
-            let command = ChargeCommand::Request {
-                charge_id: input.charge_id,
-                amount: input.amount,
-                customer_id: input.customer_id,
-                payment_method: input.payment_method,
-                description: input.description,
-                gateway: self.gateway.name().to_string(),
-                request_fingerprint: idempotency.as_ref().map(|d| d.fingerprint.clone()),
-            };
-            let events = decide(None, command)?;
-            let now = self.clock.now();
-            match self
-                .append(
-                    &stream,
-                    ExpectedVersion::NoStream,
-                    &events,
-                    now,
-                    &metadata,
-                    None,
-                )
-                .await
-            {
-                Ok(position) => {
-                    loaded = Loaded {
-                        charge: apply(None, &events, now),
-                        version: 1,
-                        position,
-                    }
-                }
-                Err(AppendError::WrongExpectedVersion { .. }) => {
-                    loaded = self.load(&stream).await?
-                }
-                Err(e) => return Err(append_failure(e)),
-            }
-        }
+        // Optimistic: create the charge; only a retry (the stream exists) pays for a load.
+        let command = ChargeCommand::Request {
+            charge_id: input.charge_id,
+            amount: input.amount,
+            customer_id: input.customer_id,
+            payment_method: input.payment_method,
+            description: input.description,
+            gateway: self.gateway.name().to_string(),
+            request_fingerprint: idempotency.as_ref().map(|d| d.fingerprint.clone()),
+        };
+        let events = decide(None, command)?;
+        let now = self.clock.now();
+        let created = self
+            .append(
+                &stream,
+                ExpectedVersion::NoStream,
+                &events,
+                now,
+                &metadata,
+                None,
+            )
+            .await;
+        let loaded = match created {
+            Ok(position) => Loaded {
+                charge: apply(None, &events, now),
+                version: 1,
+                position,
+            },
+            Err(AppendError::WrongExpectedVersion { .. }) => self.load(&stream).await?,
+            Err(e) => return Err(append_failure(e)),
+        };
         if let (Some(draft), Some(existing)) = (&idempotency, &loaded.charge)
             && existing.request_fingerprint.as_deref() != Some(draft.fingerprint.as_str())
         {

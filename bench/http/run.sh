@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# HTTP charge throughput: `billing serve` on PostgreSQL (sandbox gateway, tok_visa) under wrk with
+# 32 connections, next to pgbench's single-row transactions at 32 clients.
+# Usage: bench/http/run.sh [seconds]    (needs wrk: apt-get install wrk; builds the release binary)
+set -euo pipefail
+export PGOPTIONS="-c client_min_messages=warning"
+cd "$(dirname "$0")/../.."
+seconds="${1:-10}"
+url="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+base="${url%/*}"
+db="$base/kb_http_bench"
+addr="127.0.0.1:8099"
+
+cargo build --release -q -p api
+psql -q "$url" -c "DROP DATABASE IF EXISTS kb_http_bench" -c "CREATE DATABASE kb_http_bench"
+export DATABASE_URL="$db"
+key=$(RUST_LOG=warn ./target/release/billing keys create --scope write 2>/dev/null)
+RUST_LOG=warn BILLING_ADDR="$addr" ./target/release/billing serve >/dev/null &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; psql -q "$url" -c "DROP DATABASE IF EXISTS kb_http_bench"' EXIT
+for _ in $(seq 1 100); do curl -sf "http://$addr/health" >/dev/null && break; sleep 0.1; done
+
+echo "billing: POST /payment/process, 32 connections, ${seconds}s"
+BILLING_KEY="$key" wrk -t2 -c32 -d"${seconds}s" -s bench/http/charge.lua "http://$addr" | tail -n 1
+
+echo "pgbench: one ~300-byte row per transaction, 32 clients, ${seconds}s"
+psql -q "$url" -c "DROP DATABASE IF EXISTS kb_pgbench" -c "CREATE DATABASE kb_pgbench"
+psql -q "$base/kb_pgbench" -f bench/pgbench/setup.sql
+pgbench -n -f bench/pgbench/single.sql -c 32 -j 2 -T "$seconds" "$base/kb_pgbench" 2>/dev/null | grep -E '^tps'
+psql -q "$url" -c "DROP DATABASE IF EXISTS kb_pgbench"
