@@ -11,6 +11,8 @@ use ledger::access::KeyStore;
 use ledger::store::{AnyStore, EventStore};
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::http::key_cache::KeyCache;
+
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn EventStore>,
@@ -21,6 +23,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// `(api key id, idempotency key)` of requests running in this process.
     pub in_flight: Arc<Mutex<HashSet<(String, String)>>>,
+    /// Recently authenticated keys (`http/key_cache.rs`).
+    pub key_cache: Arc<KeyCache>,
     pub started: Instant,
 }
 
@@ -40,6 +44,7 @@ impl AppState {
             clock,
             metrics: crate::http::metrics::handle(),
             in_flight: Arc::default(),
+            key_cache: Arc::default(),
             started: Instant::now(),
         }
     }

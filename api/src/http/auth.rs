@@ -45,8 +45,14 @@ impl FromRequestParts<AppState> for Caller {
             .filter(|t| !t.is_empty() && t.len() <= 200)
             .ok_or_else(|| ApiError::unauthenticated("expected `Authorization: Bearer <key>`"))?;
         let digest = Secret::from_presented(token).digest();
+        if let Some(key) = state.key_cache.get(&digest) {
+            return Ok(Caller(key));
+        }
         match state.keys.find_active_key(digest).await? {
-            Some(key) => Ok(Caller(key)),
+            Some(key) => {
+                state.key_cache.put(digest, key.clone());
+                Ok(Caller(key))
+            }
             None => Err(ApiError::unauthenticated("invalid or revoked API key")),
         }
     }

@@ -6,6 +6,7 @@ pub mod body;
 pub mod charge_json;
 pub mod error;
 pub mod idempotency;
+pub mod key_cache;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;

@@ -512,3 +512,34 @@ async fn idempotent_charges_from_two_servers_on_one_database_charge_once() {
 async fn a_db_url(app: &TestApp) -> String {
     app.db_url().expect("postgres app").to_string()
 }
+
+#[tokio::test]
+async fn a_revoked_key_stops_working_within_the_cache_ttl() {
+    use api::http::key_cache::KEY_CACHE_TTL_MS;
+    use ledger::access::{Scope, create_key};
+
+    let app = spawn_app(Kind::Sqlite).await;
+    let keys = app.keys();
+    let (key, secret) = create_key(keys.as_ref(), Scope::Write, chrono::Utc::now())
+        .await
+        .unwrap();
+    let charge = || {
+        app.client
+            .post(app.url("/payment/process"))
+            .bearer_auth(secret.expose())
+            .body(CHARGE)
+            .send()
+    };
+    assert_eq!(
+        charge().await.unwrap().status(),
+        200,
+        "the key works and is now cached"
+    );
+    assert!(keys.revoke_key(key.id, chrono::Utc::now()).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(KEY_CACHE_TTL_MS + 100)).await;
+    assert_eq!(
+        charge().await.unwrap().status(),
+        401,
+        "revoked, once the cache entry expired"
+    );
+}

@@ -108,6 +108,7 @@ pub enum Kind {
 /// A running server.
 pub struct TestApp {
     pub base: String,
+    keys: Arc<dyn ledger::access::KeyStore>,
     pub client: reqwest::Client,
     pub store: Arc<dyn EventStore>,
     pub sandbox: Arc<TestGateway>,
@@ -226,6 +227,7 @@ pub async fn spawn_app_with(kind: Kind, sandbox: Arc<TestGateway>) -> TestApp {
     });
     TestApp {
         base: format!("http://{addr}"),
+        keys: store.keys(),
         client: reqwest::Client::new(),
         store: store.events(),
         sandbox,
@@ -259,6 +261,11 @@ impl TestApp {
             req = req.header("idempotency-key", k);
         }
         req.send().await.expect("request")
+    }
+
+    /// The app's key store (to create and revoke keys behind the API's back, as the CLI does).
+    pub fn keys(&self) -> Arc<dyn ledger::access::KeyStore> {
+        self.keys.clone()
     }
 
     /// The PostgreSQL URL of this app's database (None on SQLite).
