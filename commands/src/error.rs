@@ -4,6 +4,7 @@
 use ledger::store::StoreError;
 
 use crate::charge::ChargeError;
+use crate::plan::PlanError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -16,6 +17,12 @@ pub enum CommandError {
     /// The `Idempotency-Key` was first used with another request (method, path or body).
     #[error("the idempotency key was used with a different request")]
     IdempotencyMismatch,
+    /// Another request under the same `Idempotency-Key` stored its response first: answer that.
+    #[error("a response is stored under this idempotency key already")]
+    IdempotencyKeyTaken,
+    /// The domain refused a plan command.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
     /// The event store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -5,13 +5,16 @@
 //! stream, decides, and appends with the expected version. Side effects with the outside world
 //! (a gateway call) happen in the service, between two appends, never inside `decide`.
 //!
-//! Today: [`charge`] (two-phase charging through a gateway) and the billing [`clock`]. Customers,
-//! plans, subscriptions and invoices follow the same shape.
+//! Today: [`charge`] (two-phase charging through a gateway), [`plan`] (prices and intervals, run
+//! by the generic [`aggregate::Executor`]) and the billing [`clock`]. Customers, subscriptions and
+//! invoices follow the same shape.
 //! [`pricing`] holds the pure money-and-time rules: half-even rounding, intervals, proration, tax.
 
+pub mod aggregate;
 pub mod charge;
 pub mod clock;
 pub mod error;
+pub mod plan;
 pub mod pricing;
 mod stored;
 

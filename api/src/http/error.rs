@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use commands::CommandError;
 use commands::charge::ChargeError;
+use commands::plan::PlanError;
 use ledger::store::StoreError;
 use serde::Serialize;
 use serde_json::json;
@@ -238,6 +239,27 @@ impl From<ChargeError> for ApiError {
     }
 }
 
+impl From<PlanError> for ApiError {
+    fn from(e: PlanError) -> Self {
+        let msg = e.to_string();
+        match e {
+            PlanError::NameInvalid => ApiError::invalid("parameter_invalid", Some("name"), msg),
+            PlanError::AmountInvalid => ApiError::invalid("amount_invalid", Some("amount"), msg),
+            PlanError::PricesInvalid => ApiError::invalid("parameter_invalid", Some("prices"), msg),
+            PlanError::TrialTooLong => {
+                ApiError::invalid("parameter_invalid", Some("trial_days"), msg)
+            }
+            PlanError::NotFound => ApiError::not_found(msg),
+            PlanError::AlreadyExists(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorType::Conflict,
+                "resource_exists",
+                msg,
+            ),
+        }
+    }
+}
+
 impl From<CommandError> for ApiError {
     fn from(e: CommandError) -> Self {
         match e {
@@ -249,6 +271,8 @@ impl From<CommandError> for ApiError {
                 "the resource was changed by another request; retry",
             ),
             CommandError::IdempotencyMismatch => ApiError::idempotency_mismatch(),
+            CommandError::IdempotencyKeyTaken => ApiError::idempotency_in_flight(),
+            CommandError::Plan(p) => p.into(),
             CommandError::Store(s) => s.into(),
         }
     }

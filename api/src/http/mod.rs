@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod charge_json;
+pub mod command;
 pub mod error;
 pub mod idempotency;
 pub mod key_cache;

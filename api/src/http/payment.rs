@@ -6,8 +6,6 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use commands::charge::ChargeInput;
-use ledger::access::Scope;
-use ledger::event::Metadata;
 use ledger::ids::{ChargeId, CustomerId};
 use ledger::money::{Currency, Money};
 use serde::Deserialize;
@@ -16,9 +14,8 @@ use utoipa::ToSchema;
 use super::auth::Caller;
 use super::body::{body_bytes, parse_json};
 use super::charge_json::{self, ChargeObject};
+use super::command::{self, Outcome};
 use super::error::ApiError;
-use super::idempotency::{self, Begin};
-use super::respond::{json_text, with_position};
 use crate::state::AppState;
 
 /// Token charged when none is given, with the sandbox gateway only (the seed's example request
@@ -61,52 +58,33 @@ pub async fn process(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::Write)?;
     let body = body_bytes(body)?;
-    let claim =
-        match idempotency::begin(&state, &caller, &headers, "POST", "/payment/process", &body)
-            .await?
-        {
-            Begin::Replay(response) => return Ok(response),
-            Begin::Run(claim) => Some(claim),
-            Begin::NoKey => None,
-        };
-    let req: PaymentProcess = parse_json(&body)?;
-    let input = charge_input(&req, &state, claim.as_ref().map(|c| &c.draft))?;
-    let metadata = Metadata {
-        actor: Some(caller.key_id()),
-        request_id: request_id(&headers),
-        idempotency_key: claim.as_ref().map(|c| c.draft.key.clone()),
-        ..Metadata::default()
-    };
-    // The command runs in a task of its own: if the client disconnects, the charge still
-    // finishes (gateway call and outcome event), and the claim on the key is held until it has.
-    let task_state = state.clone();
-    let result = tokio::spawn(async move {
-        let draft = claim.as_ref().map(|c| c.draft.clone());
-        let result = task_state
-            .charges
-            .charge(input, metadata, draft.clone(), &charge_json::render)
-            .await;
-        (result, claim)
-    })
+    let (task_state, task_body, task_caller, task_headers) =
+        (state.clone(), body.clone(), caller.clone(), headers.clone());
+    command::run(
+        &state,
+        &caller,
+        &headers,
+        "/payment/process",
+        &body,
+        move |draft| async move {
+            let req: PaymentProcess = parse_json(&task_body)?;
+            let input = charge_input(&req, &task_state, draft.as_ref())?;
+            let metadata = command::metadata(&task_caller, &task_headers, draft.as_ref());
+            let result = task_state
+                .charges
+                .charge(input, metadata, draft, &charge_json::render)
+                .await?;
+            let status = format!("{:?}", result.charge.status).to_lowercase();
+            metrics::counter!("billing_charges_total", "status" => status).increment(1);
+            Ok(Outcome {
+                rendered: charge_json::render(&result.charge),
+                position: result.position,
+                idempotency_stored: result.idempotency_stored,
+            })
+        },
+    )
     .await
-    .map_err(|e| ApiError::internal("charge task failed", &e))?;
-    let (result, claim) = result;
-    let result = result?;
-    metrics::counter!("billing_charges_total", "status" => format!("{:?}", result.charge.status).to_lowercase())
-        .increment(1);
-    if let Some(claim) = &claim
-        && !result.idempotency_stored
-        && let Some(stored) = idempotency::stored_response(&state, &claim.draft).await?
-    {
-        return Ok(stored);
-    }
-    let rendered = charge_json::render(&result.charge);
-    Ok(with_position(
-        json_text(rendered.status, rendered.body),
-        result.position,
-    ))
 }
 
 fn charge_input(
@@ -146,13 +124,4 @@ fn charge_input(
         payment_method,
         description: req.description.clone(),
     })
-}
-
-fn request_id(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 200)
-        .map(str::to_string)
-        .or_else(|| Some(uuid::Uuid::new_v4().to_string()))
 }
