@@ -286,7 +286,8 @@ mod tests {
 
     #[test]
     fn bad_plans_are_refused() {
-        let cases: Vec<(fn(&mut NewPlan), PlanError)> = vec![
+        type Change = fn(&mut NewPlan);
+        let cases: Vec<(Change, PlanError)> = vec![
             (|p| p.name = " ".into(), PlanError::NameInvalid),
             (|p| p.name = "x".repeat(201), PlanError::NameInvalid),
             (|p| p.name = "a\0b".into(), PlanError::NameInvalid),
