@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use commands::aggregate::Executor;
 use commands::charge::ChargeService;
 use commands::clock::{Clock, SystemClock};
 use gateways::{Gateway, SandboxGateway};
@@ -19,6 +20,8 @@ pub struct AppState {
     pub keys: Arc<dyn KeyStore>,
     pub gateway: Arc<dyn Gateway>,
     pub charges: Arc<ChargeService>,
+    /// Runs commands of the aggregates without side effects (plans, …).
+    pub executor: Executor,
     pub clock: Arc<dyn Clock>,
     pub metrics: PrometheusHandle,
     /// `(api key id, idempotency key)` of requests running in this process.
@@ -38,6 +41,7 @@ impl AppState {
                 gateway.clone(),
                 clock.clone(),
             )),
+            executor: Executor::new(events.clone(), clock.clone()),
             store: events,
             keys: store.keys(),
             gateway,

@@ -13,3 +13,5 @@ mod multiprocess;
 mod ops;
 #[path = "api/payment.rs"]
 mod payment;
+#[path = "api/plans.rs"]
+mod plans;

@@ -68,7 +68,10 @@ impl Executor {
         Self { store, clock }
     }
 
-    pub async fn load<A: Aggregate>(&self, id: &dyn Display) -> Result<Loaded<A>, StoreError> {
+    pub async fn load<A: Aggregate>(
+        &self,
+        id: &(dyn Display + Sync),
+    ) -> Result<Loaded<A>, StoreError> {
         let recorded = self.store.read_stream(&stream_of::<A>(id)?).await?;
         let events: Vec<A::Event> = decode_stream(&recorded)?;
         let mut state = None;
@@ -87,7 +90,7 @@ impl Executor {
     /// on a missing instance).
     pub async fn execute<A: Aggregate>(
         &self,
-        id: &dyn Display,
+        id: &(dyn Display + Sync),
         command: A::Command,
         metadata: &Metadata,
         idempotency: Option<&IdempotencyDraft>,
@@ -157,6 +160,6 @@ impl Executor {
     }
 }
 
-fn stream_of<A: Aggregate>(id: &dyn Display) -> Result<StreamId, StoreError> {
+fn stream_of<A: Aggregate>(id: &(dyn Display + Sync)) -> Result<StreamId, StoreError> {
     StreamId::of(A::CATEGORY, &id).map_err(|e| StoreError::Corrupt(e.to_string()))
 }

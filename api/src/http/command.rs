@@ -106,11 +106,12 @@ where
             let r = outcome.rendered;
             Ok(with_position(json_text(r.status, r.body), outcome.position))
         }
-        Err(Failure::Command(CommandError::IdempotencyKeyTaken)) => match stored(&claim).await? {
+        // A twin request under the same key may have finished first (its command then made
+        // ours fail: the stream exists, the key is taken): its stored response is the answer.
+        Err(Failure::Command(e)) => match stored(&claim).await? {
             Some(response) => Ok(response),
-            None => Err(ApiError::idempotency_in_flight()),
+            None => Err(e.into()),
         },
-        Err(Failure::Command(e)) => Err(e.into()),
         Err(Failure::Api(e)) => Err(e),
     }
 }

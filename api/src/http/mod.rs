@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod payment;
+pub mod plans;
 pub mod respond;
 
 use std::any::Any;
@@ -35,6 +36,8 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::document))
         .route("/payment/process", post(payment::process))
         .route("/v1/audit/verify", get(audit::verify))
+        .route("/v1/plans", post(plans::create))
+        .route("/v1/plans/{id}/archive", post(plans::archive))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(axum::middleware::from_fn(metrics::track))

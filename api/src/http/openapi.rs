@@ -12,9 +12,16 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(title = "Kanizsa Billing", description = "Event-sourced billing ledger: command API, operations."),
     paths(super::ops::health, super::ops::ready, super::ops::metrics, super::payment::process,
-        super::audit::verify
+        super::audit::verify,
+        super::plans::create,
+        super::plans::archive
     ),
-    components(schemas(super::payment::PaymentProcess, super::charge_json::ChargeObject)),
+    components(schemas(
+        super::payment::PaymentProcess,
+        super::charge_json::ChargeObject,
+        super::plans::CreatePlan,
+        super::plans::PlanObject
+    )),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
