@@ -15,3 +15,5 @@ mod ops;
 mod payment;
 #[path = "api/plans.rs"]
 mod plans;
+#[path = "api/tax_rates.rs"]
+mod tax_rates;

@@ -5,6 +5,7 @@ use ledger::store::StoreError;
 
 use crate::charge::ChargeError;
 use crate::plan::PlanError;
+use crate::tax_rate::TaxRateError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -23,6 +24,9 @@ pub enum CommandError {
     /// The domain refused a plan command.
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// The domain refused a tax-rate command.
+    #[error(transparent)]
+    TaxRate(#[from] TaxRateError),
     /// The event store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

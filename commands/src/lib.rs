@@ -5,8 +5,8 @@
 //! stream, decides, and appends with the expected version. Side effects with the outside world
 //! (a gateway call) happen in the service, between two appends, never inside `decide`.
 //!
-//! Today: [`charge`] (two-phase charging through a gateway), [`plan`] (prices and intervals, run
-//! by the generic [`aggregate::Executor`]) and the billing [`clock`]. Customers, subscriptions and
+//! Today: [`charge`] (two-phase charging through a gateway), [`plan`] and [`tax_rate`] (run by
+//! the generic [`aggregate::Executor`]) and the billing [`clock`]. Customers, subscriptions and
 //! invoices follow the same shape.
 //! [`pricing`] holds the pure money-and-time rules: half-even rounding, intervals, proration, tax.
 
@@ -17,5 +17,6 @@ pub mod error;
 pub mod plan;
 pub mod pricing;
 mod stored;
+pub mod tax_rate;
 
 pub use error::CommandError;

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use commands::CommandError;
 use commands::charge::ChargeError;
 use commands::plan::PlanError;
+use commands::tax_rate::TaxRateError;
 use ledger::store::StoreError;
 use serde::Serialize;
 use serde_json::json;
@@ -260,6 +261,29 @@ impl From<PlanError> for ApiError {
     }
 }
 
+impl From<TaxRateError> for ApiError {
+    fn from(e: TaxRateError) -> Self {
+        let msg = e.to_string();
+        match e {
+            TaxRateError::DisplayNameInvalid => {
+                ApiError::invalid("parameter_invalid", Some("display_name"), msg)
+            }
+            TaxRateError::CountryInvalid => {
+                ApiError::invalid("parameter_invalid", Some("country"), msg)
+            }
+            TaxRateError::StateInvalid => {
+                ApiError::invalid("parameter_invalid", Some("state"), msg)
+            }
+            TaxRateError::AlreadyExists(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorType::Conflict,
+                "resource_exists",
+                msg,
+            ),
+        }
+    }
+}
+
 impl From<CommandError> for ApiError {
     fn from(e: CommandError) -> Self {
         match e {
@@ -273,6 +297,7 @@ impl From<CommandError> for ApiError {
             CommandError::IdempotencyMismatch => ApiError::idempotency_mismatch(),
             CommandError::IdempotencyKeyTaken => ApiError::idempotency_in_flight(),
             CommandError::Plan(p) => p.into(),
+            CommandError::TaxRate(t) => t.into(),
             CommandError::Store(s) => s.into(),
         }
     }

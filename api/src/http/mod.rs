@@ -14,6 +14,7 @@ pub mod ops;
 pub mod payment;
 pub mod plans;
 pub mod respond;
+pub mod tax_rates;
 
 use std::any::Any;
 
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/plans", post(plans::create))
         .route("/v1/plans/{id}/archive", post(plans::archive))
+        .route("/v1/tax_rates", post(tax_rates::create))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(axum::middleware::from_fn(metrics::track))

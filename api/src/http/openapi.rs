@@ -14,13 +14,16 @@ use utoipa::{Modify, OpenApi};
     paths(super::ops::health, super::ops::ready, super::ops::metrics, super::payment::process,
         super::audit::verify,
         super::plans::create,
-        super::plans::archive
+        super::plans::archive,
+        super::tax_rates::create
     ),
     components(schemas(
         super::payment::PaymentProcess,
         super::charge_json::ChargeObject,
         super::plans::CreatePlan,
-        super::plans::PlanObject
+        super::plans::PlanObject,
+        super::tax_rates::CreateTaxRate,
+        super::tax_rates::TaxRateObject
     )),
     modifiers(&BearerAuth)
 )]
