@@ -15,5 +15,7 @@ mod ops;
 mod payment;
 #[path = "api/plans.rs"]
 mod plans;
+#[path = "api/refunds.rs"]
+mod refunds;
 #[path = "api/tax_rates.rs"]
 mod tax_rates;

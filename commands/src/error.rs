@@ -4,6 +4,7 @@
 use ledger::store::StoreError;
 
 use crate::charge::ChargeError;
+use crate::charge::refund::RefundError;
 use crate::plan::PlanError;
 use crate::tax_rate::TaxRateError;
 
@@ -21,6 +22,9 @@ pub enum CommandError {
     /// Another request under the same `Idempotency-Key` stored its response first: answer that.
     #[error("a response is stored under this idempotency key already")]
     IdempotencyKeyTaken,
+    /// The domain refused a refund.
+    #[error(transparent)]
+    Refund(#[from] RefundError),
     /// The domain refused a plan command.
     #[error(transparent)]
     Plan(#[from] PlanError),

@@ -19,6 +19,10 @@ pub struct ChargeObject {
     /// `pending`, `succeeded` or `failed`.
     pub status: String,
     pub paid: bool,
+    /// Refunded and confirmed by the gateway, in minor units.
+    pub amount_refunded: i64,
+    /// Whether the whole amount is refunded.
+    pub refunded: bool,
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
     pub customer: Option<String>,
@@ -41,6 +45,8 @@ impl ChargeObject {
             currency: c.amount.currency().code().to_string(),
             status: status_text(c.status).to_string(),
             paid: c.status == ChargeStatus::Succeeded,
+            amount_refunded: c.amount_refunded(),
+            refunded: c.amount_refunded() == c.amount.amount_minor(),
             failure_code: c.failure_code.clone(),
             failure_message: c.failure_message.clone(),
             customer: c.customer_id.map(|id| id.to_string()),

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use commands::CommandError;
 use commands::charge::ChargeError;
+use commands::charge::refund::RefundError;
 use commands::plan::PlanError;
 use commands::tax_rate::TaxRateError;
 use ledger::store::StoreError;
@@ -284,6 +285,36 @@ impl From<TaxRateError> for ApiError {
     }
 }
 
+impl From<RefundError> for ApiError {
+    fn from(e: RefundError) -> Self {
+        let msg = e.to_string();
+        match e {
+            RefundError::ChargeNotRefundable => {
+                ApiError::invalid("charge_not_refundable", Some("charge_id"), msg)
+            }
+            RefundError::AlreadyRefunded(_) => {
+                ApiError::invalid("charge_already_refunded", Some("charge_id"), msg)
+            }
+            RefundError::AmountNotPositive => {
+                ApiError::invalid("amount_invalid", Some("amount"), msg)
+            }
+            RefundError::AmountTooLarge { .. } => {
+                ApiError::invalid("amount_too_large", Some("amount"), msg)
+            }
+            RefundError::ReasonInvalid => {
+                ApiError::invalid("parameter_invalid", Some("reason"), msg)
+            }
+            RefundError::NotFound => ApiError::not_found(msg),
+            RefundError::AlreadyRequested(_) | RefundError::OutcomeRecorded(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorType::Conflict,
+                "resource_exists",
+                msg,
+            ),
+        }
+    }
+}
+
 impl From<CommandError> for ApiError {
     fn from(e: CommandError) -> Self {
         match e {
@@ -297,6 +328,7 @@ impl From<CommandError> for ApiError {
             CommandError::IdempotencyMismatch => ApiError::idempotency_mismatch(),
             CommandError::IdempotencyKeyTaken => ApiError::idempotency_in_flight(),
             CommandError::Plan(p) => p.into(),
+            CommandError::Refund(r) => r.into(),
             CommandError::TaxRate(t) => t.into(),
             CommandError::Store(s) => s.into(),
         }

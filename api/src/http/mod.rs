@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod ops;
 pub mod payment;
 pub mod plans;
+pub mod refunds;
 pub mod respond;
 pub mod tax_rates;
 
@@ -40,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/plans", post(plans::create))
         .route("/v1/plans/{id}/archive", post(plans::archive))
         .route("/v1/tax_rates", post(tax_rates::create))
+        .route("/v1/refunds", post(refunds::create))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(axum::middleware::from_fn(metrics::track))

@@ -15,7 +15,8 @@ use utoipa::{Modify, OpenApi};
         super::audit::verify,
         super::plans::create,
         super::plans::archive,
-        super::tax_rates::create
+        super::tax_rates::create,
+        super::refunds::create
     ),
     components(schemas(
         super::payment::PaymentProcess,
@@ -23,7 +24,9 @@ use utoipa::{Modify, OpenApi};
         super::plans::CreatePlan,
         super::plans::PlanObject,
         super::tax_rates::CreateTaxRate,
-        super::tax_rates::TaxRateObject
+        super::tax_rates::TaxRateObject,
+        super::refunds::CreateRefund,
+        super::refunds::RefundObject
     )),
     modifiers(&BearerAuth)
 )]

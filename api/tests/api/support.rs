@@ -147,6 +147,11 @@ impl TestGateway {
         self.inner.charges_made()
     }
 
+    /// Refunded at the sandbox for one of its charges.
+    pub fn refunded_minor(&self, gateway_charge_id: &str) -> Option<i64> {
+        self.inner.refunded_minor(gateway_charge_id)
+    }
+
     /// Charge calls received (including those that timed out here).
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)

@@ -5,6 +5,8 @@
 //! that dies in between leaves a requested charge that can be completed later with the same key:
 //! a card is never charged twice, and never charged without a record.
 
+pub mod refund;
+mod refund_service;
 mod service;
 
 use chrono::{DateTime, Utc};
@@ -13,7 +15,9 @@ use ledger::money::{Currency, Money};
 use serde::{Deserialize, Serialize};
 
 use crate::stored::{DomainEvent, from_json, to_json};
+use refund::RefundEvent;
 
+pub use refund_service::{RefundInput, RefundResult, RenderRefund};
 pub use service::{ChargeInput, ChargeResult, ChargeService, IdempotencyDraft, Render, Rendered};
 
 /// Largest amount of one charge, in minor units (Stripe's limit: 999,999.99 of a 2-decimal
@@ -60,6 +64,7 @@ pub enum ChargeEvent {
     Requested(ChargeRequested),
     Succeeded(ChargeSucceeded),
     Failed(ChargeFailed),
+    Refund(refund::RefundEvent),
 }
 
 impl DomainEvent for ChargeEvent {
@@ -68,6 +73,9 @@ impl DomainEvent for ChargeEvent {
             ChargeEvent::Requested(_) => "ChargeRequested",
             ChargeEvent::Succeeded(_) => "ChargeSucceeded",
             ChargeEvent::Failed(_) => "ChargeFailed",
+            ChargeEvent::Refund(RefundEvent::Requested(_)) => "RefundRequested",
+            ChargeEvent::Refund(RefundEvent::Succeeded(_)) => "RefundSucceeded",
+            ChargeEvent::Refund(RefundEvent::Failed(_)) => "RefundFailed",
         }
     }
 
@@ -76,6 +84,9 @@ impl DomainEvent for ChargeEvent {
             ChargeEvent::Requested(e) => to_json(e),
             ChargeEvent::Succeeded(e) => to_json(e),
             ChargeEvent::Failed(e) => to_json(e),
+            ChargeEvent::Refund(RefundEvent::Requested(e)) => to_json(e),
+            ChargeEvent::Refund(RefundEvent::Succeeded(e)) => to_json(e),
+            ChargeEvent::Refund(RefundEvent::Failed(e)) => to_json(e),
         }
     }
 
@@ -84,6 +95,15 @@ impl DomainEvent for ChargeEvent {
             "ChargeRequested" => from_json(payload).map(ChargeEvent::Requested),
             "ChargeSucceeded" => from_json(payload).map(ChargeEvent::Succeeded),
             "ChargeFailed" => from_json(payload).map(ChargeEvent::Failed),
+            "RefundRequested" => {
+                from_json(payload).map(|e| ChargeEvent::Refund(RefundEvent::Requested(e)))
+            }
+            "RefundSucceeded" => {
+                from_json(payload).map(|e| ChargeEvent::Refund(RefundEvent::Succeeded(e)))
+            }
+            "RefundFailed" => {
+                from_json(payload).map(|e| ChargeEvent::Refund(RefundEvent::Failed(e)))
+            }
             _ => None,
         }
     }
@@ -114,6 +134,8 @@ pub struct Charge {
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
     pub created: DateTime<Utc>,
+    /// Every refund of this charge, in request order.
+    pub refunds: Vec<refund::Refund>,
 }
 
 /// What may be asked of a charge.
@@ -253,7 +275,12 @@ pub fn evolve(state: Option<Charge>, event: &ChargeEvent, at: DateTime<Utc>) -> 
             failure_code: None,
             failure_message: None,
             created: at,
+            refunds: Vec::new(),
         }),
+        (Some(mut c), ChargeEvent::Refund(e)) => {
+            refund::apply(&mut c, e, at);
+            Some(c)
+        }
         (Some(mut c), ChargeEvent::Succeeded(e)) => {
             c.status = ChargeStatus::Succeeded;
             c.gateway_charge_id = Some(e.gateway_charge_id.clone());
@@ -383,6 +410,119 @@ mod tests {
     #[test]
     fn events_round_trip_through_the_envelope() {
         let events = decide(None, request(1234)).unwrap();
+        for e in &events {
+            assert_eq!(
+                ChargeEvent::from_stored(e.event_type(), &e.payload()).as_ref(),
+                Some(e)
+            );
+        }
+    }
+
+    #[test]
+    fn refunds_never_exceed_the_charge() {
+        use ledger::ids::RefundId;
+        use refund::{RefundCommand, RefundError, decide_refund};
+
+        let mut events = decide(None, request(1000)).unwrap();
+        let pending = fold(&events).unwrap();
+        let early = RefundCommand::Request {
+            refund_id: RefundId::new(),
+            amount: None,
+            reason: None,
+            request_fingerprint: None,
+        };
+        assert_eq!(
+            decide_refund(&pending, early),
+            Err(RefundError::ChargeNotRefundable)
+        );
+        events.extend(
+            decide(
+                Some(&pending),
+                ChargeCommand::RecordSuccess {
+                    gateway_charge_id: "g".into(),
+                },
+            )
+            .unwrap(),
+        );
+        let charge = fold(&events).unwrap();
+
+        let ask = |amount: Option<i64>, reason: Option<&str>| RefundCommand::Request {
+            refund_id: RefundId::new(),
+            amount,
+            reason: reason.map(str::to_string),
+            request_fingerprint: None,
+        };
+        assert_eq!(
+            decide_refund(&charge, ask(Some(0), None)),
+            Err(RefundError::AmountNotPositive)
+        );
+        assert_eq!(
+            decide_refund(&charge, ask(Some(1001), None)),
+            Err(RefundError::AmountTooLarge { refundable: 1000 })
+        );
+        assert_eq!(
+            decide_refund(&charge, ask(Some(1), Some("bored"))),
+            Err(RefundError::ReasonInvalid)
+        );
+
+        // 600 pending, then 400 more is exactly the rest; a pending refund reserves its amount.
+        let first = decide_refund(&charge, ask(Some(600), Some("duplicate"))).unwrap();
+        let events: Vec<ChargeEvent> = events
+            .into_iter()
+            .chain(first.into_iter().map(ChargeEvent::Refund))
+            .collect();
+        let charge = fold(&events).unwrap();
+        assert_eq!((charge.refundable(), charge.amount_refunded()), (400, 0));
+        assert_eq!(
+            decide_refund(&charge, ask(Some(401), None)),
+            Err(RefundError::AmountTooLarge { refundable: 400 })
+        );
+        let rest = decide_refund(&charge, ask(None, None)).unwrap();
+        let events: Vec<ChargeEvent> = events
+            .into_iter()
+            .chain(rest.into_iter().map(ChargeEvent::Refund))
+            .collect();
+        let charge = fold(&events).unwrap();
+        assert_eq!(charge.refundable(), 0);
+        assert_eq!(
+            decide_refund(&charge, ask(Some(1), None)),
+            Err(RefundError::AlreadyRefunded(charge.id))
+        );
+
+        // A failed refund gives its amount back; a succeeded one counts as refunded.
+        let (a, b) = (charge.refunds[0].id, charge.refunds[1].id);
+        let failed = decide_refund(
+            &charge,
+            RefundCommand::RecordFailure {
+                refund_id: a,
+                failure_reason: "x".into(),
+            },
+        )
+        .unwrap();
+        let done = decide_refund(
+            &charge,
+            RefundCommand::RecordSuccess {
+                refund_id: b,
+                gateway_refund_id: "r".into(),
+            },
+        )
+        .unwrap();
+        let events: Vec<ChargeEvent> = events
+            .into_iter()
+            .chain(failed.into_iter().chain(done).map(ChargeEvent::Refund))
+            .collect();
+        let charge = fold(&events).unwrap();
+        assert_eq!((charge.refundable(), charge.amount_refunded()), (600, 400));
+        assert_eq!(
+            decide_refund(
+                &charge,
+                RefundCommand::RecordSuccess {
+                    refund_id: b,
+                    gateway_refund_id: "r".into()
+                }
+            ),
+            Err(RefundError::OutcomeRecorded(b))
+        );
         for e in &events {
             assert_eq!(
                 ChargeEvent::from_stored(e.event_type(), &e.payload()).as_ref(),

@@ -19,7 +19,7 @@ use crate::stored::{decode_stream, to_new_event};
 
 /// Gateway calls per charge attempt, and the pause before each retry (timeouts and 5xx only;
 /// every retry uses the same gateway idempotency key).
-const GATEWAY_RETRY_DELAYS_MS: [u64; 2] = [100, 400];
+pub(super) const GATEWAY_RETRY_DELAYS_MS: [u64; 2] = [100, 400];
 /// Reloads after a concurrent append to the same charge.
 const CONFLICT_RETRY_MAX: usize = 3;
 /// Pauses before appending the outcome again when the store was unavailable: the gateway has
@@ -68,14 +68,14 @@ pub struct ChargeResult {
 
 pub struct ChargeService {
     store: Arc<dyn EventStore>,
-    gateway: Arc<dyn Gateway>,
-    clock: Arc<dyn Clock>,
+    pub(super) gateway: Arc<dyn Gateway>,
+    pub(super) clock: Arc<dyn Clock>,
 }
 
-struct Loaded {
-    charge: Option<Charge>,
-    version: i64,
-    position: Position,
+pub(super) struct Loaded {
+    pub(super) charge: Option<Charge>,
+    pub(super) version: i64,
+    pub(super) position: Position,
 }
 
 impl ChargeService {
@@ -209,7 +209,7 @@ impl ChargeService {
 
     /// Appends the outcome (with the idempotency record when there is one), retrying while the
     /// store is unavailable. Returns the position and whether the record was stored.
-    async fn append_outcome(
+    pub(super) async fn append_outcome(
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
@@ -287,7 +287,7 @@ impl ChargeService {
         }
     }
 
-    async fn load(&self, stream: &StreamId) -> Result<Loaded, StoreError> {
+    pub(super) async fn load(&self, stream: &StreamId) -> Result<Loaded, StoreError> {
         let recorded = self.store.read_stream(stream).await?;
         let events: Vec<ChargeEvent> = decode_stream(&recorded)?;
         let mut charge = None;
@@ -301,7 +301,7 @@ impl ChargeService {
         })
     }
 
-    async fn append(
+    pub(super) async fn append(
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
@@ -321,18 +321,22 @@ impl ChargeService {
 }
 
 /// The state after `events`, all at business time `at`.
-fn apply(mut state: Option<Charge>, events: &[ChargeEvent], at: DateTime<Utc>) -> Option<Charge> {
+pub(super) fn apply(
+    mut state: Option<Charge>,
+    events: &[ChargeEvent],
+    at: DateTime<Utc>,
+) -> Option<Charge> {
     for e in events {
         state = evolve(state, e, at);
     }
     state
 }
 
-fn stream_of(id: ChargeId) -> Result<StreamId, CommandError> {
+pub(super) fn stream_of(id: ChargeId) -> Result<StreamId, CommandError> {
     StreamId::of("charge", &id).map_err(|e| CommandError::Store(StoreError::Corrupt(e.to_string())))
 }
 
-fn append_failure(e: AppendError) -> CommandError {
+pub(super) fn append_failure(e: AppendError) -> CommandError {
     match e {
         AppendError::Store(s) => CommandError::Store(s),
         AppendError::WrongExpectedVersion { stream_id, .. } => {
