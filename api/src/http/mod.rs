@@ -15,6 +15,7 @@ pub mod payment;
 pub mod plans;
 pub mod refunds;
 pub mod respond;
+pub mod stripe_test;
 pub mod tax_rates;
 
 use std::any::Any;
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(openapi::document))
         .route("/payment/process", post(payment::process))
+        .route("/payment/stripe/test", post(stripe_test::check))
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/plans", post(plans::create))
         .route("/v1/plans/{id}/archive", post(plans::archive))

@@ -16,7 +16,8 @@ use utoipa::{Modify, OpenApi};
         super::plans::create,
         super::plans::archive,
         super::tax_rates::create,
-        super::refunds::create
+        super::refunds::create,
+        super::stripe_test::check
     ),
     components(schemas(
         super::payment::PaymentProcess,

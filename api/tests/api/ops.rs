@@ -178,3 +178,28 @@ async fn audit_verify_over_http_needs_an_admin_key_and_reports_the_chain() {
         assert_eq!(error_of(r).await.0, 400, "{bad}");
     }
 }
+
+#[tokio::test]
+async fn stripe_test_reports_the_sandbox_mode() {
+    let app = spawn_app(Kind::Sqlite).await;
+    let url = app.url("/payment/stripe/test");
+    assert_eq!(app.client.post(&url).send().await.unwrap().status(), 401);
+    let check: Value = app
+        .client
+        .post(&url)
+        .bearer_auth(&app.read_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(check["gateway"], "sandbox");
+    assert!(check["reachable"].is_null());
+    // The test environment may or may not carry a key; the mode must agree with it.
+    let configured = std::env::var("STRIPE_SECRET_KEY").is_ok_and(|k| !k.is_empty());
+    assert_eq!(check["stripe_key_configured"], configured);
+    if !configured {
+        assert_eq!(check["mode"], "sandbox");
+    }
+}
