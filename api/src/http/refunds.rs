@@ -117,9 +117,10 @@ pub async fn create(
                 .charge_id
                 .parse()
                 .map_err(|_| ApiError::not_found("no such charge"))?;
-            // Under an idempotency key the refund id is derived from it: a retry finds its refund.
+            // Under an idempotency key the refund id is derived from it (and the charge), so a
+            // retry finds its refund; refunds of two charges never share an id.
             let refund_id = match &draft {
-                Some(d) => RefundId::derived(&format!("{}:{}", d.api_key_id, d.key)),
+                Some(d) => RefundId::derived(&format!("{}:{}:{charge_id}", d.api_key_id, d.key)),
                 None => RefundId::new(),
             };
             let input = RefundInput {

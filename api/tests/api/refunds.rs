@@ -217,3 +217,58 @@ async fn a_refund_is_idempotent() {
         Some(100)
     );
 }
+
+#[tokio::test]
+async fn a_pending_refund_keeps_its_amount_reserved_and_completes_on_retry() {
+    use std::sync::atomic::Ordering;
+
+    let app = spawn_app(Kind::Sqlite).await;
+    let ch = charge(&app, 1000, "tok_visa").await;
+    let body = json!({"charge_id": ch["id"], "amount": 600}).to_string();
+    app.sandbox.down.store(true, Ordering::SeqCst);
+    let pending = app.post("/v1/refunds", &body, Some("r-p")).await;
+    assert_eq!(pending.status(), 202);
+    let pending: Value = pending.json().await.unwrap();
+    assert_eq!(pending["status"], "pending");
+
+    // The pending 600 is reserved: only 400 may be refunded meanwhile.
+    let more = refund(&app, json!({"charge_id": ch["id"], "amount": 401})).await;
+    assert_eq!(error_of(more).await.2, "amount_too_large");
+    // Another body under the same key is refused, even while pending.
+    let other = json!({"charge_id": ch["id"], "amount": 100}).to_string();
+    assert_eq!(
+        error_of(app.post("/v1/refunds", &other, Some("r-p")).await)
+            .await
+            .0,
+        422
+    );
+
+    app.sandbox.down.store(false, Ordering::SeqCst);
+    let done = app.post("/v1/refunds", &body, Some("r-p")).await;
+    assert_eq!(done.status(), 200);
+    let done: Value = done.json().await.unwrap();
+    assert_eq!(
+        (done["id"].clone(), done["status"].clone()),
+        (pending["id"].clone(), "succeeded".into())
+    );
+    assert_eq!(
+        app.sandbox
+            .refunded_minor(ch["gateway_charge_id"].as_str().unwrap()),
+        Some(600)
+    );
+    let types: Vec<String> = app
+        .all_events()
+        .await
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "ChargeRequested",
+            "ChargeSucceeded",
+            "RefundRequested",
+            "RefundSucceeded"
+        ]
+    );
+}

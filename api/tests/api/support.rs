@@ -185,6 +185,9 @@ impl Gateway for TestGateway {
     }
 
     async fn refund(&self, req: RefundRequest) -> Result<RefundOutcome, GatewayError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(GatewayError::Timeout);
+        }
         self.inner.refund(req).await
     }
 }
