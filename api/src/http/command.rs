@@ -64,7 +64,28 @@ pub fn metadata(
     }
 }
 
-/// Runs `command` (given the idempotency draft, if any) for a `POST` to `path`.
+/// What a command gets to work with: its own copies, so it can run in a task of its own.
+pub struct Ctx {
+    pub state: AppState,
+    /// The raw request body (parse it with `body::parse_json`).
+    pub body: Bytes,
+    /// Caller, request id and idempotency key, for the events' metadata.
+    pub metadata: Metadata,
+    /// The `Idempotency-Key` claim, if the request has one.
+    pub draft: Option<IdempotencyDraft>,
+}
+
+impl<A> From<(commands::aggregate::Executed<A>, Rendered)> for Outcome {
+    fn from((done, rendered): (commands::aggregate::Executed<A>, Rendered)) -> Self {
+        Outcome {
+            rendered,
+            position: done.position,
+            idempotency_stored: done.idempotency_stored,
+        }
+    }
+}
+
+/// Runs `command` for a `POST` to `path`.
 pub async fn run<F, Fut>(
     state: &AppState,
     caller: &Caller,
@@ -74,7 +95,7 @@ pub async fn run<F, Fut>(
     command: F,
 ) -> Result<Response, ApiError>
 where
-    F: FnOnce(Option<IdempotencyDraft>) -> Fut,
+    F: FnOnce(Ctx) -> Fut,
     Fut: Future<Output = Result<Outcome, Failure>> + Send + 'static,
 {
     caller.require(Scope::Write)?;
@@ -83,7 +104,13 @@ where
         Begin::Run(claim) => Some(claim),
         Begin::NoKey => None,
     };
-    let work = command(claim.as_ref().map(|c| c.draft.clone()));
+    let draft = claim.as_ref().map(|c| c.draft.clone());
+    let work = command(Ctx {
+        state: state.clone(),
+        body: body.clone(),
+        metadata: metadata(caller, headers, draft.as_ref()),
+        draft,
+    });
     let (result, claim) = tokio::spawn(async move { (work.await, claim) })
         .await
         .map_err(|e| ApiError::internal("command task failed", &e))?;

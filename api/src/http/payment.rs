@@ -59,21 +59,18 @@ pub async fn process(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body_bytes(body)?;
-    let (task_state, task_body, task_caller, task_headers) =
-        (state.clone(), body.clone(), caller.clone(), headers.clone());
     command::run(
         &state,
         &caller,
         &headers,
         "/payment/process",
         &body,
-        move |draft| async move {
-            let req: PaymentProcess = parse_json(&task_body)?;
-            let input = charge_input(&req, &task_state, draft.as_ref())?;
-            let metadata = command::metadata(&task_caller, &task_headers, draft.as_ref());
-            let result = task_state
-                .charges
-                .charge(input, metadata, draft, &charge_json::render)
+        |ctx| async move {
+            let req: PaymentProcess = parse_json(&ctx.body)?;
+            let input = charge_input(&req, &ctx.state, ctx.draft.as_ref())?;
+            let charges = &ctx.state.charges;
+            let result = charges
+                .charge(input, ctx.metadata, ctx.draft, &charge_json::render)
                 .await?;
             let status = format!("{:?}", result.charge.status).to_lowercase();
             metrics::counter!("billing_charges_total", "status" => status).increment(1);

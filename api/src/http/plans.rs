@@ -107,33 +107,23 @@ pub async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body_bytes(body)?;
-    let (st, raw, who, hs) = (state.clone(), body.clone(), caller.clone(), headers.clone());
     command::run(
         &state,
         &caller,
         &headers,
         "/v1/plans",
         &body,
-        move |draft| async move {
-            let req: CreatePlan = parse_json(&raw)?;
-            let new = new_plan(req, draft.as_ref())?;
+        |ctx| async move {
+            let new = new_plan(parse_json(&ctx.body)?, ctx.draft.as_ref())?;
             let id = new.plan_id;
-            let metadata = command::metadata(&who, &hs, draft.as_ref());
-            let done = st
+            let command = PlanCommand::Create(new);
+            let done = ctx
+                .state
                 .executor
-                .execute::<Plan>(
-                    &id,
-                    PlanCommand::Create(new),
-                    &metadata,
-                    draft.as_ref(),
-                    &render,
-                )
+                .execute::<Plan>(&id, command, &ctx.metadata, ctx.draft.as_ref(), &render)
                 .await?;
-            Ok(Outcome {
-                rendered: render(&done.state),
-                position: done.position,
-                idempotency_stored: done.idempotency_stored,
-            })
+            let rendered = render(&done.state);
+            Ok(Outcome::from((done, rendered)))
         },
     )
     .await
@@ -161,32 +151,16 @@ pub async fn archive(
         .parse()
         .map_err(|_| ApiError::not_found("no such plan"))?;
     let path = format!("/v1/plans/{id}/archive");
-    let (st, who, hs) = (state.clone(), caller.clone(), headers.clone());
-    command::run(
-        &state,
-        &caller,
-        &headers,
-        &path,
-        &body,
-        move |draft| async move {
-            let metadata = command::metadata(&who, &hs, draft.as_ref());
-            let done = st
-                .executor
-                .execute::<Plan>(
-                    &id,
-                    PlanCommand::Archive,
-                    &metadata,
-                    draft.as_ref(),
-                    &render,
-                )
-                .await?;
-            Ok(Outcome {
-                rendered: render(&done.state),
-                position: done.position,
-                idempotency_stored: done.idempotency_stored,
-            })
-        },
-    )
+    command::run(&state, &caller, &headers, &path, &body, |ctx| async move {
+        let command = PlanCommand::Archive;
+        let done = ctx
+            .state
+            .executor
+            .execute::<Plan>(&id, command, &ctx.metadata, ctx.draft.as_ref(), &render)
+            .await?;
+        let rendered = render(&done.state);
+        Ok(Outcome::from((done, rendered)))
+    })
     .await
 }
 

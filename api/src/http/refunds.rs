@@ -104,22 +104,21 @@ pub async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body_bytes(body)?;
-    let (st, raw, who, hs) = (state.clone(), body.clone(), caller.clone(), headers.clone());
     command::run(
         &state,
         &caller,
         &headers,
         "/v1/refunds",
         &body,
-        move |draft| async move {
-            let req: CreateRefund = parse_json(&raw)?;
+        |ctx| async move {
+            let req: CreateRefund = parse_json(&ctx.body)?;
             let charge_id: ChargeId = req
                 .charge_id
                 .parse()
                 .map_err(|_| ApiError::not_found("no such charge"))?;
             // Under an idempotency key the refund id is derived from it (and the charge), so a
             // retry finds its refund; refunds of two charges never share an id.
-            let refund_id = match &draft {
+            let refund_id = match &ctx.draft {
                 Some(d) => RefundId::derived(&format!("{}:{}:{charge_id}", d.api_key_id, d.key)),
                 None => RefundId::new(),
             };
@@ -129,8 +128,11 @@ pub async fn create(
                 amount: req.amount,
                 reason: req.reason,
             };
-            let metadata = command::metadata(&who, &hs, draft.as_ref());
-            let done = st.charges.refund(input, metadata, draft, &render).await?;
+            let done = ctx
+                .state
+                .charges
+                .refund(input, ctx.metadata, ctx.draft, &render)
+                .await?;
             Ok(Outcome {
                 rendered: render(&done.charge, done.refund_id),
                 position: done.position,

@@ -87,19 +87,18 @@ pub async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body_bytes(body)?;
-    let (st, raw, who, hs) = (state.clone(), body.clone(), caller.clone(), headers.clone());
     command::run(
         &state,
         &caller,
         &headers,
         "/v1/tax_rates",
         &body,
-        move |draft| async move {
-            let req: CreateTaxRate = parse_json(&raw)?;
+        |ctx| async move {
+            let req: CreateTaxRate = parse_json(&ctx.body)?;
             let rate = Rate::new(&req.percentage, req.inclusive).map_err(|e| {
                 ApiError::invalid("parameter_invalid", Some("percentage"), e.to_string())
             })?;
-            let id = match &draft {
+            let id = match &ctx.draft {
                 Some(d) => TaxRateId::derived(&format!("{}:{}", d.api_key_id, d.key)),
                 None => TaxRateId::new(),
             };
@@ -110,22 +109,14 @@ pub async fn create(
                 country: req.country,
                 state: req.state,
             };
-            let metadata = command::metadata(&who, &hs, draft.as_ref());
-            let done = st
+            let command = TaxRateCommand::Create(created);
+            let done = ctx
+                .state
                 .executor
-                .execute::<TaxRate>(
-                    &id,
-                    TaxRateCommand::Create(created),
-                    &metadata,
-                    draft.as_ref(),
-                    &render,
-                )
+                .execute::<TaxRate>(&id, command, &ctx.metadata, ctx.draft.as_ref(), &render)
                 .await?;
-            Ok(Outcome {
-                rendered: render(&done.state),
-                position: done.position,
-                idempotency_stored: done.idempotency_stored,
-            })
+            let rendered = render(&done.state);
+            Ok(Outcome::from((done, rendered)))
         },
     )
     .await
