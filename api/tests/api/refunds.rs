@@ -272,3 +272,84 @@ async fn a_pending_refund_keeps_its_amount_reserved_and_completes_on_retry() {
         ]
     );
 }
+
+#[tokio::test]
+async fn recovery_completes_pending_charges_and_refunds_once() {
+    use commands::charge::recovery::RecoveryScan;
+    use std::sync::atomic::Ordering;
+
+    let app = spawn_app(Kind::Sqlite).await;
+    let paid = charge(&app, 1000, "tok_visa").await;
+    app.sandbox.down.store(true, Ordering::SeqCst);
+    // No Idempotency-Key: nothing but recovery can complete these.
+    let pending_charge = charge(&app, 700, "tok_visa").await;
+    assert_eq!(pending_charge["status"], "pending");
+    let pending_refund = refund(&app, json!({"charge_id": paid["id"], "amount": 250})).await;
+    assert_eq!(pending_refund.status(), 202);
+
+    let charges = app.charge_service();
+    let mut scan = RecoveryScan::new();
+    let later = chrono::Utc::now() + chrono::Duration::seconds(1);
+    // Gateway still down: nothing completes, nothing is invented.
+    let report = charges
+        .recover(app.store.as_ref(), &mut scan, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            report.charges_completed,
+            report.refunds_completed,
+            report.still_pending
+        ),
+        (0, 0, 2)
+    );
+
+    app.sandbox.down.store(false, Ordering::SeqCst);
+    // Too recent for the grace period: left alone.
+    let report = charges
+        .recover(
+            app.store.as_ref(),
+            &mut scan,
+            chrono::Utc::now() - chrono::Duration::seconds(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!((report.charges_completed, report.still_pending), (0, 2));
+
+    let report = charges
+        .recover(app.store.as_ref(), &mut scan, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            report.charges_completed,
+            report.refunds_completed,
+            report.still_pending
+        ),
+        (1, 1, 0)
+    );
+    let again = charges
+        .recover(app.store.as_ref(), &mut RecoveryScan::new(), later)
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        Default::default(),
+        "a second run, even from a fresh scan, changes nothing"
+    );
+
+    let types: Vec<String> = app
+        .all_events()
+        .await
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(types.iter().filter(|t| *t == "ChargeSucceeded").count(), 2);
+    assert_eq!(types.iter().filter(|t| *t == "RefundSucceeded").count(), 1);
+    assert_eq!(app.sandbox.charges_made(), 2, "one gateway charge each");
+    assert_eq!(
+        app.sandbox
+            .refunded_minor(paid["gateway_charge_id"].as_str().unwrap()),
+        Some(250)
+    );
+}

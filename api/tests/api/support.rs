@@ -108,6 +108,7 @@ pub enum Kind {
 /// A running server.
 pub struct TestApp {
     pub base: String,
+    charges: Arc<commands::charge::ChargeService>,
     keys: Arc<dyn ledger::access::KeyStore>,
     pub client: reqwest::Client,
     pub store: Arc<dyn EventStore>,
@@ -219,6 +220,7 @@ pub async fn spawn_app_with(kind: Kind, sandbox: Arc<TestGateway>) -> TestApp {
     };
     store.migrate().await.expect("migrate");
     let state = AppState::new(&store, sandbox.clone() as Arc<dyn Gateway>);
+    let charges = state.charges.clone();
     let mut keys = Vec::new();
     for scope in [Scope::Admin, Scope::Write, Scope::Read] {
         let (_, secret) = create_key(store.keys().as_ref(), scope, Utc::now())
@@ -235,6 +237,7 @@ pub async fn spawn_app_with(kind: Kind, sandbox: Arc<TestGateway>) -> TestApp {
     });
     TestApp {
         base: format!("http://{addr}"),
+        charges,
         keys: store.keys(),
         client: reqwest::Client::new(),
         store: store.events(),
@@ -269,6 +272,11 @@ impl TestApp {
             req = req.header("idempotency-key", k);
         }
         req.send().await.expect("request")
+    }
+
+    /// The server's charge service (for what runs beside HTTP, like recovery).
+    pub fn charge_service(&self) -> Arc<commands::charge::ChargeService> {
+        self.charges.clone()
     }
 
     /// The app's key store (to create and revoke keys behind the API's back, as the CLI does).

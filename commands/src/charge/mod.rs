@@ -5,6 +5,7 @@
 //! that dies in between leaves a requested charge that can be completed later with the same key:
 //! a card is never charged twice, and never charged without a record.
 
+pub mod recovery;
 pub mod refund;
 mod refund_service;
 mod service;

@@ -104,7 +104,7 @@ impl ChargeService {
         .await
     }
 
-    async fn complete_refund(
+    pub(super) async fn complete_refund(
         &self,
         stream: &StreamId,
         mut loaded: Loaded,

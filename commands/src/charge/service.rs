@@ -145,7 +145,7 @@ impl ChargeService {
             .await
     }
 
-    async fn complete(
+    pub(super) async fn complete(
         &self,
         stream: &StreamId,
         mut loaded: Loaded,

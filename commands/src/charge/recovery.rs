@@ -1,0 +1,168 @@
+//! Completing charges and refunds whose gateway outcome was never recorded (a crash, a timeout,
+//! a store outage between the gateway call and the outcome event).
+//!
+//! A [`RecoveryScan`] follows the log and remembers what is pending; [`ChargeService::recover`]
+//! calls the gateway again for whatever has been pending longer than a grace period — with the
+//! same gateway idempotency key, so money moves at most once — and records the outcome. Running
+//! it twice, or in two processes at once, records each outcome once (the expected version).
+//!
+//! The scan starts from the beginning of the log in each process; a checkpointed reactor (with
+//! the projections) will replace that.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use ledger::event::{Metadata, Position, RecordedEvent};
+use ledger::ids::{ChargeId, RefundId};
+use ledger::store::{EventStore, StoreError, read_page};
+
+use super::service::stream_of;
+use super::{ChargeEvent, ChargeService, ChargeStatus, refund::RefundStatus};
+use crate::error::CommandError;
+use crate::stored::DomainEvent;
+
+/// Events read per page while scanning.
+const SCAN_PAGE_EVENTS: u32 = 1_000;
+
+/// What is pending, as seen in the log so far.
+#[derive(Debug, Default)]
+pub struct RecoveryScan {
+    after: Position,
+    charges: BTreeMap<ChargeId, DateTime<Utc>>,
+    refunds: BTreeMap<(ChargeId, RefundId), DateTime<Utc>>,
+}
+
+/// What one recovery run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub charges_completed: usize,
+    pub refunds_completed: usize,
+    /// Still without an outcome (the gateway did not answer, or too recent).
+    pub still_pending: usize,
+}
+
+impl RecoveryScan {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads the log from where the scan stopped.
+    pub async fn catch_up(&mut self, store: &dyn EventStore) -> Result<(), StoreError> {
+        loop {
+            let page = read_page(store, self.after, SCAN_PAGE_EVENTS).await?;
+            let Some(last) = page.last().map(|e| e.position) else {
+                return Ok(());
+            };
+            for e in &page {
+                self.observe(e);
+            }
+            self.after = last;
+        }
+    }
+
+    fn observe(&mut self, recorded: &RecordedEvent) {
+        if recorded.stream_id.category() != "charge" {
+            return;
+        }
+        let Some(event) = ChargeEvent::from_stored(&recorded.event_type, &recorded.payload) else {
+            return;
+        };
+        let at = recorded.recorded_at;
+        use super::refund::RefundEvent as R;
+        match event {
+            ChargeEvent::Requested(e) => {
+                self.charges.insert(e.charge_id, at);
+            }
+            ChargeEvent::Succeeded(e) => {
+                self.charges.remove(&e.charge_id);
+            }
+            ChargeEvent::Failed(e) => {
+                self.charges.remove(&e.charge_id);
+            }
+            ChargeEvent::Refund(R::Requested(e)) => {
+                self.refunds.insert((e.charge_id, e.refund_id), at);
+            }
+            ChargeEvent::Refund(R::Succeeded(e)) => {
+                self.refunds.remove(&(e.charge_id, e.refund_id));
+            }
+            ChargeEvent::Refund(R::Failed(e)) => {
+                self.refunds.remove(&(e.charge_id, e.refund_id));
+            }
+        }
+    }
+
+    pub fn pending(&self) -> usize {
+        self.charges.len() + self.refunds.len()
+    }
+}
+
+impl ChargeService {
+    /// Completes what has been pending since before `older_than`.
+    pub async fn recover(
+        &self,
+        store: &dyn EventStore,
+        scan: &mut RecoveryScan,
+        older_than: DateTime<Utc>,
+    ) -> Result<RecoveryReport, CommandError> {
+        scan.catch_up(store).await?;
+        let metadata = Metadata {
+            actor: Some("recovery".to_string()),
+            ..Metadata::default()
+        };
+        let no_render = |_: &super::Charge| super::Rendered {
+            status: 0,
+            body: String::new(),
+        };
+        let mut report = RecoveryReport::default();
+        let due: Vec<ChargeId> = scan
+            .charges
+            .iter()
+            .filter(|(_, at)| **at < older_than)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let stream = stream_of(id)?;
+            let loaded = self.load(&stream).await?;
+            let result = self
+                .complete(&stream, loaded, metadata.clone(), None, &no_render)
+                .await?;
+            if result.charge.status != ChargeStatus::Pending {
+                report.charges_completed += 1;
+            }
+        }
+        let no_render_refund = |_: &super::Charge, _: RefundId| super::Rendered {
+            status: 0,
+            body: String::new(),
+        };
+        let due: Vec<(ChargeId, RefundId)> = scan
+            .refunds
+            .iter()
+            .filter(|(_, at)| **at < older_than)
+            .map(|(k, _)| *k)
+            .collect();
+        for (charge_id, refund_id) in due {
+            let stream = stream_of(charge_id)?;
+            let loaded = self.load(&stream).await?;
+            let result = self
+                .complete_refund(
+                    &stream,
+                    loaded,
+                    refund_id,
+                    metadata.clone(),
+                    None,
+                    &no_render_refund,
+                )
+                .await?;
+            if result
+                .charge
+                .refund(refund_id)
+                .is_some_and(|r| r.status != RefundStatus::Pending)
+            {
+                report.refunds_completed += 1;
+            }
+        }
+        scan.catch_up(store).await?;
+        report.still_pending = scan.pending();
+        Ok(report)
+    }
+}
