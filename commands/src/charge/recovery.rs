@@ -121,13 +121,13 @@ impl ChargeService {
             .map(|(id, _)| *id)
             .collect();
         for id in due {
-            let stream = stream_of(id)?;
-            let loaded = self.load(&stream).await?;
-            let result = self
-                .complete(&stream, loaded, metadata.clone(), None, &no_render)
-                .await?;
-            if result.charge.status != ChargeStatus::Pending {
-                report.charges_completed += 1;
+            // One bad charge must not stop the others: log it and go on.
+            match self.resume_charge(id, &metadata, &no_render).await {
+                Ok(true) => report.charges_completed += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(charge_id = %id, error = %e, "recovery could not complete a charge")
+                }
             }
         }
         let no_render_refund = |_: &super::Charge, _: RefundId| super::Rendered {
@@ -141,28 +141,53 @@ impl ChargeService {
             .map(|(k, _)| *k)
             .collect();
         for (charge_id, refund_id) in due {
-            let stream = stream_of(charge_id)?;
-            let loaded = self.load(&stream).await?;
-            let result = self
-                .complete_refund(
-                    &stream,
-                    loaded,
-                    refund_id,
-                    metadata.clone(),
-                    None,
-                    &no_render_refund,
-                )
-                .await?;
-            if result
-                .charge
-                .refund(refund_id)
-                .is_some_and(|r| r.status != RefundStatus::Pending)
+            match self
+                .resume_refund(charge_id, refund_id, &metadata, &no_render_refund)
+                .await
             {
-                report.refunds_completed += 1;
+                Ok(true) => report.refunds_completed += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(%refund_id, error = %e, "recovery could not complete a refund")
+                }
             }
         }
         scan.catch_up(store).await?;
         report.still_pending = scan.pending();
         Ok(report)
+    }
+
+    /// Completes one pending charge; true when it has an outcome now.
+    async fn resume_charge(
+        &self,
+        id: ChargeId,
+        metadata: &Metadata,
+        render: &super::Render,
+    ) -> Result<bool, CommandError> {
+        let stream = stream_of(id)?;
+        let loaded = self.load(&stream).await?;
+        let result = self
+            .complete(&stream, loaded, metadata.clone(), None, render)
+            .await?;
+        Ok(result.charge.status != ChargeStatus::Pending)
+    }
+
+    /// Completes one pending refund; true when it has an outcome now.
+    async fn resume_refund(
+        &self,
+        charge_id: ChargeId,
+        refund_id: RefundId,
+        metadata: &Metadata,
+        render: &super::RenderRefund,
+    ) -> Result<bool, CommandError> {
+        let stream = stream_of(charge_id)?;
+        let loaded = self.load(&stream).await?;
+        let result = self
+            .complete_refund(&stream, loaded, refund_id, metadata.clone(), None, render)
+            .await?;
+        Ok(result
+            .charge
+            .refund(refund_id)
+            .is_some_and(|r| r.status != RefundStatus::Pending))
     }
 }
