@@ -8,6 +8,15 @@
 //! are contiguous and in commit order. What each request asks (expected version, idempotency key)
 //! is checked on its own by the pure [`plan`] step and answered on its own.
 
+/// The columns of `events`, in the order both stores' decoders read them; a macro so the SQL can
+/// be built with `concat!` into `&'static str` (no string built per query).
+macro_rules! event_columns {
+    () => {
+        "position, event_id, stream_id, stream_version, event_type, schema_version, payload, \
+         metadata, occurred_at, recorded_at, prev_hash, hash"
+    };
+}
+
 mod open;
 mod plan;
 pub mod postgres;
@@ -99,6 +108,30 @@ pub enum AppendError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Decodes the `ledger_head` row (or a position/hash pair read with it).
+pub(crate) fn head_from_row(position: i64, hash: &[u8]) -> Result<Head, StoreError> {
+    Ok(Head {
+        position: Position(position),
+        hash: Hash::from_slice(hash).ok_or_else(|| StoreError::Corrupt("head hash".into()))?,
+    })
+}
+
+/// Decodes a row of `idempotency_keys` (fingerprint, status, body, position).
+pub(crate) fn idempotency_from_row(
+    api_key_id: &str,
+    key: &str,
+    (fingerprint, status, body, position): (String, i64, String, i64),
+) -> IdempotencyRecord {
+    IdempotencyRecord {
+        api_key_id: api_key_id.to_string(),
+        key: key.to_string(),
+        fingerprint,
+        status: u16::try_from(status).unwrap_or(500),
+        body,
+        position: Position(position),
+    }
 }
 
 /// The head of the log: last position and its hash.

@@ -11,7 +11,7 @@ use sqlx::{Postgres, Row, Transaction};
 
 use super::plan::{BatchState, Plan, Prepared, plan_batch};
 use super::writer::{BatchSink, Writer, WriterConfig, WriterStats};
-use super::{AppendError, EventStore, Head, StoreError};
+use super::{AppendError, EventStore, Head, StoreError, head_from_row, idempotency_from_row};
 use crate::access::{ApiKey, KeyStore};
 use crate::chain::Hash;
 use crate::event::{
@@ -23,8 +23,21 @@ use crate::upcast::Upcasters;
 /// The migrations in `migrations/postgres`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
-const EVENT_COLUMNS: &str = "position, event_id, stream_id, stream_version, event_type, \
-    schema_version, payload, metadata, occurred_at, recorded_at, prev_hash, hash";
+const READ_STREAM: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events WHERE stream_id = $1 ORDER BY stream_version"
+);
+const READ_PAGE: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+);
+const READ_EVENT: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events WHERE event_id = $1"
+);
 
 /// Event store on PostgreSQL.
 #[derive(Clone)]
@@ -153,9 +166,10 @@ async fn read_batch_state(
         .into_iter()
         .collect()
     };
+    let head = head_from_row(position, &hash)?;
     Ok(BatchState {
-        head_position: Position(position),
-        head_hash: Hash::from_slice(&hash).ok_or(StoreError::Corrupt("head hash".into()))?,
+        head_position: head.position,
+        head_hash: head.hash,
         versions,
         taken_keys,
     })
@@ -253,10 +267,7 @@ impl EventStore for PgStore {
     }
 
     async fn read_stream(&self, stream_id: &StreamId) -> Result<Vec<RecordedEvent>, StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version"
-        ));
-        let rows = sqlx::query(sql)
+        let rows = sqlx::query(READ_STREAM)
             .bind(stream_id.as_str())
             .fetch_all(&self.pool)
             .await?;
@@ -270,10 +281,7 @@ impl EventStore for PgStore {
         after: Position,
         limit: u32,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
-        ));
-        let rows = sqlx::query(sql)
+        let rows = sqlx::query(READ_PAGE)
             .bind(after.0)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
@@ -282,10 +290,7 @@ impl EventStore for PgStore {
     }
 
     async fn read_event(&self, event_id: uuid::Uuid) -> Result<Option<RecordedEvent>, StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE event_id = $1"
-        ));
-        let row = sqlx::query(sql)
+        let row = sqlx::query(READ_EVENT)
             .bind(event_id)
             .fetch_optional(&self.pool)
             .await?;
@@ -298,10 +303,7 @@ impl EventStore for PgStore {
             sqlx::query_as("SELECT position, hash FROM ledger_head WHERE id = 1")
                 .fetch_one(&self.pool)
                 .await?;
-        Ok(Head {
-            position: Position(position),
-            hash: Hash::from_slice(&hash).ok_or(StoreError::Corrupt("head hash".into()))?,
-        })
+        head_from_row(position, &hash)
     }
 
     async fn find_idempotency(
@@ -317,16 +319,7 @@ impl EventStore for PgStore {
         .bind(key)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(
-            row.map(|(fingerprint, status, body, position)| IdempotencyRecord {
-                api_key_id: api_key_id.to_string(),
-                key: key.to_string(),
-                fingerprint,
-                status: u16::try_from(status).unwrap_or(500),
-                body,
-                position: Position(position),
-            }),
-        )
+        Ok(row.map(|(f, s, b, p)| idempotency_from_row(api_key_id, key, (f, i64::from(s), b, p))))
     }
 
     fn upcasters(&self) -> &Upcasters {

@@ -20,7 +20,7 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::plan::{BatchState, Plan, Prepared, plan_batch};
 use super::writer::{BatchSink, Writer, WriterConfig, WriterStats};
-use super::{AppendError, EventStore, Head, StoreError};
+use super::{AppendError, EventStore, Head, StoreError, head_from_row, idempotency_from_row};
 use crate::access::{ApiKey, KeyStore};
 use crate::chain::Hash;
 use crate::event::{
@@ -32,11 +32,24 @@ use crate::upcast::Upcasters;
 /// The migrations in `migrations/sqlite`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
+const READ_STREAM: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events WHERE stream_id = ?1 ORDER BY stream_version"
+);
+const READ_PAGE: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
+);
+const READ_EVENT: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events WHERE event_id = ?1"
+);
+
 /// File name of the log inside the data directory.
 pub const FILE_NAME: &str = "billing.db";
-
-const EVENT_COLUMNS: &str = "position, event_id, stream_id, stream_version, event_type, \
-    schema_version, payload, metadata, occurred_at, recorded_at, prev_hash, hash";
 
 /// Event store in one SQLite file.
 #[derive(Clone)]
@@ -162,9 +175,10 @@ async fn read_batch_state(
             taken_keys.insert((record.api_key_id.clone(), record.key.clone()));
         }
     }
+    let head = head_from_row(position, &hash)?;
     Ok(BatchState {
-        head_position: Position(position),
-        head_hash: Hash::from_slice(&hash).ok_or(StoreError::Corrupt("head hash".into()))?,
+        head_position: head.position,
+        head_hash: head.hash,
         versions,
         taken_keys,
     })
@@ -254,10 +268,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn read_stream(&self, stream_id: &StreamId) -> Result<Vec<RecordedEvent>, StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ?1 ORDER BY stream_version"
-        ));
-        let rows = sqlx::query(sql)
+        let rows = sqlx::query(READ_STREAM)
             .bind(stream_id.as_str())
             .fetch_all(&self.pool)
             .await?;
@@ -271,10 +282,7 @@ impl EventStore for SqliteStore {
         after: Position,
         limit: u32,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
-        ));
-        let rows = sqlx::query(sql)
+        let rows = sqlx::query(READ_PAGE)
             .bind(after.0)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
@@ -283,10 +291,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn read_event(&self, event_id: uuid::Uuid) -> Result<Option<RecordedEvent>, StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?1"
-        ));
-        let row = sqlx::query(sql)
+        let row = sqlx::query(READ_EVENT)
             .bind(event_id.as_bytes().as_slice())
             .fetch_optional(&self.pool)
             .await?;
@@ -299,10 +304,7 @@ impl EventStore for SqliteStore {
             sqlx::query_as("SELECT position, hash FROM ledger_head WHERE id = 1")
                 .fetch_one(&self.pool)
                 .await?;
-        Ok(Head {
-            position: Position(position),
-            hash: Hash::from_slice(&hash).ok_or(StoreError::Corrupt("head hash".into()))?,
-        })
+        head_from_row(position, &hash)
     }
 
     async fn find_idempotency(
@@ -318,16 +320,7 @@ impl EventStore for SqliteStore {
         .bind(key)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(
-            row.map(|(fingerprint, status, body, position)| IdempotencyRecord {
-                api_key_id: api_key_id.to_string(),
-                key: key.to_string(),
-                fingerprint,
-                status: u16::try_from(status).unwrap_or(500),
-                body,
-                position: Position(position),
-            }),
-        )
+        Ok(row.map(|r| idempotency_from_row(api_key_id, key, r)))
     }
 
     fn upcasters(&self) -> &Upcasters {
