@@ -13,10 +13,13 @@
 pub mod aggregate;
 pub mod charge;
 pub mod clock;
+pub mod customer;
 pub mod error;
+pub mod invoice;
 pub mod plan;
 pub mod pricing;
 mod stored;
+pub mod subscription;
 pub mod tax_rate;
 
 pub use error::CommandError;

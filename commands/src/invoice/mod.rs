@@ -1,0 +1,1 @@
+//! Invoices (pure aggregate). Being written.

@@ -1,0 +1,1 @@
+//! Subscriptions (pure aggregate). Being written.
