@@ -7,9 +7,11 @@ use std::time::Instant;
 use commands::aggregate::Executor;
 use commands::charge::ChargeService;
 use commands::clock::{Clock, SystemClock};
+use commands::customer::CustomerService;
 use gateways::{Gateway, SandboxGateway};
 use ledger::access::KeyStore;
 use ledger::store::{AnyStore, EventStore};
+use ledger::vault::{Key, Vault};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::http::key_cache::KeyCache;
@@ -22,6 +24,8 @@ pub struct AppState {
     pub charges: Arc<ChargeService>,
     /// Runs commands of the aggregates without side effects (plans, …).
     pub executor: Executor,
+    /// Customer commands that seal, open and erase personal data.
+    pub customers: CustomerService,
     pub clock: Arc<dyn Clock>,
     pub metrics: PrometheusHandle,
     /// `(api key id, idempotency key)` of requests running in this process.
@@ -32,16 +36,23 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: &AnyStore, gateway: Arc<dyn Gateway>) -> AppState {
+    /// `master` wraps the customers' data keys (`BILLING_MASTER_KEY`).
+    pub fn new(store: &AnyStore, gateway: Arc<dyn Gateway>, master: Key) -> AppState {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let events = store.events();
+        let executor = Executor::new(events.clone(), clock.clone());
         AppState {
+            customers: CustomerService::new(
+                executor.clone(),
+                Vault::new(master, store.data_keys()),
+                clock.clone(),
+            ),
             charges: Arc::new(ChargeService::new(
                 events.clone(),
                 gateway.clone(),
                 clock.clone(),
             )),
-            executor: Executor::new(events.clone(), clock.clone()),
+            executor,
             store: events,
             keys: store.keys(),
             gateway,
@@ -54,7 +65,7 @@ impl AppState {
     }
 
     /// The sandbox gateway: the default until Stripe or PayPal keys are configured.
-    pub fn with_sandbox(store: &AnyStore) -> AppState {
-        Self::new(store, Arc::new(SandboxGateway::new()))
+    pub fn with_sandbox(store: &AnyStore, master: Key) -> AppState {
+        Self::new(store, Arc::new(SandboxGateway::new()), master)
     }
 }

@@ -7,6 +7,8 @@ mod support;
 
 #[path = "api/cli.rs"]
 mod cli;
+#[path = "api/customers.rs"]
+mod customers;
 #[path = "api/multiprocess.rs"]
 mod multiprocess;
 #[path = "api/ops.rs"]

@@ -2,10 +2,14 @@
 //! infrastructure failure (ours, 5xx).
 
 use ledger::store::StoreError;
+use ledger::vault::VaultError;
 
 use crate::charge::ChargeError;
 use crate::charge::refund::RefundError;
+use crate::customer::CustomerError;
+use crate::invoice::InvoiceError;
 use crate::plan::PlanError;
+use crate::subscription::SubscriptionError;
 use crate::tax_rate::TaxRateError;
 
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +17,9 @@ pub enum CommandError {
     /// The domain refused the command.
     #[error(transparent)]
     Charge(#[from] ChargeError),
+    /// The domain refused a customer command.
+    #[error(transparent)]
+    Customer(#[from] CustomerError),
     /// The stream kept moving under us beyond the retry bound.
     #[error("concurrent modification of {0}; retry the request")]
     Conflict(String),
@@ -25,12 +32,21 @@ pub enum CommandError {
     /// The domain refused a refund.
     #[error(transparent)]
     Refund(#[from] RefundError),
+    /// The domain refused an invoice command.
+    #[error(transparent)]
+    Invoice(#[from] InvoiceError),
+    /// The domain refused a subscription command.
+    #[error(transparent)]
+    Subscription(#[from] SubscriptionError),
     /// The domain refused a plan command.
     #[error(transparent)]
     Plan(#[from] PlanError),
     /// The domain refused a tax-rate command.
     #[error(transparent)]
     TaxRate(#[from] TaxRateError),
+    /// Personal data could not be sealed or opened.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
     /// The event store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -121,6 +121,8 @@ typed_id!(/// A credit note (`cn_…`).
     CreditNoteId, "cn");
 typed_id!(/// A tax rate (`tr_…`).
     TaxRateId, "tr");
+typed_id!(/// A customer's payment method (`pm_…`): a gateway token, never a card number.
+    PaymentMethodId, "pm");
 typed_id!(/// A test clock (`clock_…`).
     TestClockId, "clock");
 typed_id!(/// An API key (`key_…`); the secret itself is never an id.

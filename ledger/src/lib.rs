@@ -9,7 +9,8 @@
 //! - [`store`]: the [`store::EventStore`] trait, its group-commit writer, and the PostgreSQL and
 //!   SQLite stores that implement it with the same semantics;
 //! - [`chain`]: the SHA-256 hash chain that makes tampering evident;
-//! - [`access`]: hashed API keys with scopes.
+//! - [`access`]: hashed API keys with scopes;
+//! - [`vault`]: personal data sealed per subject, erasable by destroying its key.
 //!
 //! This crate knows no HTTP, no gateway and no NATS.
 
@@ -20,6 +21,7 @@ pub mod ids;
 pub mod money;
 pub mod store;
 pub mod upcast;
+pub mod vault;
 
 pub use event::{
     AppendRequest, Committed, ExpectedVersion, Metadata, NewEvent, Position, RecordedEvent,

@@ -45,4 +45,5 @@ on_both_backends!(
     group_commit_batches_concurrent_appends,
     streams_and_events_read_back_exactly,
     api_keys_are_found_listed_and_revoked,
+    shredded_data_keys_stay_shredded,
 );

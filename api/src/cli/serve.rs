@@ -34,7 +34,7 @@ impl ServeArgs {
 
 pub async fn run(config: &StoreConfig, args: ServeArgs) -> Result<ExitCode, String> {
     let store = super::open_migrated(config).await?;
-    let state = AppState::with_sandbox(&store);
+    let state = AppState::with_sandbox(&store, config.master_key()?);
     for var in ["STRIPE_SECRET_KEY", "PAYPAL_CLIENT_ID"] {
         if std::env::var_os(var).is_some() {
             tracing::warn!(

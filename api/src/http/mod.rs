@@ -5,6 +5,7 @@ pub mod auth;
 pub mod body;
 pub mod charge_json;
 pub mod command;
+pub mod customers;
 pub mod error;
 pub mod idempotency;
 pub mod key_cache;
@@ -23,7 +24,7 @@ use std::any::Any;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
@@ -40,6 +41,17 @@ pub fn router(state: AppState) -> Router {
         .route("/payment/process", post(payment::process))
         .route("/payment/stripe/test", post(stripe_test::check))
         .route("/v1/audit/verify", get(audit::verify))
+        .route("/v1/customers", post(customers::create))
+        .route("/v1/customers/{id}", post(customers::update))
+        .route(
+            "/v1/customers/{id}/payment_methods",
+            post(customers::payment_methods::attach),
+        )
+        .route(
+            "/v1/customers/{id}/payment_methods/{pm}",
+            delete(customers::payment_methods::detach),
+        )
+        .route("/v1/customers/{id}/personal_data", delete(customers::erase))
         .route("/v1/plans", post(plans::create))
         .route("/v1/plans/{id}/archive", post(plans::archive))
         .route("/v1/tax_rates", post(tax_rates::create))

@@ -472,6 +472,7 @@ async fn idempotent_charges_from_two_servers_on_one_database_charge_once() {
     let b_state = api::state::AppState::new(
         &ledger::store::AnyStore::Postgres(b_store),
         a.sandbox.clone() as std::sync::Arc<dyn gateways::Gateway>,
+        ledger::vault::Key::generate().unwrap(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let b_url = format!("http://{}", listener.local_addr().unwrap());

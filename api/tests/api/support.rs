@@ -109,6 +109,7 @@ pub enum Kind {
 pub struct TestApp {
     pub base: String,
     charges: Arc<commands::charge::ChargeService>,
+    pub customers: commands::customer::CustomerService,
     keys: Arc<dyn ledger::access::KeyStore>,
     pub client: reqwest::Client,
     pub store: Arc<dyn EventStore>,
@@ -219,8 +220,13 @@ pub async fn spawn_app_with(kind: Kind, sandbox: Arc<TestGateway>) -> TestApp {
         }
     };
     store.migrate().await.expect("migrate");
-    let state = AppState::new(&store, sandbox.clone() as Arc<dyn Gateway>);
+    let state = AppState::new(
+        &store,
+        sandbox.clone() as Arc<dyn Gateway>,
+        ledger::vault::Key::generate().expect("master key"),
+    );
     let charges = state.charges.clone();
+    let customers = state.customers.clone();
     let mut keys = Vec::new();
     for scope in [Scope::Admin, Scope::Write, Scope::Read] {
         let (_, secret) = create_key(store.keys().as_ref(), scope, Utc::now())
@@ -238,6 +244,7 @@ pub async fn spawn_app_with(kind: Kind, sandbox: Arc<TestGateway>) -> TestApp {
     TestApp {
         base: format!("http://{addr}"),
         charges,
+        customers,
         keys: store.keys(),
         client: reqwest::Client::new(),
         store: store.events(),
@@ -272,6 +279,27 @@ impl TestApp {
             req = req.header("idempotency-key", k);
         }
         req.send().await.expect("request")
+    }
+
+    /// DELETE with the write key (and an optional Idempotency-Key).
+    pub async fn delete(&self, path: &str, idempotency_key: Option<&str>) -> reqwest::Response {
+        let mut req = self
+            .client
+            .delete(self.url(path))
+            .bearer_auth(&self.write_key);
+        if let Some(k) = idempotency_key {
+            req = req.header("idempotency-key", k);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// POST a body, expect 200, answer the JSON object.
+    pub async fn post_ok(&self, path: &str, body: &str) -> serde_json::Value {
+        let response = self.post(path, body, None).await;
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        assert_eq!(status, 200, "POST {path} {body}: {text}");
+        serde_json::from_str(&text).expect("JSON")
     }
 
     /// The server's charge service (for what runs beside HTTP, like recovery).

@@ -1,1 +1,405 @@
-//! Customers. Being written.
+//! A customer: who is billed, in which currency, where taxed, with which payment methods.
+//!
+//! The aggregate is pure and never sees personal data in clear: it carries the sealed text the
+//! [`CustomerService`] made with the customer's data key. Payment methods are gateway tokens;
+//! anything that looks like a card number is refused. The balance is Stripe's customer balance
+//! (negative = credit to apply to the next invoices).
+
+mod events;
+pub mod personal;
+mod service;
+
+use chrono::{DateTime, Utc};
+use ledger::ids::{CustomerId, PaymentMethodId, TestClockId};
+use ledger::money::{Currency, Money, MoneyError};
+
+pub use self::events::*;
+pub use self::personal::PersonalData;
+pub use self::service::{CustomerService, CustomerView};
+use crate::aggregate::Aggregate;
+
+/// Most payment methods attached at once.
+pub const PAYMENT_METHODS_MAX: usize = 50;
+/// Longest gateway token, in bytes.
+pub const TOKEN_MAX_LEN: usize = 255;
+/// Longest balance-adjustment reason, in characters.
+pub const REASON_MAX_CHARS: usize = 500;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentMethod {
+    pub id: PaymentMethodId,
+    pub gateway: GatewayKind,
+    pub token: String,
+    pub attached: DateTime<Utc>,
+}
+
+/// The folded state of a customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Customer {
+    pub id: CustomerId,
+    pub currency: Option<Currency>,
+    pub tax_exempt: bool,
+    pub tax_location: Option<TaxLocation>,
+    pub test_clock: Option<TestClockId>,
+    /// Sealed personal data; `None` once erased.
+    pub personal: Option<String>,
+    pub payment_methods: Vec<PaymentMethod>,
+    pub default_payment_method: Option<PaymentMethodId>,
+    /// Minor units of `currency` (0 while it has none).
+    pub balance: i64,
+    pub created: DateTime<Utc>,
+}
+
+impl Customer {
+    pub fn payment_method(&self, id: PaymentMethodId) -> Option<&PaymentMethod> {
+        self.payment_methods.iter().find(|p| p.id == id)
+    }
+
+    /// The default payment method, if it has one.
+    pub fn default_method(&self) -> Option<&PaymentMethod> {
+        self.default_payment_method
+            .and_then(|id| self.payment_method(id))
+    }
+
+    pub fn erased(&self) -> bool {
+        self.personal.is_none()
+    }
+}
+
+/// The id of the method with `token` at `gateway` for `customer`: attaching it again is a no-op.
+pub fn payment_method_id(
+    customer: CustomerId,
+    gateway: GatewayKind,
+    token: &str,
+) -> PaymentMethodId {
+    PaymentMethodId::derived(&format!("{customer}:{}:{token}", gateway.as_str()))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCustomer {
+    pub customer_id: CustomerId,
+    pub currency: Option<Currency>,
+    pub tax_exempt: bool,
+    pub tax_location: Option<TaxLocation>,
+    pub test_clock: Option<TestClockId>,
+    pub personal: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CustomerChanges {
+    pub currency: Option<Currency>,
+    pub tax_exempt: Option<bool>,
+    pub tax_location: Option<TaxLocation>,
+    pub personal: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CustomerCommand {
+    Create(NewCustomer),
+    Update(CustomerChanges),
+    AttachPaymentMethod {
+        gateway: GatewayKind,
+        token: String,
+        set_default: bool,
+    },
+    DetachPaymentMethod(PaymentMethodId),
+    SetDefaultPaymentMethod(PaymentMethodId),
+    AdjustBalance {
+        amount: Money,
+        reason: String,
+    },
+    ErasePersonalData,
+}
+
+/// Why a customer command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CustomerError {
+    #[error("no such customer")]
+    NotFound,
+    #[error("customer {0} exists already")]
+    AlreadyExists(CustomerId),
+    #[error(
+        "country must be an ISO 3166-1 alpha-2 code, e.g. `US`; state at most 10 letters or digits"
+    )]
+    TaxLocationInvalid,
+    #[error("token must be 1 to {TOKEN_MAX_LEN} printable ASCII characters")]
+    TokenInvalid,
+    #[error("card numbers are never accepted: tokenize the card at the gateway and send its token")]
+    CardNumberRefused,
+    #[error("at most {PAYMENT_METHODS_MAX} payment methods per customer")]
+    TooManyPaymentMethods,
+    #[error("no such payment method on this customer")]
+    PaymentMethodNotFound,
+    #[error("the customer's currency is {have}; it cannot become {wanted} once it has a balance")]
+    CurrencyLocked { have: Currency, wanted: Currency },
+    #[error("reason must be 1 to {REASON_MAX_CHARS} characters")]
+    ReasonInvalid,
+    #[error("the adjustment must be non-zero")]
+    ZeroAdjustment,
+    #[error("the customer's personal data was erased; it cannot be changed")]
+    Erased,
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+}
+
+impl Aggregate for Customer {
+    type Event = CustomerEvent;
+    type Command = CustomerCommand;
+    type Error = CustomerError;
+    const CATEGORY: &'static str = "customer";
+
+    fn decide(
+        state: Option<&Customer>,
+        command: CustomerCommand,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<CustomerEvent>, CustomerError> {
+        let customer = match (state, command) {
+            (Some(c), CustomerCommand::Create(_)) => {
+                return Err(CustomerError::AlreadyExists(c.id));
+            }
+            (None, CustomerCommand::Create(new)) => return create(new),
+            (None, _) => return Err(CustomerError::NotFound),
+            (Some(c), command) => (c, command),
+        };
+        match customer {
+            (c, CustomerCommand::Update(changes)) => update(c, changes),
+            (
+                c,
+                CustomerCommand::AttachPaymentMethod {
+                    gateway,
+                    token,
+                    set_default,
+                },
+            ) => attach(c, gateway, token, set_default),
+            (c, CustomerCommand::DetachPaymentMethod(pm)) => detach(c, pm),
+            (c, CustomerCommand::SetDefaultPaymentMethod(pm)) => {
+                if c.payment_method(pm).is_none() {
+                    return Err(CustomerError::PaymentMethodNotFound);
+                }
+                Ok(default_event(c, Some(pm)).into_iter().collect())
+            }
+            (c, CustomerCommand::AdjustBalance { amount, reason }) => adjust(c, amount, reason),
+            (c, CustomerCommand::ErasePersonalData) if c.erased() => Ok(vec![]),
+            (c, CustomerCommand::ErasePersonalData) => Ok(vec![CustomerEvent::PersonalDataErased(
+                PersonalDataErased { customer_id: c.id },
+            )]),
+            (_, CustomerCommand::Create(_)) => Err(CustomerError::NotFound),
+        }
+    }
+
+    fn evolve(
+        state: Option<Customer>,
+        event: &CustomerEvent,
+        at: DateTime<Utc>,
+    ) -> Option<Customer> {
+        if let CustomerEvent::Created(e) = event {
+            return Some(Customer {
+                id: e.customer_id,
+                currency: e.currency,
+                tax_exempt: e.tax_exempt,
+                tax_location: e.tax_location.clone(),
+                test_clock: e.test_clock,
+                personal: Some(e.personal.clone()),
+                payment_methods: vec![],
+                default_payment_method: None,
+                balance: 0,
+                created: at,
+            });
+        }
+        let mut c = state?;
+        match event {
+            CustomerEvent::Created(_) => {}
+            CustomerEvent::Updated(e) => {
+                c.currency = e.currency.or(c.currency);
+                c.tax_exempt = e.tax_exempt.unwrap_or(c.tax_exempt);
+                if let Some(loc) = &e.tax_location {
+                    c.tax_location = Some(loc.clone());
+                }
+                if let Some(p) = &e.personal {
+                    c.personal = Some(p.clone());
+                }
+            }
+            CustomerEvent::PaymentMethodAttached(e) => c.payment_methods.push(PaymentMethod {
+                id: e.payment_method_id,
+                gateway: e.gateway,
+                token: e.token.clone(),
+                attached: at,
+            }),
+            CustomerEvent::PaymentMethodDetached(e) => {
+                c.payment_methods.retain(|p| p.id != e.payment_method_id);
+            }
+            CustomerEvent::DefaultPaymentMethodSet(e) => {
+                c.default_payment_method = e.payment_method_id;
+            }
+            CustomerEvent::BalanceAdjusted(e) => {
+                c.currency = Some(e.currency);
+                c.balance = e.balance_after;
+            }
+            CustomerEvent::PersonalDataErased(_) => c.personal = None,
+        }
+        Some(c)
+    }
+}
+
+fn create(mut new: NewCustomer) -> Result<Vec<CustomerEvent>, CustomerError> {
+    new.tax_location = new.tax_location.map(check_location).transpose()?;
+    Ok(vec![CustomerEvent::Created(CustomerCreated {
+        customer_id: new.customer_id,
+        currency: new.currency,
+        tax_exempt: new.tax_exempt,
+        tax_location: new.tax_location,
+        test_clock: new.test_clock,
+        personal: new.personal,
+    })])
+}
+
+fn update(c: &Customer, changes: CustomerChanges) -> Result<Vec<CustomerEvent>, CustomerError> {
+    if changes.personal.is_some() && c.erased() {
+        return Err(CustomerError::Erased);
+    }
+    if let (Some(have), Some(wanted)) = (c.currency, changes.currency)
+        && have != wanted
+        && c.balance != 0
+    {
+        return Err(CustomerError::CurrencyLocked { have, wanted });
+    }
+    let event = CustomerUpdated {
+        customer_id: c.id,
+        currency: changes.currency.filter(|w| c.currency != Some(*w)),
+        tax_exempt: changes.tax_exempt.filter(|t| *t != c.tax_exempt),
+        tax_location: changes
+            .tax_location
+            .map(check_location)
+            .transpose()?
+            .filter(|l| c.tax_location.as_ref() != Some(l)),
+        personal: changes.personal,
+    };
+    let nothing = event.currency.is_none()
+        && event.tax_exempt.is_none()
+        && event.tax_location.is_none()
+        && event.personal.is_none();
+    Ok(if nothing {
+        vec![]
+    } else {
+        vec![CustomerEvent::Updated(event)]
+    })
+}
+
+fn attach(
+    c: &Customer,
+    gateway: GatewayKind,
+    token: String,
+    set_default: bool,
+) -> Result<Vec<CustomerEvent>, CustomerError> {
+    check_token(&token)?;
+    let id = payment_method_id(c.id, gateway, &token);
+    let mut events = vec![];
+    if c.payment_method(id).is_none() {
+        if c.payment_methods.len() >= PAYMENT_METHODS_MAX {
+            return Err(CustomerError::TooManyPaymentMethods);
+        }
+        events.push(CustomerEvent::PaymentMethodAttached(
+            PaymentMethodAttached {
+                customer_id: c.id,
+                payment_method_id: id,
+                gateway,
+                token,
+            },
+        ));
+    }
+    // The first method becomes the default, as on Stripe's invoice settings.
+    if set_default || c.default_payment_method.is_none() {
+        events.extend(default_event(c, Some(id)));
+    }
+    Ok(events)
+}
+
+fn detach(c: &Customer, pm: PaymentMethodId) -> Result<Vec<CustomerEvent>, CustomerError> {
+    if c.payment_method(pm).is_none() {
+        return Err(CustomerError::PaymentMethodNotFound);
+    }
+    let mut events = vec![CustomerEvent::PaymentMethodDetached(
+        PaymentMethodDetached {
+            customer_id: c.id,
+            payment_method_id: pm,
+        },
+    )];
+    if c.default_payment_method == Some(pm) {
+        events.extend(default_event(c, None));
+    }
+    Ok(events)
+}
+
+fn default_event(c: &Customer, pm: Option<PaymentMethodId>) -> Option<CustomerEvent> {
+    (c.default_payment_method != pm).then_some(CustomerEvent::DefaultPaymentMethodSet(
+        DefaultPaymentMethodSet {
+            customer_id: c.id,
+            payment_method_id: pm,
+        },
+    ))
+}
+
+fn adjust(
+    c: &Customer,
+    amount: Money,
+    reason: String,
+) -> Result<Vec<CustomerEvent>, CustomerError> {
+    if reason.trim().is_empty() || reason.chars().count() > REASON_MAX_CHARS {
+        return Err(CustomerError::ReasonInvalid);
+    }
+    if amount.is_zero() {
+        return Err(CustomerError::ZeroAdjustment);
+    }
+    let currency = amount.currency();
+    if let Some(have) = c.currency
+        && have != currency
+        && c.balance != 0
+    {
+        return Err(CustomerError::CurrencyLocked {
+            have,
+            wanted: currency,
+        });
+    }
+    let after = Money::new(c.balance, currency).checked_add(amount)?;
+    Ok(vec![CustomerEvent::BalanceAdjusted(BalanceAdjusted {
+        customer_id: c.id,
+        currency,
+        amount: amount.amount_minor(),
+        balance_after: after.amount_minor(),
+        reason,
+    })])
+}
+
+fn check_location(mut loc: TaxLocation) -> Result<TaxLocation, CustomerError> {
+    let country_ok = loc.country.len() == 2 && loc.country.bytes().all(|b| b.is_ascii_alphabetic());
+    let state_ok = loc.state.as_ref().is_none_or(|s| {
+        !s.is_empty() && s.len() <= 10 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    if !country_ok || !state_ok {
+        return Err(CustomerError::TaxLocationInvalid);
+    }
+    loc.country = loc.country.to_ascii_uppercase();
+    loc.state = loc.state.map(|s| s.to_ascii_uppercase());
+    Ok(loc)
+}
+
+fn check_token(token: &str) -> Result<(), CustomerError> {
+    if token.is_empty()
+        || token.len() > TOKEN_MAX_LEN
+        || !token.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(CustomerError::TokenInvalid);
+    }
+    // A primary account number: 12 to 19 digits, possibly split by spaces or dashes.
+    let digits = token.bytes().filter(u8::is_ascii_digit).count();
+    let only_digits = token
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b == b'-' || b == b' ');
+    if only_digits && (12..=19).contains(&digits) {
+        return Err(CustomerError::CardNumberRefused);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

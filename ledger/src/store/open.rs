@@ -7,6 +7,7 @@ use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
 use super::{EventStore, StoreError};
 use crate::access::KeyStore;
+use crate::vault::DataKeyStore;
 
 /// An opened store of either kind, seen through both traits.
 #[derive(Clone)]
@@ -39,6 +40,13 @@ impl AnyStore {
     }
 
     pub fn keys(&self) -> Arc<dyn KeyStore> {
+        match self {
+            AnyStore::Postgres(s) => Arc::new(s.clone()),
+            AnyStore::Sqlite(s) => Arc::new(s.clone()),
+        }
+    }
+
+    pub fn data_keys(&self) -> Arc<dyn DataKeyStore> {
         match self {
             AnyStore::Postgres(s) => Arc::new(s.clone()),
             AnyStore::Sqlite(s) => Arc::new(s.clone()),

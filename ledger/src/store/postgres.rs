@@ -19,6 +19,7 @@ use crate::event::{
 };
 use crate::ids::ApiKeyId;
 use crate::upcast::Upcasters;
+use crate::vault::{DataKeyStore, subject_object_pattern};
 
 /// The migrations in `migrations/postgres`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -395,5 +396,53 @@ impl KeyStore for PgStore {
         .await?
         .map(decode_key)
         .transpose()
+    }
+}
+
+#[async_trait]
+impl DataKeyStore for PgStore {
+    async fn insert_data_key(
+        &self,
+        subject: &str,
+        wrapped: &[u8],
+        at: DateTime<Utc>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        sqlx::query(
+            "INSERT INTO data_keys (subject, wrapped, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (subject) DO NOTHING",
+        )
+        .bind(subject)
+        .bind(wrapped)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(self.data_key(subject).await?.flatten())
+    }
+
+    async fn data_key(&self, subject: &str) -> Result<Option<Option<Vec<u8>>>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT wrapped FROM data_keys WHERE subject = $1")
+                .bind(subject)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn shred_data_key(&self, subject: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE data_keys SET wrapped = NULL, shredded_at = $2 \
+             WHERE subject = $1 AND wrapped IS NOT NULL",
+        )
+        .bind(subject)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM idempotency_keys WHERE body LIKE $1 ESCAPE '\\'")
+            .bind(subject_object_pattern(subject))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
     }
 }

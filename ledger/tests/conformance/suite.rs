@@ -1072,3 +1072,69 @@ pub async fn removed_events_are_found_where_they_are_missing(kind: Kind) {
     assert!(found.reason.contains("position"), "{}", found.reason);
     assert_eq!(middle.checked, 3);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Personal-data keys (crypto-shredding)
+
+pub async fn shredded_data_keys_stay_shredded(kind: Kind) {
+    use ledger::vault::{Key, Vault, VaultError};
+    let h = Harness::start(kind).await;
+    let vault = Vault::new(Key::generate().expect("key"), h.data_keys.clone());
+    let sealed = vault.seal("cus_a", b"Ada").await.expect("seal");
+    let again = vault.seal("cus_a", b"Ada").await.expect("seal");
+    assert_ne!(sealed, again, "a fresh nonce each time");
+    assert_eq!(
+        vault.open("cus_a", &sealed).await.expect("open").as_deref(),
+        Some(&b"Ada"[..])
+    );
+    assert_eq!(
+        vault.open("cus_a", &again).await.expect("open").as_deref(),
+        Some(&b"Ada"[..])
+    );
+    // Sealed for one subject, it does not open as another's (nor under another master key).
+    vault.seal("cus_b", b"Bob").await.expect("seal");
+    assert!(matches!(
+        vault.open("cus_b", &sealed).await,
+        Err(VaultError::Unauthentic(_))
+    ));
+    let stranger = Vault::new(Key::generate().expect("key"), h.data_keys.clone());
+    assert!(matches!(
+        stranger.open("cus_a", &sealed).await,
+        Err(VaultError::Unauthentic(_))
+    ));
+
+    assert!(vault.shred("cus_a", t0()).await.expect("shred"));
+    assert!(!vault.shred("cus_a", t0()).await.expect("shred twice"));
+    assert_eq!(vault.open("cus_a", &sealed).await.expect("open"), None);
+    assert!(matches!(
+        vault.seal("cus_a", b"Ada").await,
+        Err(VaultError::Shredded(_))
+    ));
+    assert_eq!(
+        h.data_keys
+            .insert_data_key("cus_a", &[0; 60], t0())
+            .await
+            .expect("insert"),
+        None,
+        "a shredded subject gets no new key"
+    );
+    // The database itself refuses to put a key back.
+    let restore = h
+        .exec_raw("UPDATE data_keys SET wrapped = zeroblob(60), shredded_at = NULL WHERE subject = 'cus_a'")
+        .await;
+    let restore_pg = h
+        .exec_raw("UPDATE data_keys SET wrapped = decode(repeat('00', 60), 'hex'), shredded_at = NULL WHERE subject = 'cus_a'")
+        .await;
+    assert!(
+        restore.is_err() && restore_pg.is_err(),
+        "{restore:?} {restore_pg:?}"
+    );
+    assert_eq!(
+        vault
+            .open("cus_b", &vault.seal("cus_b", b"Bob").await.expect("seal"))
+            .await
+            .expect("open")
+            .as_deref(),
+        Some(&b"Bob"[..])
+    );
+}

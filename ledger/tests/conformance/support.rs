@@ -126,6 +126,7 @@ pub enum Kind {
 pub struct Harness {
     pub store: Arc<dyn EventStore>,
     pub keys: Arc<dyn KeyStore>,
+    pub data_keys: Arc<dyn ledger::vault::DataKeyStore>,
     backend: Backend,
     _isolation: Isolation,
 }
@@ -173,7 +174,8 @@ impl Harness {
                     .expect("migrate the PostgreSQL test database");
                 Harness {
                     store: Arc::new(pg.clone()),
-                    keys: Arc::new(pg),
+                    keys: Arc::new(pg.clone()),
+                    data_keys: Arc::new(pg),
                     backend: Backend::Postgres {
                         pool,
                         options: Box::new(options),
@@ -195,6 +197,7 @@ impl Harness {
                 Harness {
                     store: Arc::new(lite.clone()),
                     keys: Arc::new(lite.clone()),
+                    data_keys: Arc::new(lite.clone()),
                     backend: Backend::Sqlite {
                         pool: lite.pool().clone(),
                         file,

@@ -7,14 +7,11 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use commands::CommandError;
-use commands::charge::ChargeError;
-use commands::charge::refund::RefundError;
-use commands::plan::PlanError;
-use commands::tax_rate::TaxRateError;
 use ledger::store::StoreError;
 use serde::Serialize;
 use serde_json::json;
+
+mod domain;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -42,7 +39,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(
+    pub(super) fn new(
         status: StatusCode,
         kind: ErrorType,
         code: &'static str,
@@ -213,124 +210,6 @@ impl From<StoreError> for ApiError {
             StoreError::Rejected(_) | StoreError::Corrupt(_) => {
                 ApiError::internal("event store error", &e)
             }
-        }
-    }
-}
-
-impl From<ChargeError> for ApiError {
-    fn from(e: ChargeError) -> Self {
-        let msg = e.to_string();
-        match e {
-            ChargeError::AmountNotPositive | ChargeError::AmountTooLarge => {
-                ApiError::invalid("amount_invalid", Some("amount"), msg)
-            }
-            ChargeError::InvalidPaymentMethod => {
-                ApiError::invalid("payment_method_invalid", Some("payment_method"), msg)
-            }
-            ChargeError::DescriptionTooLong => {
-                ApiError::invalid("parameter_invalid", Some("description"), msg)
-            }
-            ChargeError::NotRequested => ApiError::not_found(msg),
-            ChargeError::AlreadyRequested(_) | ChargeError::OutcomeRecorded(_) => ApiError::new(
-                StatusCode::CONFLICT,
-                ErrorType::Conflict,
-                "charge_exists",
-                msg,
-            ),
-        }
-    }
-}
-
-impl From<PlanError> for ApiError {
-    fn from(e: PlanError) -> Self {
-        let msg = e.to_string();
-        match e {
-            PlanError::NameInvalid => ApiError::invalid("parameter_invalid", Some("name"), msg),
-            PlanError::AmountInvalid => ApiError::invalid("amount_invalid", Some("amount"), msg),
-            PlanError::PricesInvalid => ApiError::invalid("parameter_invalid", Some("prices"), msg),
-            PlanError::TrialTooLong => {
-                ApiError::invalid("parameter_invalid", Some("trial_days"), msg)
-            }
-            PlanError::NotFound => ApiError::not_found(msg),
-            PlanError::AlreadyExists(_) => ApiError::new(
-                StatusCode::CONFLICT,
-                ErrorType::Conflict,
-                "resource_exists",
-                msg,
-            ),
-        }
-    }
-}
-
-impl From<TaxRateError> for ApiError {
-    fn from(e: TaxRateError) -> Self {
-        let msg = e.to_string();
-        match e {
-            TaxRateError::DisplayNameInvalid => {
-                ApiError::invalid("parameter_invalid", Some("display_name"), msg)
-            }
-            TaxRateError::CountryInvalid => {
-                ApiError::invalid("parameter_invalid", Some("country"), msg)
-            }
-            TaxRateError::StateInvalid => {
-                ApiError::invalid("parameter_invalid", Some("state"), msg)
-            }
-            TaxRateError::AlreadyExists(_) => ApiError::new(
-                StatusCode::CONFLICT,
-                ErrorType::Conflict,
-                "resource_exists",
-                msg,
-            ),
-        }
-    }
-}
-
-impl From<RefundError> for ApiError {
-    fn from(e: RefundError) -> Self {
-        let msg = e.to_string();
-        match e {
-            RefundError::ChargeNotRefundable => {
-                ApiError::invalid("charge_not_refundable", Some("charge_id"), msg)
-            }
-            RefundError::AlreadyRefunded(_) => {
-                ApiError::invalid("charge_already_refunded", Some("charge_id"), msg)
-            }
-            RefundError::AmountNotPositive => {
-                ApiError::invalid("amount_invalid", Some("amount"), msg)
-            }
-            RefundError::AmountTooLarge { .. } => {
-                ApiError::invalid("amount_too_large", Some("amount"), msg)
-            }
-            RefundError::ReasonInvalid => {
-                ApiError::invalid("parameter_invalid", Some("reason"), msg)
-            }
-            RefundError::NotFound => ApiError::not_found(msg),
-            RefundError::AlreadyRequested(_) | RefundError::OutcomeRecorded(_) => ApiError::new(
-                StatusCode::CONFLICT,
-                ErrorType::Conflict,
-                "resource_exists",
-                msg,
-            ),
-        }
-    }
-}
-
-impl From<CommandError> for ApiError {
-    fn from(e: CommandError) -> Self {
-        match e {
-            CommandError::Charge(c) => c.into(),
-            CommandError::Conflict(_) => ApiError::new(
-                StatusCode::CONFLICT,
-                ErrorType::Conflict,
-                "concurrent_modification",
-                "the resource was changed by another request; retry",
-            ),
-            CommandError::IdempotencyMismatch => ApiError::idempotency_mismatch(),
-            CommandError::IdempotencyKeyTaken => ApiError::idempotency_in_flight(),
-            CommandError::Plan(p) => p.into(),
-            CommandError::Refund(r) => r.into(),
-            CommandError::TaxRate(t) => t.into(),
-            CommandError::Store(s) => s.into(),
         }
     }
 }

@@ -1,0 +1,115 @@
+//! `POST /v1/customers/{id}/payment_methods` (attach a gateway token) and
+//! `DELETE /v1/customers/{id}/payment_methods/{pm}`.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use commands::customer::{Customer, CustomerCommand, GatewayKind};
+use ledger::ids::{CustomerId, PaymentMethodId};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::customer_id;
+use super::object::{CustomerObject, render};
+use crate::http::auth::Caller;
+use crate::http::body::{body_bytes, parse_json};
+use crate::http::command::{self, Ctx, Outcome};
+use crate::http::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttachPaymentMethod {
+    /// `stripe`, `paypal` or `sandbox`.
+    #[schema(value_type = String)]
+    pub gateway: GatewayKind,
+    /// The gateway's token (`tok_…`, `pm_…`, a PayPal vault id). Never a card number.
+    pub token: String,
+    /// Make it the default (the first method always becomes the default).
+    pub set_default: Option<bool>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/customers/{id}/payment_methods",
+    request_body = AttachPaymentMethod,
+    params(("id" = String, Path, description = "`cus_…`")),
+    responses(
+        (status = 200, description = "the customer with the method attached (attaching the same token again changes nothing)", body = CustomerObject),
+        (status = 400, description = "invalid token, or a card number"),
+        (status = 404, description = "no such customer"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn attach(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body_bytes(body)?;
+    let id = customer_id(&id)?;
+    let path = format!("/v1/customers/{id}/payment_methods");
+    command::run(&state, &caller, &headers, &path, &body, |ctx| async move {
+        let req: AttachPaymentMethod = parse_json(&ctx.body)?;
+        let command = CustomerCommand::AttachPaymentMethod {
+            gateway: req.gateway,
+            token: req.token,
+            set_default: req.set_default.unwrap_or(false),
+        };
+        execute(ctx, id, command).await
+    })
+    .await
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/customers/{id}/payment_methods/{pm}",
+    params(
+        ("id" = String, Path, description = "`cus_…`"),
+        ("pm" = String, Path, description = "`pm_…`"),
+    ),
+    responses(
+        (status = 200, description = "the customer without the method (a detached default leaves no default)", body = CustomerObject),
+        (status = 404, description = "no such customer or payment method"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn detach(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((id, pm)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body_bytes(body)?;
+    let id = customer_id(&id)?;
+    let pm: PaymentMethodId = pm
+        .parse()
+        .map_err(|_| ApiError::not_found("no such payment method on this customer"))?;
+    let path = format!("/v1/customers/{id}/payment_methods/{pm}");
+    command::run(&state, &caller, &headers, &path, &body, |ctx| async move {
+        execute(ctx, id, CustomerCommand::DetachPaymentMethod(pm)).await
+    })
+    .await
+}
+
+/// Runs a command that leaves personal data as it is, answering with it opened.
+async fn execute(
+    ctx: Ctx,
+    id: CustomerId,
+    command: CustomerCommand,
+) -> Result<Outcome, command::Failure> {
+    let service = &ctx.state.customers;
+    let shown = service.load(id).await?.personal;
+    let render = move |c: &Customer| render(c, shown.as_ref());
+    let done = service
+        .executor()
+        .execute::<Customer>(&id, command, &ctx.metadata, ctx.draft.as_ref(), &render)
+        .await?;
+    let rendered = render(&done.state);
+    Ok(Outcome::from((done, rendered)))
+}

@@ -1,0 +1,177 @@
+//! Domain refusals and command failures as HTTP errors.
+
+use axum::http::StatusCode;
+use commands::CommandError;
+use commands::charge::ChargeError;
+use commands::charge::refund::RefundError;
+use commands::customer::CustomerError;
+use commands::plan::PlanError;
+use commands::tax_rate::TaxRateError;
+use ledger::vault::VaultError;
+
+use super::{ApiError, ErrorType};
+
+fn exists(msg: String) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        ErrorType::Conflict,
+        "resource_exists",
+        msg,
+    )
+}
+
+impl From<ChargeError> for ApiError {
+    fn from(e: ChargeError) -> Self {
+        let msg = e.to_string();
+        match e {
+            ChargeError::AmountNotPositive | ChargeError::AmountTooLarge => {
+                ApiError::invalid("amount_invalid", Some("amount"), msg)
+            }
+            ChargeError::InvalidPaymentMethod => {
+                ApiError::invalid("payment_method_invalid", Some("payment_method"), msg)
+            }
+            ChargeError::DescriptionTooLong => {
+                ApiError::invalid("parameter_invalid", Some("description"), msg)
+            }
+            ChargeError::NotRequested => ApiError::not_found(msg),
+            ChargeError::AlreadyRequested(_) | ChargeError::OutcomeRecorded(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorType::Conflict,
+                "charge_exists",
+                msg,
+            ),
+        }
+    }
+}
+
+impl From<PlanError> for ApiError {
+    fn from(e: PlanError) -> Self {
+        let msg = e.to_string();
+        match e {
+            PlanError::NameInvalid => ApiError::invalid("parameter_invalid", Some("name"), msg),
+            PlanError::AmountInvalid => ApiError::invalid("amount_invalid", Some("amount"), msg),
+            PlanError::PricesInvalid => ApiError::invalid("parameter_invalid", Some("prices"), msg),
+            PlanError::TrialTooLong => {
+                ApiError::invalid("parameter_invalid", Some("trial_days"), msg)
+            }
+            PlanError::NotFound => ApiError::not_found(msg),
+            PlanError::AlreadyExists(_) => exists(msg),
+        }
+    }
+}
+
+impl From<TaxRateError> for ApiError {
+    fn from(e: TaxRateError) -> Self {
+        let msg = e.to_string();
+        match e {
+            TaxRateError::DisplayNameInvalid => {
+                ApiError::invalid("parameter_invalid", Some("display_name"), msg)
+            }
+            TaxRateError::CountryInvalid => {
+                ApiError::invalid("parameter_invalid", Some("country"), msg)
+            }
+            TaxRateError::StateInvalid => {
+                ApiError::invalid("parameter_invalid", Some("state"), msg)
+            }
+            TaxRateError::AlreadyExists(_) => exists(msg),
+        }
+    }
+}
+
+impl From<RefundError> for ApiError {
+    fn from(e: RefundError) -> Self {
+        let msg = e.to_string();
+        match e {
+            RefundError::ChargeNotRefundable => {
+                ApiError::invalid("charge_not_refundable", Some("charge_id"), msg)
+            }
+            RefundError::AlreadyRefunded(_) => {
+                ApiError::invalid("charge_already_refunded", Some("charge_id"), msg)
+            }
+            RefundError::AmountNotPositive => {
+                ApiError::invalid("amount_invalid", Some("amount"), msg)
+            }
+            RefundError::AmountTooLarge { .. } => {
+                ApiError::invalid("amount_too_large", Some("amount"), msg)
+            }
+            RefundError::ReasonInvalid => {
+                ApiError::invalid("parameter_invalid", Some("reason"), msg)
+            }
+            RefundError::NotFound => ApiError::not_found(msg),
+            RefundError::AlreadyRequested(_) | RefundError::OutcomeRecorded(_) => exists(msg),
+        }
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::Charge(c) => c.into(),
+            CommandError::Conflict(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorType::Conflict,
+                "concurrent_modification",
+                "the resource was changed by another request; retry",
+            ),
+            CommandError::IdempotencyMismatch => ApiError::idempotency_mismatch(),
+            CommandError::IdempotencyKeyTaken => ApiError::idempotency_in_flight(),
+            CommandError::Plan(p) => p.into(),
+            CommandError::Refund(r) => r.into(),
+            CommandError::TaxRate(t) => t.into(),
+            CommandError::Customer(c) => c.into(),
+            CommandError::Vault(v) => v.into(),
+            // Refined per variant with the invoice and subscription endpoints.
+            CommandError::Invoice(e) => ApiError::invalid("invoice_invalid", None, e.to_string()),
+            CommandError::Subscription(e) => {
+                ApiError::invalid("subscription_invalid", None, e.to_string())
+            }
+            CommandError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<CustomerError> for ApiError {
+    fn from(e: CustomerError) -> Self {
+        let msg = e.to_string();
+        match e {
+            CustomerError::NotFound => ApiError::not_found(msg),
+            CustomerError::AlreadyExists(_) => exists(msg),
+            CustomerError::TaxLocationInvalid => {
+                ApiError::invalid("parameter_invalid", Some("address"), msg)
+            }
+            CustomerError::TokenInvalid | CustomerError::CardNumberRefused => {
+                ApiError::invalid("payment_method_invalid", Some("token"), msg)
+            }
+            CustomerError::TooManyPaymentMethods => {
+                ApiError::invalid("payment_method_limit", Some("token"), msg)
+            }
+            CustomerError::PaymentMethodNotFound => ApiError::not_found(msg),
+            CustomerError::CurrencyLocked { .. } => {
+                ApiError::invalid("currency_locked", Some("currency"), msg)
+            }
+            CustomerError::ReasonInvalid => {
+                ApiError::invalid("parameter_invalid", Some("reason"), msg)
+            }
+            CustomerError::ZeroAdjustment | CustomerError::Money(_) => {
+                ApiError::invalid("amount_invalid", Some("amount"), msg)
+            }
+            CustomerError::Erased => ApiError::invalid("customer_erased", None, msg),
+        }
+    }
+}
+
+impl From<VaultError> for ApiError {
+    fn from(e: VaultError) -> Self {
+        match e {
+            VaultError::Shredded(_) => ApiError::invalid(
+                "customer_erased",
+                None,
+                "the customer's personal data was erased",
+            ),
+            VaultError::Store(s) => s.into(),
+            VaultError::Unauthentic(_) | VaultError::Cipher(_) => {
+                ApiError::internal("personal data vault", &e)
+            }
+        }
+    }
+}
