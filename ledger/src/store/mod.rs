@@ -165,6 +165,9 @@ pub trait EventStore: Send + Sync + 'static {
     /// All events of one stream in version order (upcast).
     async fn read_stream(&self, stream_id: &StreamId) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// The version of a stream's last event (0 for a stream with none), without reading it.
+    async fn stream_version(&self, stream_id: &StreamId) -> Result<i64, StoreError>;
+
     /// Up to `limit` events after `after`, in position order, as stored (not upcast).
     async fn read_page_raw(
         &self,

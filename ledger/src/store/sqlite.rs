@@ -278,6 +278,15 @@ impl EventStore for SqliteStore {
             .collect()
     }
 
+    async fn stream_version(&self, stream_id: &StreamId) -> Result<i64, StoreError> {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(stream_version) FROM events WHERE stream_id = ?1")
+                .bind(stream_id.as_str())
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(version.unwrap_or(0))
+    }
+
     async fn read_page_raw(
         &self,
         after: Position,
