@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use commands::aggregate::Executor;
+use commands::billing::{Billing, BillingConfig};
 use commands::charge::ChargeService;
 use commands::clock::{Clock, SystemClock};
 use commands::customer::CustomerService;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub charges: Arc<ChargeService>,
     /// Runs commands of the aggregates without side effects (plans, …).
     pub executor: Executor,
+    /// Flows across aggregates: subscriptions, invoices, dunning, test clocks.
+    pub billing: Billing,
     /// Customer commands that seal, open and erase personal data.
     pub customers: CustomerService,
     pub clock: Arc<dyn Clock>,
@@ -41,17 +44,19 @@ impl AppState {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let events = store.events();
         let executor = Executor::new(events.clone(), clock.clone());
+        let charges = Arc::new(ChargeService::new(
+            events.clone(),
+            gateway.clone(),
+            clock.clone(),
+        ));
         AppState {
+            billing: Billing::new(executor.clone(), charges.clone(), BillingConfig::default()),
             customers: CustomerService::new(
                 executor.clone(),
                 Vault::new(master, store.data_keys()),
                 clock.clone(),
             ),
-            charges: Arc::new(ChargeService::new(
-                events.clone(),
-                gateway.clone(),
-                clock.clone(),
-            )),
+            charges,
             executor,
             store: events,
             keys: store.keys(),

@@ -5,6 +5,8 @@
 #[path = "api/support.rs"]
 mod support;
 
+#[path = "api/billing.rs"]
+mod billing;
 #[path = "api/cli.rs"]
 mod cli;
 #[path = "api/customers.rs"]

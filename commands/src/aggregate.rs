@@ -68,6 +68,22 @@ impl Executor {
         Self { store, clock }
     }
 
+    /// The same executor, deciding at the time of `clock` (a test clock, a scheduled job).
+    pub fn with_clock(&self, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store: self.store.clone(),
+            clock,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     pub async fn load<A: Aggregate>(
         &self,
         id: &(dyn Display + Sync),

@@ -16,3 +16,13 @@ impl Clock for SystemClock {
         Utc::now()
     }
 }
+
+/// Always the same instant: the time a scheduled job or a test clock runs at.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub DateTime<Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}

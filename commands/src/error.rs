@@ -11,6 +11,7 @@ use crate::invoice::InvoiceError;
 use crate::plan::PlanError;
 use crate::subscription::SubscriptionError;
 use crate::tax_rate::TaxRateError;
+use crate::test_clock::TestClockError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -47,6 +48,13 @@ pub enum CommandError {
     /// Personal data could not be sealed or opened.
     #[error(transparent)]
     Vault(#[from] VaultError),
+    /// The domain refused a test-clock command.
+    #[error(transparent)]
+    TestClock(#[from] TestClockError),
+    /// A command needs something the customer does not have (a payment method, a price in
+    /// its currency).
+    #[error("{0}")]
+    Precondition(String),
     /// The event store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -11,6 +11,7 @@
 //! [`pricing`] holds the pure money-and-time rules: half-even rounding, intervals, proration, tax.
 
 pub mod aggregate;
+pub mod billing;
 pub mod charge;
 pub mod clock;
 pub mod customer;
@@ -21,5 +22,6 @@ pub mod pricing;
 mod stored;
 pub mod subscription;
 pub mod tax_rate;
+pub mod test_clock;
 
 pub use error::CommandError;

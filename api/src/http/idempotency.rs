@@ -5,6 +5,9 @@
 //! The response is stored by the command itself, in the same transaction as its events; this
 //! module checks, replays, and guards against two requests of this process running at once.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use commands::charge::IdempotencyDraft;
@@ -25,12 +28,12 @@ pub const KEY_MAX_BYTES: usize = 255;
 /// this is dropped, whatever happened.
 pub struct Claim {
     pub draft: IdempotencyDraft,
-    state: AppState,
+    in_flight: Arc<Mutex<HashSet<(String, String)>>>,
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        if let Ok(mut set) = self.state.in_flight.lock() {
+        if let Ok(mut set) = self.in_flight.lock() {
             set.remove(&(self.draft.api_key_id.clone(), self.draft.key.clone()));
         }
     }
@@ -101,7 +104,7 @@ pub async fn begin(
     }
     Ok(Begin::Run(Claim {
         draft,
-        state: state.clone(),
+        in_flight: state.in_flight.clone(),
     }))
 }
 

@@ -8,6 +8,7 @@ pub mod command;
 pub mod customers;
 pub mod error;
 pub mod idempotency;
+pub mod invoices;
 pub mod key_cache;
 pub mod metrics;
 pub mod openapi;
@@ -17,7 +18,9 @@ pub mod plans;
 pub mod refunds;
 pub mod respond;
 pub mod stripe_test;
+pub mod subscriptions;
 pub mod tax_rates;
+pub mod test_clocks;
 
 use std::any::Any;
 
@@ -52,6 +55,29 @@ pub fn router(state: AppState) -> Router {
             delete(customers::payment_methods::detach),
         )
         .route("/v1/customers/{id}/personal_data", delete(customers::erase))
+        .route("/v1/test_clocks", post(test_clocks::create))
+        .route("/v1/test_clocks/{id}/advance", post(test_clocks::advance))
+        .route("/v1/subscriptions", post(subscriptions::create))
+        .route("/subscriptions/create", post(subscriptions::create_seed))
+        .route(
+            "/v1/subscriptions/{id}",
+            post(subscriptions::update).get(subscriptions::get),
+        )
+        .route("/v1/subscriptions/{id}/cancel", post(subscriptions::cancel))
+        .route("/v1/subscriptions/{id}/pause", post(subscriptions::pause))
+        .route("/v1/subscriptions/{id}/resume", post(subscriptions::resume))
+        .route("/v1/subscriptions/{id}/usage", post(subscriptions::usage))
+        .route("/v1/invoices", post(invoices::create))
+        .route("/v1/invoices/{id}", get(invoices::get))
+        .route("/v1/invoices/{id}/finalize", post(invoices::finalize))
+        .route("/v1/invoices/{id}/pay", post(invoices::pay))
+        .route("/v1/invoices/{id}/void", post(invoices::void))
+        .route(
+            "/v1/invoices/{id}/mark_uncollectible",
+            post(invoices::mark_uncollectible),
+        )
+        .route("/v1/invoices/{id}/send", post(invoices::send))
+        .route("/v1/credit_notes", post(invoices::credit_note))
         .route("/v1/plans", post(plans::create))
         .route("/v1/plans/{id}/archive", post(plans::archive))
         .route("/v1/tax_rates", post(tax_rates::create))

@@ -293,6 +293,21 @@ impl TestApp {
         req.send().await.expect("request")
     }
 
+    /// GET with the read key, expect 200, answer the JSON object.
+    pub async fn get_ok(&self, path: &str) -> serde_json::Value {
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(&self.read_key)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        assert_eq!(status, 200, "GET {path}: {text}");
+        serde_json::from_str(&text).expect("JSON")
+    }
+
     /// POST a body, expect 200, answer the JSON object.
     pub async fn post_ok(&self, path: &str, body: &str) -> serde_json::Value {
         let response = self.post(path, body, None).await;

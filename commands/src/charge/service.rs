@@ -91,6 +91,15 @@ impl ChargeService {
         }
     }
 
+    /// The same service, recording business time from `clock` (a test clock, a scheduled job).
+    pub fn with_clock(&self, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store: self.store.clone(),
+            gateway: self.gateway.clone(),
+            clock,
+        }
+    }
+
     /// Charges in two phases: `ChargeRequested`, the gateway call, then the outcome event (with
     /// the idempotency record, rendered from the final state, in the same transaction).
     ///

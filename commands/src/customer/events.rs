@@ -96,6 +96,9 @@ pub struct BalanceAdjusted {
     pub amount: i64,
     pub balance_after: i64,
     pub reason: String,
+    /// What caused it, when a command did (an invoice): applied once per source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -47,6 +47,8 @@ pub struct Customer {
     pub default_payment_method: Option<PaymentMethodId>,
     /// Minor units of `currency` (0 while it has none).
     pub balance: i64,
+    /// Sources of the balance adjustments applied (see `CustomerCommand::AdjustBalance`).
+    pub adjustment_sources: std::collections::BTreeSet<String>,
     pub created: DateTime<Utc>,
 }
 
@@ -107,6 +109,9 @@ pub enum CustomerCommand {
     AdjustBalance {
         amount: Money,
         reason: String,
+        /// What caused it (e.g. an invoice applying credit): an adjustment from a source that
+        /// was applied already changes nothing, so the caller may retry.
+        source: Option<String>,
     },
     ErasePersonalData,
 }
@@ -178,7 +183,14 @@ impl Aggregate for Customer {
                 }
                 Ok(default_event(c, Some(pm)).into_iter().collect())
             }
-            (c, CustomerCommand::AdjustBalance { amount, reason }) => adjust(c, amount, reason),
+            (
+                c,
+                CustomerCommand::AdjustBalance {
+                    amount,
+                    reason,
+                    source,
+                },
+            ) => adjust(c, amount, reason, source),
             (c, CustomerCommand::ErasePersonalData) if c.erased() => Ok(vec![]),
             (c, CustomerCommand::ErasePersonalData) => Ok(vec![CustomerEvent::PersonalDataErased(
                 PersonalDataErased { customer_id: c.id },
@@ -203,6 +215,7 @@ impl Aggregate for Customer {
                 payment_methods: vec![],
                 default_payment_method: None,
                 balance: 0,
+                adjustment_sources: Default::default(),
                 created: at,
             });
         }
@@ -234,6 +247,9 @@ impl Aggregate for Customer {
             CustomerEvent::BalanceAdjusted(e) => {
                 c.currency = Some(e.currency);
                 c.balance = e.balance_after;
+                if let Some(source) = &e.source {
+                    c.adjustment_sources.insert(source.clone());
+                }
             }
             CustomerEvent::PersonalDataErased(_) => c.personal = None,
         }
@@ -343,7 +359,14 @@ fn adjust(
     c: &Customer,
     amount: Money,
     reason: String,
+    source: Option<String>,
 ) -> Result<Vec<CustomerEvent>, CustomerError> {
+    if source
+        .as_ref()
+        .is_some_and(|s| c.adjustment_sources.contains(s))
+    {
+        return Ok(vec![]);
+    }
     if reason.trim().is_empty() || reason.chars().count() > REASON_MAX_CHARS {
         return Err(CustomerError::ReasonInvalid);
     }
@@ -367,6 +390,7 @@ fn adjust(
         amount: amount.amount_minor(),
         balance_after: after.amount_minor(),
         reason,
+        source,
     })])
 }
 

@@ -166,6 +166,7 @@ fn balance_adjustments_add_up_and_lock_the_currency() {
             CustomerCommand::AdjustBalance {
                 amount: Money::new(amount, currency),
                 reason: "goodwill".into(),
+                source: None,
             },
         )
     };
@@ -195,6 +196,25 @@ fn balance_adjustments_add_up_and_lock_the_currency() {
         matches!(adjust(c, 1_000, usd()), Err(CustomerError::Money(_))),
         "overflow is refused"
     );
+}
+
+#[test]
+fn an_adjustment_from_a_source_applies_once() {
+    let adjust = |c: Customer| {
+        run(
+            Some(c),
+            CustomerCommand::AdjustBalance {
+                amount: Money::new(-700, usd()),
+                reason: "credit from in_1".into(),
+                source: Some("in_1".into()),
+            },
+        )
+    };
+    let (c, events) = adjust(created()).unwrap();
+    assert_eq!(events.len(), 1);
+    let (c, events) = adjust(c.unwrap()).unwrap();
+    assert!(events.is_empty());
+    assert_eq!(c.unwrap().balance, -700);
 }
 
 #[test]

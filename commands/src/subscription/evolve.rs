@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 
 use super::events::SubscriptionEvent as E;
-use super::{Subscription, SubscriptionStatus as Status, UsageAction};
+use super::{
+    Subscription, SubscriptionStatus as Status, UsageAction, invoice_for_change, invoice_for_period,
+};
 
 pub(super) fn evolve(
     state: Option<Subscription>,
@@ -31,6 +33,8 @@ pub(super) fn evolve(
                 usage_in_period: 0,
                 created: at,
                 failed_attempts: BTreeSet::new(),
+                latest_invoice: (!e.invoice_lines.is_empty())
+                    .then(|| invoice_for_period(e.subscription_id, e.current_period_start)),
             });
         }
         (Some(sub), _) => sub,
@@ -42,6 +46,9 @@ pub(super) fn evolve(
             sub.current_period_start = e.period_start;
             sub.current_period_end = e.period_end;
             sub.usage_in_period = 0;
+            if !e.invoice_lines.is_empty() {
+                sub.latest_invoice = Some(invoice_for_period(sub.id, e.period_start));
+            }
             // A paused renewal bills nothing: pending items wait for a billed one.
             if sub.status != Status::Paused {
                 sub.pending_items.clear();
@@ -57,6 +64,8 @@ pub(super) fn evolve(
             sub.quantity = e.quantity;
             if !e.invoice_now {
                 sub.pending_items.extend(e.proration_items.iter().cloned());
+            } else if !e.proration_items.is_empty() {
+                sub.latest_invoice = Some(invoice_for_change(sub.id, at));
             }
         }
         E::UsageRecorded(e) => {
@@ -75,6 +84,9 @@ pub(super) fn evolve(
         E::Canceled(e) => {
             sub.status = Status::Canceled;
             sub.canceled_at = Some(e.at);
+            if !e.final_lines.is_empty() {
+                sub.latest_invoice = Some(invoice_for_change(sub.id, at));
+            }
             sub.cancel_at_period_end = false;
             sub.pending_items.clear();
             sub.usage_in_period = 0;

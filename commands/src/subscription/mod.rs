@@ -167,6 +167,22 @@ pub struct Subscription {
     pub created: DateTime<Utc>,
     /// `(invoice, attempt)` payment failures seen, so a repeated report changes nothing.
     pub failed_attempts: BTreeSet<(InvoiceId, u32)>,
+    /// The last invoice a period, change or cancellation of this subscription asked for.
+    pub latest_invoice: Option<InvoiceId>,
+}
+
+/// The invoice of the period starting at `start` (its first period or a renewal).
+#[must_use]
+pub fn invoice_for_period(sub: SubscriptionId, start: DateTime<Utc>) -> InvoiceId {
+    InvoiceId::derived(&format!("{sub}:period:{}", start.timestamp()))
+}
+
+/// The invoice of a change invoiced at once, or of the final period of a cancellation, recorded
+/// at `at`.
+#[must_use]
+pub fn invoice_for_change(sub: SubscriptionId, at: DateTime<Utc>) -> InvoiceId {
+    // Microseconds: what the stores keep of an event's time, so a reloaded state agrees.
+    InvoiceId::derived(&format!("{sub}:change:{}", at.timestamp_micros()))
 }
 
 impl Subscription {

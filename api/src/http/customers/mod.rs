@@ -18,7 +18,8 @@ use commands::customer::{
     Customer, CustomerChanges, CustomerCommand, CustomerError, NewCustomer, PersonalData,
     TaxLocation,
 };
-use ledger::ids::CustomerId;
+use commands::test_clock::TestClock;
+use ledger::ids::{CustomerId, TestClockId};
 use ledger::money::Currency;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -46,6 +47,8 @@ pub struct CustomerFields {
     pub currency: Option<String>,
     /// No tax on this customer's invoices.
     pub tax_exempt: Option<bool>,
+    /// `clock_…`: at creation only; the customer's subscriptions then live at the clock's time.
+    pub test_clock: Option<String>,
 }
 
 #[utoipa::path(
@@ -76,6 +79,10 @@ pub async fn create(
             let req: CustomerFields = parse_json(&ctx.body)?;
             let currency = parse_currency(req.currency.as_deref())?;
             let tax_location = tax_location(req.address.as_ref());
+            let test_clock = match &req.test_clock {
+                None => None,
+                Some(id) => Some(existing_clock(&ctx.state, id).await?),
+            };
             let personal = merge(PersonalData::default(), req)?;
             // Under an idempotency key the id is derived from it, so a retry lands on the same stream.
             let id = match &ctx.draft {
@@ -88,7 +95,7 @@ pub async fn create(
                 currency,
                 tax_exempt: personal.1.unwrap_or(false),
                 tax_location,
-                test_clock: None,
+                test_clock,
                 personal: service.seal(id, &personal.0).await?,
             };
             let shown = personal.0;
@@ -133,6 +140,14 @@ pub async fn update(
     let path = format!("/v1/customers/{id}");
     command::run(&state, &caller, &headers, &path, &body, |ctx| async move {
         let req: CustomerFields = parse_json(&ctx.body)?;
+        if req.test_clock.is_some() {
+            return Err(ApiError::invalid(
+                "parameter_invalid",
+                Some("test_clock"),
+                "a test clock can only be given when the customer is created",
+            )
+            .into());
+        }
         let service = &ctx.state.customers;
         let current = service.load(id).await?;
         let currency = parse_currency(req.currency.as_deref())?;
@@ -210,6 +225,18 @@ pub async fn erase(
         Ok(Outcome::from((done, rendered)))
     })
     .await
+}
+
+async fn existing_clock(state: &AppState, id: &str) -> Result<TestClockId, command::Failure> {
+    let missing =
+        || ApiError::invalid("resource_missing", Some("test_clock"), "no such test clock");
+    let id: TestClockId = id.parse().map_err(|_| missing())?;
+    let loaded = state
+        .executor
+        .load::<TestClock>(&id)
+        .await
+        .map_err(CommandError::from)?;
+    loaded.state.map(|c| c.id).ok_or_else(|| missing().into())
 }
 
 pub(super) fn customer_id(id: &str) -> Result<CustomerId, ApiError> {

@@ -5,8 +5,11 @@ use commands::CommandError;
 use commands::charge::ChargeError;
 use commands::charge::refund::RefundError;
 use commands::customer::CustomerError;
+use commands::invoice::InvoiceError;
 use commands::plan::PlanError;
+use commands::subscription::SubscriptionError;
 use commands::tax_rate::TaxRateError;
+use commands::test_clock::TestClockError;
 use ledger::vault::VaultError;
 
 use super::{ApiError, ErrorType};
@@ -120,11 +123,10 @@ impl From<CommandError> for ApiError {
             CommandError::TaxRate(t) => t.into(),
             CommandError::Customer(c) => c.into(),
             CommandError::Vault(v) => v.into(),
-            // Refined per variant with the invoice and subscription endpoints.
-            CommandError::Invoice(e) => ApiError::invalid("invoice_invalid", None, e.to_string()),
-            CommandError::Subscription(e) => {
-                ApiError::invalid("subscription_invalid", None, e.to_string())
-            }
+            CommandError::Invoice(e) => e.into(),
+            CommandError::Subscription(e) => e.into(),
+            CommandError::TestClock(e) => e.into(),
+            CommandError::Precondition(m) => ApiError::invalid("precondition_failed", None, m),
             CommandError::Store(s) => s.into(),
         }
     }
@@ -172,6 +174,88 @@ impl From<VaultError> for ApiError {
             VaultError::Unauthentic(_) | VaultError::Cipher(_) => {
                 ApiError::internal("personal data vault", &e)
             }
+        }
+    }
+}
+
+/// A refusal because of the resource's state (Stripe answers these 400 too).
+fn state(code: &'static str, msg: String) -> ApiError {
+    ApiError::invalid(code, None, msg)
+}
+
+impl From<SubscriptionError> for ApiError {
+    fn from(e: SubscriptionError) -> Self {
+        use SubscriptionError as E;
+        let msg = e.to_string();
+        match e {
+            E::NotFound => ApiError::not_found(msg),
+            E::AlreadyExists(_) => exists(msg),
+            E::QuantityInvalid => ApiError::invalid("parameter_invalid", Some("quantity"), msg),
+            E::TrialInvalid => ApiError::invalid("parameter_invalid", Some("trial_days"), msg),
+            E::AnchorInvalid => {
+                ApiError::invalid("parameter_invalid", Some("billing_cycle_anchor"), msg)
+            }
+            E::UsageInvalid | E::UsageOutsidePeriod { .. } => {
+                ApiError::invalid("parameter_invalid", Some("quantity"), msg)
+            }
+            E::IntervalMismatch { .. } | E::CurrencyMismatch { .. } | E::UsageTypeMismatch => {
+                ApiError::invalid("plan_incompatible", Some("plan_id"), msg)
+            }
+            E::PriceInvalid | E::Overflow(_) | E::Proration(_) => {
+                ApiError::invalid("amount_invalid", None, msg)
+            }
+            E::NotMetered => state("subscription_not_metered", msg),
+            E::Canceled => state("subscription_canceled", msg),
+            E::StatusInvalid { .. }
+            | E::PeriodEnded { .. }
+            | E::NotDue { .. }
+            | E::PeriodOutOfRange => state("subscription_state_invalid", msg),
+        }
+    }
+}
+
+impl From<InvoiceError> for ApiError {
+    fn from(e: InvoiceError) -> Self {
+        use InvoiceError as E;
+        let msg = e.to_string();
+        match e {
+            E::NotFound => ApiError::not_found(msg),
+            E::AlreadyExists(_) => exists(msg),
+            E::LineCount(_) | E::InvalidLine { .. } | E::CurrencyMismatch { .. } => {
+                ApiError::invalid("parameter_invalid", Some("items"), msg)
+            }
+            E::TaxRatesInvalid(_) => ApiError::invalid("parameter_invalid", Some("tax_rates"), msg),
+            E::Overflow | E::CreditNoteAmountInvalid | E::CreditNoteTooLarge { .. } => {
+                ApiError::invalid("amount_invalid", Some("amount"), msg)
+            }
+            E::InvalidPeriod
+            | E::SubscriptionRequired
+            | E::CreditAppliedInvalid
+            | E::NumberInvalid
+            | E::DueDateInPast
+            | E::AttemptInvalid
+            | E::FailureCodeInvalid
+            | E::PaymentAmountMismatch { .. } => ApiError::invalid("parameter_invalid", None, msg),
+            E::NotDraft(_) | E::NotFinalized | E::NotOpen(_) | E::AlreadyPaid | E::Voided => {
+                state("invoice_state_invalid", msg)
+            }
+        }
+    }
+}
+
+impl From<TestClockError> for ApiError {
+    fn from(e: TestClockError) -> Self {
+        let msg = e.to_string();
+        match e {
+            TestClockError::NotFound => ApiError::not_found(msg),
+            TestClockError::AlreadyExists(_) => exists(msg),
+            TestClockError::AdvanceInvalid { .. } => {
+                ApiError::invalid("parameter_invalid", Some("frozen_time"), msg)
+            }
+            TestClockError::NameInvalid => {
+                ApiError::invalid("parameter_invalid", Some("name"), msg)
+            }
+            TestClockError::TooManySubscriptions => state("test_clock_full", msg),
         }
     }
 }

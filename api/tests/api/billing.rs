@@ -1,0 +1,439 @@
+//! Billing scenarios over HTTP with test clocks: renewals, trials, proration, dunning, anchors
+//! on the 31st, and invoices in JPY and KWD taxed to the minor unit.
+
+use serde_json::{Value, json};
+
+use crate::support::{Kind, TestApp, error_of, spawn_app};
+
+async fn clock(app: &TestApp, at: &str) -> String {
+    let c = app
+        .post_ok("/v1/test_clocks", &json!({"frozen_time": at}).to_string())
+        .await;
+    c["id"].as_str().unwrap().to_string()
+}
+
+async fn advance(app: &TestApp, clock: &str, to: &str) -> Value {
+    let path = format!("/v1/test_clocks/{clock}/advance");
+    app.post_ok(&path, &json!({"frozen_time": to}).to_string())
+        .await
+}
+
+/// A customer on `clock` paying with `token`, taxed in `country`.
+async fn customer(
+    app: &TestApp,
+    clock: &str,
+    currency: &str,
+    country: &str,
+    token: &str,
+) -> String {
+    let body = json!({"email": "finance@example.com", "currency": currency,
+        "address": {"country": country}, "test_clock": clock});
+    let c = app.post_ok("/v1/customers", &body.to_string()).await;
+    let id = c["id"].as_str().unwrap().to_string();
+    let pm = json!({"gateway": "sandbox", "token": token, "set_default": true});
+    app.post_ok(
+        &format!("/v1/customers/{id}/payment_methods"),
+        &pm.to_string(),
+    )
+    .await;
+    id
+}
+
+async fn plan(app: &TestApp, body: Value) -> String {
+    let p = app.post_ok("/v1/plans", &body.to_string()).await;
+    p["id"].as_str().unwrap().to_string()
+}
+
+async fn subscribe(app: &TestApp, customer: &str, plan: &str, extra: Value) -> Value {
+    let mut body = json!({"customer_id": customer, "plan_id": plan});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    app.post_ok("/v1/subscriptions", &body.to_string()).await
+}
+
+async fn invoice(app: &TestApp, id: &Value) -> Value {
+    app.get_ok(&format!("/v1/invoices/{}", id.as_str().unwrap()))
+        .await
+}
+
+async fn subscription(app: &TestApp, id: &Value) -> Value {
+    app.get_ok(&format!("/v1/subscriptions/{}", id.as_str().unwrap()))
+        .await
+}
+
+fn events_of(events: &[ledger::RecordedEvent], ty: &str) -> Vec<Value> {
+    events
+        .iter()
+        .filter(|e| e.event_type == ty)
+        .map(|e| e.payload.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn twelve_monthly_renewals_on_a_31st_anchor_keep_the_day_and_number_invoices_gaplessly() {
+    let app = spawn_app(Kind::Sqlite).await;
+    let clock = clock(&app, "2026-01-31T10:00:00Z").await;
+    let cus = customer(&app, &clock, "usd", "US", "tok_visa").await;
+    let gold = plan(
+        &app,
+        json!({"name":"Gold","currency":"usd","amount":2000,"interval":"month"}),
+    )
+    .await;
+    let sub = subscribe(&app, &cus, &gold, json!({})).await;
+    assert_eq!(sub["status"], "active");
+    assert_eq!(sub["current_period_end"], "2026-02-28T10:00:00Z");
+    let first = invoice(&app, &sub["latest_invoice"]).await;
+    assert_eq!(
+        (first["status"].clone(), first["amount_paid"].clone()),
+        ("paid".into(), 2000.into())
+    );
+    assert_eq!(first["number"], "KB-000001");
+    assert_eq!(first["billing_reason"], "subscription_create");
+
+    let started = std::time::Instant::now();
+    let advanced = advance(&app, &clock, "2027-01-31T10:00:00Z").await;
+    eprintln!(
+        "a year of monthly renewals advanced in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(advanced["frozen_time"], "2027-01-31T10:00:00Z");
+
+    let sub = subscription(&app, &sub["id"]).await;
+    assert_eq!(sub["status"], "active");
+    assert_eq!(sub["current_period_start"], "2027-01-31T10:00:00Z");
+    assert_eq!(sub["current_period_end"], "2027-02-28T10:00:00Z");
+    let events = app.all_events().await;
+    let renewals = events_of(&events, "SubscriptionRenewed");
+    let starts: Vec<&str> = renewals
+        .iter()
+        .map(|r| r["period_start"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        starts,
+        [
+            "2026-02-28T10:00:00Z",
+            "2026-03-31T10:00:00Z",
+            "2026-04-30T10:00:00Z",
+            "2026-05-31T10:00:00Z",
+            "2026-06-30T10:00:00Z",
+            "2026-07-31T10:00:00Z",
+            "2026-08-31T10:00:00Z",
+            "2026-09-30T10:00:00Z",
+            "2026-10-31T10:00:00Z",
+            "2026-11-30T10:00:00Z",
+            "2026-12-31T10:00:00Z",
+            "2027-01-31T10:00:00Z",
+        ]
+    );
+    // Every renewal happened at its own business time, in order.
+    let at: Vec<String> = events
+        .iter()
+        .filter(|e| e.event_type == "SubscriptionRenewed")
+        .map(|e| {
+            e.occurred_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        })
+        .collect();
+    assert_eq!(at.iter().map(String::as_str).collect::<Vec<_>>(), starts);
+    let numbers: Vec<String> = events_of(&events, "InvoiceNumberAssigned")
+        .iter()
+        .map(|n| n["number"].as_str().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = (1..=13).map(|n| format!("KB-{n:06}")).collect();
+    assert_eq!(numbers, expected);
+    assert_eq!(events_of(&events, "InvoicePaid").len(), 13);
+    assert_eq!(app.sandbox.charges_made(), 13);
+
+    // Advancing again over the same time runs nothing twice.
+    let head = app.head().await;
+    let (status, _, _) = error_of(
+        app.post(
+            &format!("/v1/test_clocks/{clock}/advance"),
+            r#"{"frozen_time":"2027-01-31T10:00:00Z"}"#,
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(app.head().await, head);
+}
+
+#[tokio::test]
+async fn an_upgrade_at_half_of_a_30_day_period_with_always_invoice_nets_half_the_difference() {
+    let app = spawn_app(Kind::Postgres).await;
+    let clock = clock(&app, "2026-04-01T00:00:00Z").await;
+    let cus = customer(&app, &clock, "usd", "US", "tok_visa").await;
+    let basic = plan(
+        &app,
+        json!({"name":"Basic","currency":"usd","amount":1000,"interval":"day","interval_count":30}),
+    )
+    .await;
+    let pro = plan(
+        &app,
+        json!({"name":"Pro","currency":"usd","amount":3000,"interval":"day","interval_count":30}),
+    )
+    .await;
+    let sub = subscribe(&app, &cus, &basic, json!({})).await;
+    advance(&app, &clock, "2026-04-16T00:00:00Z").await;
+    let body = json!({"plan_id": pro, "proration_behavior": "always_invoice"});
+    let changed = app
+        .post_ok(
+            &format!("/v1/subscriptions/{}", sub["id"].as_str().unwrap()),
+            &body.to_string(),
+        )
+        .await;
+    assert_eq!(changed["plan"]["id"], pro.as_str());
+    assert_eq!(changed["pending_invoice_items"], 0);
+    let inv = invoice(&app, &changed["latest_invoice"]).await;
+    assert_ne!(inv["id"], sub["latest_invoice"]);
+    assert_eq!(inv["billing_reason"], "subscription_update");
+    let amounts: Vec<i64> = inv["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["amount"].as_i64().unwrap())
+        .collect();
+    assert_eq!(amounts, [-500, 1500]);
+    assert_eq!(
+        (
+            inv["total"].clone(),
+            inv["status"].clone(),
+            inv["amount_paid"].clone()
+        ),
+        (1000.into(), "paid".into(), 1000.into())
+    );
+    assert_eq!(app.sandbox.charges_made(), 2);
+}
+
+#[tokio::test]
+async fn a_trial_ends_into_an_active_subscription_with_a_paid_invoice() {
+    let app = spawn_app(Kind::Sqlite).await;
+    let clock = clock(&app, "2026-03-01T00:00:00Z").await;
+    let cus = customer(&app, &clock, "eur", "DE", "tok_visa").await;
+    let p = plan(
+        &app,
+        json!({"name":"Team","currency":"eur","amount":4900,"interval":"month","trial_days":14}),
+    )
+    .await;
+    let sub = subscribe(&app, &cus, &p, json!({})).await;
+    assert_eq!(sub["status"], "trialing");
+    assert_eq!(sub["trial_end"], "2026-03-15T00:00:00Z");
+    assert_eq!(sub["latest_invoice"], Value::Null);
+    assert_eq!(app.sandbox.charges_made(), 0);
+
+    advance(&app, &clock, "2026-03-15T00:00:01Z").await;
+    let sub = subscription(&app, &sub["id"]).await;
+    assert_eq!(sub["status"], "active");
+    assert_eq!(sub["current_period_start"], "2026-03-15T00:00:00Z");
+    assert_eq!(sub["current_period_end"], "2026-04-15T00:00:00Z");
+    let inv = invoice(&app, &sub["latest_invoice"]).await;
+    assert_eq!(
+        (inv["status"].clone(), inv["amount_paid"].clone()),
+        ("paid".into(), 4900.into())
+    );
+    assert_eq!(inv["period_start"], "2026-03-15T00:00:00Z");
+    let events = app.all_events().await;
+    assert_eq!(events_of(&events, "SubscriptionTrialEnded").len(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_renewal_goes_past_due_is_retried_on_schedule_then_canceled() {
+    let app = spawn_app(Kind::Sqlite).await;
+    let clock = clock(&app, "2026-01-10T00:00:00Z").await;
+    let cus = customer(&app, &clock, "usd", "US", "tok_visa").await;
+    let p = plan(
+        &app,
+        json!({"name":"Gold","currency":"usd","amount":2000,"interval":"month"}),
+    )
+    .await;
+    let sub = subscribe(&app, &cus, &p, json!({})).await;
+    // The card starts declining.
+    let pm = json!({"gateway": "sandbox", "token": "tok_chargeDeclinedInsufficientFunds", "set_default": true});
+    app.post_ok(
+        &format!("/v1/customers/{cus}/payment_methods"),
+        &pm.to_string(),
+    )
+    .await;
+
+    advance(&app, &clock, "2026-02-10T12:00:00Z").await;
+    let s = subscription(&app, &sub["id"]).await;
+    assert_eq!(s["status"], "past_due");
+    let inv = invoice(&app, &s["latest_invoice"]).await;
+    assert_eq!(inv["status"], "open");
+    assert_eq!(inv["attempt_count"], 1);
+    assert_eq!(inv["last_failure_code"], "insufficient_funds");
+    assert_eq!(inv["next_payment_attempt"], "2026-02-11T00:00:00Z");
+
+    // Retries 1, 3, 5, 7 days after the first attempt; then the subscription is canceled.
+    advance(&app, &clock, "2026-02-16T12:00:00Z").await;
+    let inv = invoice(&app, &s["latest_invoice"]).await;
+    assert_eq!(inv["attempt_count"], 4);
+    assert_eq!(subscription(&app, &sub["id"]).await["status"], "past_due");
+    advance(&app, &clock, "2026-02-17T12:00:00Z").await;
+    let inv = invoice(&app, &s["latest_invoice"]).await;
+    assert_eq!(inv["attempt_count"], 5);
+    assert_eq!(inv["next_payment_attempt"], Value::Null);
+    let s = subscription(&app, &sub["id"]).await;
+    assert_eq!(s["status"], "canceled");
+    let attempts: Vec<String> = app
+        .all_events()
+        .await
+        .iter()
+        .filter(|e| e.event_type == "InvoicePaymentFailed")
+        .map(|e| {
+            e.occurred_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        })
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            "2026-02-10T00:00:00Z",
+            "2026-02-11T00:00:00Z",
+            "2026-02-13T00:00:00Z",
+            "2026-02-15T00:00:00Z",
+            "2026-02-17T00:00:00Z"
+        ]
+    );
+    // A canceled subscription renews no more.
+    let head = app.head().await;
+    advance(&app, &clock, "2026-05-01T00:00:00Z").await;
+    assert_eq!(app.head().await.0, head.0 + 1, "only the clock moved");
+}
+
+#[tokio::test]
+async fn jpy_and_kwd_invoices_are_taxed_to_the_minor_unit() {
+    let app = spawn_app(Kind::Postgres).await;
+    let clock = clock(&app, "2026-06-01T00:00:00Z").await;
+    app.post_ok("/v1/tax_rates", r#"{"display_name":"JP consumption tax","percentage":"10","inclusive":false,"country":"JP"}"#).await;
+    app.post_ok(
+        "/v1/tax_rates",
+        r#"{"display_name":"KW VAT","percentage":"5","inclusive":true,"country":"KW"}"#,
+    )
+    .await;
+
+    // JPY (exponent 0): 3 × ¥1,333 = ¥3,999; 10 % exclusive = ¥399.9 → ¥400 (half-even); ¥4,399.
+    let jp = customer(&app, &clock, "jpy", "JP", "tok_visa").await;
+    let body = json!({"customer_id": jp, "items": [{"description": "Seats", "amount": 1333, "quantity": 3}]});
+    let inv = app.post_ok("/v1/invoices", &body.to_string()).await;
+    assert_eq!(inv["status"], "draft");
+    assert_eq!(
+        (
+            inv["currency"].clone(),
+            inv["subtotal"].clone(),
+            inv["tax"].clone(),
+            inv["total"].clone()
+        ),
+        ("jpy".into(), 3999.into(), 400.into(), 4399.into())
+    );
+    let paid = app
+        .post_ok(
+            &format!("/v1/invoices/{}/pay", inv["id"].as_str().unwrap()),
+            "",
+        )
+        .await;
+    assert_eq!(
+        (paid["status"].clone(), paid["amount_paid"].clone()),
+        ("paid".into(), 4399.into())
+    );
+    assert!(paid["number"].as_str().unwrap().starts_with("KB-"));
+
+    // KWD (exponent 3): 10.000 KWD with 5 % included: net = 10000 / 1.05 = 9523.809… → 9524
+    // fils; tax = 476 fils; the total stays 10.000.
+    let kw = customer(&app, &clock, "kwd", "KW", "tok_visa").await;
+    let body = json!({"customer_id": kw, "items": [{"description": "Plan", "amount": 10000}]});
+    let inv = app.post_ok("/v1/invoices", &body.to_string()).await;
+    assert_eq!(
+        (
+            inv["subtotal"].clone(),
+            inv["tax"].clone(),
+            inv["total"].clone()
+        ),
+        (10000.into(), 476.into(), 10000.into())
+    );
+    assert_eq!(inv["lines"][0]["tax_amounts"][0]["amount"], 476);
+
+    // A tax-exempt customer pays no tax.
+    let exempt = customer(&app, &clock, "jpy", "JP", "tok_visa").await;
+    app.post_ok(&format!("/v1/customers/{exempt}"), r#"{"tax_exempt":true}"#)
+        .await;
+    let body = json!({"customer_id": exempt, "items": [{"description": "Seats", "amount": 1333}]});
+    let inv = app.post_ok("/v1/invoices", &body.to_string()).await;
+    assert_eq!(
+        (inv["tax"].clone(), inv["total"].clone()),
+        (0.into(), 1333.into())
+    );
+}
+
+#[tokio::test]
+async fn bad_subscription_requests_are_4xx_and_record_nothing() {
+    let app = spawn_app(Kind::Sqlite).await;
+    let clock = clock(&app, "2026-06-01T00:00:00Z").await;
+    let cus = customer(&app, &clock, "usd", "US", "tok_visa").await;
+    let usd = plan(
+        &app,
+        json!({"name":"Gold","currency":"usd","amount":2000,"interval":"month"}),
+    )
+    .await;
+    let eur_only = plan(
+        &app,
+        json!({"name":"Euro","currency":"eur","amount":2000,"interval":"month"}),
+    )
+    .await;
+    let archived = plan(
+        &app,
+        json!({"name":"Old","currency":"usd","amount":2000,"interval":"month"}),
+    )
+    .await;
+    app.post_ok(&format!("/v1/plans/{archived}/archive"), "")
+        .await;
+    let head = app.head().await;
+    let cases = [
+        (
+            json!({"customer_id": cus, "plan_id": eur_only}),
+            400,
+            "precondition_failed",
+        ),
+        (
+            json!({"customer_id": cus, "plan_id": archived}),
+            400,
+            "precondition_failed",
+        ),
+        (
+            json!({"customer_id": cus, "plan_id": usd, "quantity": 0}),
+            400,
+            "parameter_invalid",
+        ),
+        (
+            json!({"customer_id": cus, "plan_id": usd, "coupon": "X"}),
+            400,
+            "parameter_invalid",
+        ),
+        (
+            json!({"customer_id": "cus_00000000000000000000000000000000", "plan_id": usd}),
+            404,
+            "resource_missing",
+        ),
+        (
+            json!({"customer_id": cus, "plan_id": "plan_nope"}),
+            404,
+            "resource_missing",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let (s, _, c) =
+            error_of(app.post("/v1/subscriptions", &body.to_string(), None).await).await;
+        assert_eq!((s, c.as_str()), (status, code), "{body}");
+    }
+    assert_eq!(app.head().await, head);
+    // The seed's endpoint is the same command.
+    let sub = app
+        .post_ok(
+            "/subscriptions/create",
+            &json!({"customer_id": cus, "plan_id": usd}).to_string(),
+        )
+        .await;
+    assert_eq!(sub["status"], "active");
+}

@@ -1,0 +1,75 @@
+//! Credit notes: less due on an open invoice, or a refund of a paid one.
+
+use ledger::event::Metadata;
+use ledger::ids::{CreditNoteId, InvoiceId, RefundId};
+use ledger::money::Money;
+
+use super::Billing;
+use crate::aggregate::Executed;
+use crate::charge::{IdempotencyDraft, RefundInput, Rendered};
+use crate::error::CommandError;
+use crate::invoice::{CreditNoteReason, Invoice, InvoiceCommand};
+
+/// A credit note to issue.
+#[derive(Debug, Clone)]
+pub struct CreditNoteRequest {
+    pub invoice_id: InvoiceId,
+    pub credit_note_id: CreditNoteId,
+    /// Minor units of the invoice's currency.
+    pub amount: i64,
+    pub reason: CreditNoteReason,
+}
+
+impl Billing {
+    /// A credit note: reduces what an open invoice asks for, or refunds a paid one (the refund
+    /// goes to the charge that paid it). Issuing the same credit note again changes nothing.
+    ///
+    /// # Errors
+    /// Domain refusals (too large, a draft or void invoice), store and gateway failures.
+    pub async fn credit_note(
+        &self,
+        note: CreditNoteRequest,
+        metadata: &Metadata,
+        draft: Option<&IdempotencyDraft>,
+        render: &(dyn Fn(&Invoice) -> Rendered + Send + Sync),
+    ) -> Result<Executed<Invoice>, CommandError> {
+        let CreditNoteRequest {
+            invoice_id: id,
+            credit_note_id,
+            amount,
+            reason,
+        } = note;
+        let invoice = self.load_invoice(id).await?;
+        let command = InvoiceCommand::IssueCreditNote {
+            credit_note_id,
+            amount: Money::new(amount, invoice.currency),
+            reason,
+        };
+        let done = self
+            .executor
+            .execute::<Invoice>(&id, command, metadata, draft, render)
+            .await?;
+        let issued = done
+            .state
+            .credit_notes
+            .iter()
+            .find(|n| n.id == credit_note_id);
+        if let (Some(note), Some(charge_id)) = (issued, done.state.paid_by)
+            && note.refund
+        {
+            let refund = RefundInput {
+                charge_id,
+                refund_id: RefundId::derived(&credit_note_id.to_string()),
+                amount: Some(note.amount.amount_minor()),
+                reason: Some("requested_by_customer".into()),
+            };
+            self.charges
+                .refund(refund, metadata.clone(), None, &|_, _| Rendered {
+                    status: 200,
+                    body: String::new(),
+                })
+                .await?;
+        }
+        Ok(done)
+    }
+}

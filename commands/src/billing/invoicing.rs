@@ -1,0 +1,358 @@
+//! An invoice from draft to paid: drafted with the customer's taxes and credit, the credit moved
+//! on the customer's balance, finalized with the next gapless number, and paid with the default
+//! payment method; a failed payment is retried on the configured schedule (dunning).
+
+use chrono::{DateTime, TimeDelta, Utc};
+use ledger::event::Metadata;
+use ledger::ids::{ChargeId, InvoiceId, SubscriptionId, TaxRateId};
+use ledger::money::Money;
+
+use super::Billing;
+use crate::aggregate::Executed;
+use crate::charge::{ChargeInput, ChargeStatus, Rendered};
+use crate::customer::{Customer, CustomerCommand, CustomerError};
+use crate::error::CommandError;
+use crate::invoice::{
+    BillingReason, DraftInput, Invoice, InvoiceCommand, InvoiceError, InvoiceStatus, ItemInput,
+    Period,
+};
+use crate::pricing::TaxRate;
+use crate::subscription::{BillingItem, Subscription, SubscriptionCommand};
+
+/// An invoice to issue.
+#[derive(Debug, Clone)]
+pub struct InvoiceRequest {
+    pub invoice_id: InvoiceId,
+    pub customer: Customer,
+    pub currency: ledger::money::Currency,
+    pub subscription_id: Option<SubscriptionId>,
+    pub period: Option<Period>,
+    pub reason: BillingReason,
+    pub items: Vec<ItemInput>,
+}
+
+/// Failure code when the customer has no payment method to charge.
+pub const NO_PAYMENT_METHOD: &str = "no_payment_method";
+
+fn no_render<A>(_: &A) -> Rendered {
+    Rendered {
+        status: 200,
+        body: String::new(),
+    }
+}
+
+/// Subscription billing items as invoice items.
+pub(super) fn items_of(lines: &[BillingItem], currency: ledger::money::Currency) -> Vec<ItemInput> {
+    lines
+        .iter()
+        .map(|l| ItemInput {
+            description: l.description.clone(),
+            unit_amount: Money::new(l.unit_amount, currency),
+            quantity: l.quantity,
+            proration: l.proration,
+            period: Some((l.period_start, l.period_end)),
+        })
+        .collect()
+}
+
+impl Billing {
+    /// Drafts the invoice (unless it exists), then [`Billing::settle`]s it.
+    ///
+    /// # Errors
+    /// Domain refusals (bad lines), store failures.
+    pub async fn issue_invoice(
+        &self,
+        req: InvoiceRequest,
+        metadata: &Metadata,
+    ) -> Result<Invoice, CommandError> {
+        let id = req.invoice_id;
+        self.draft_invoice(req, None, metadata).await?;
+        self.settle(id, metadata).await
+    }
+
+    /// Drafts the invoice unless it exists: lines taxed with `tax_rates`, or (when `None`) with
+    /// the rates of the customer's location (none when it is tax exempt), and the customer's
+    /// credit applied.
+    ///
+    /// # Errors
+    /// Domain refusals (bad lines), store failures.
+    pub async fn draft_invoice(
+        &self,
+        req: InvoiceRequest,
+        tax_rates: Option<Vec<(TaxRateId, TaxRate)>>,
+        metadata: &Metadata,
+    ) -> Result<Executed<Invoice>, CommandError> {
+        let id = req.invoice_id;
+        let loaded = self.executor.load::<Invoice>(&id).await?;
+        if let Some(state) = loaded.state {
+            return Ok(Executed {
+                state,
+                position: loaded.position,
+                idempotency_stored: false,
+            });
+        }
+        let c = &req.customer;
+        let tax_rates = match (&c.tax_location, c.tax_exempt, tax_rates) {
+            (_, true, _) => vec![],
+            (_, false, Some(explicit)) => explicit,
+            (Some(location), false, None) => {
+                self.taxes
+                    .applicable(self.executor.store().as_ref(), location)
+                    .await?
+            }
+            (None, false, None) => vec![],
+        };
+        let credit = match c.currency {
+            Some(cur) if cur == req.currency && c.balance < 0 => c.balance.saturating_neg(),
+            _ => 0,
+        };
+        let draft = DraftInput {
+            invoice_id: id,
+            customer_id: c.id,
+            currency: req.currency,
+            subscription_id: req.subscription_id,
+            period: req.period,
+            billing_reason: req.reason,
+            items: req.items,
+            tax_rates,
+            credit_applied: Money::new(credit, req.currency),
+        };
+        self.executor
+            .execute::<Invoice>(
+                &id,
+                InvoiceCommand::Draft(draft),
+                metadata,
+                None,
+                &no_render,
+            )
+            .await
+    }
+
+    /// Finalizes the invoice (if it is a draft) and makes its first payment attempt (if it has
+    /// none yet): brings an invoice forward from wherever a flow stopped.
+    ///
+    /// # Errors
+    /// Store failures; [`InvoiceError::NotFound`].
+    pub async fn settle(
+        &self,
+        id: InvoiceId,
+        metadata: &Metadata,
+    ) -> Result<Invoice, CommandError> {
+        let invoice = self.finalize_invoice(id, metadata).await?;
+        if invoice.status == InvoiceStatus::Open && invoice.attempt_count == 0 {
+            return self.attempt_payment(&invoice, 1, metadata).await;
+        }
+        Ok(invoice)
+    }
+
+    /// Pays an open invoice now: the next attempt (finalizing a draft first).
+    ///
+    /// # Errors
+    /// [`InvoiceError::NotOpen`] for a paid, void or uncollectible... invoice; store failures.
+    pub async fn pay_invoice(
+        &self,
+        id: InvoiceId,
+        metadata: &Metadata,
+    ) -> Result<Invoice, CommandError> {
+        let invoice = self.finalize_invoice(id, metadata).await?;
+        if invoice.status != InvoiceStatus::Open && invoice.status != InvoiceStatus::Uncollectible {
+            return Err(InvoiceError::NotOpen(invoice.status).into());
+        }
+        let attempt = invoice.attempt_count.saturating_add(1);
+        self.attempt_payment(&invoice, attempt, metadata).await
+    }
+
+    /// Moves the invoice's credit on the customer's balance and, for a draft, finalizes it with
+    /// the next gapless number. Each step is recorded once, however often this runs.
+    ///
+    /// # Errors
+    /// Store failures; [`InvoiceError::NotFound`].
+    pub async fn finalize_invoice(
+        &self,
+        id: InvoiceId,
+        metadata: &Metadata,
+    ) -> Result<Invoice, CommandError> {
+        let invoice = self.load_invoice(id).await?;
+        let moves = [
+            (
+                invoice.credit_applied,
+                "credit_applied",
+                "credit applied to",
+            ),
+            (
+                invoice
+                    .credit_to_balance
+                    .checked_neg()
+                    .map_err(InvoiceError::from)?,
+                "credit_to_balance",
+                "credit from",
+            ),
+        ];
+        for (amount, what, words) in moves {
+            if amount.is_zero() {
+                continue;
+            }
+            let command = CustomerCommand::AdjustBalance {
+                amount,
+                reason: format!("{words} invoice {id}"),
+                source: Some(format!("{id}:{what}")),
+            };
+            self.executor
+                .execute::<Customer>(&invoice.customer_id, command, metadata, None, &no_render)
+                .await?;
+        }
+        if invoice.status != InvoiceStatus::Draft {
+            return Ok(invoice);
+        }
+        let number = self.number_for(id, metadata).await?;
+        let finalize = InvoiceCommand::Finalize {
+            number,
+            due_date: None,
+        };
+        Ok(self
+            .executor
+            .execute::<Invoice>(&id, finalize, metadata, None, &no_render)
+            .await?
+            .state)
+    }
+
+    pub(super) async fn load_invoice(&self, id: InvoiceId) -> Result<Invoice, CommandError> {
+        Ok(self
+            .executor
+            .load::<Invoice>(&id)
+            .await?
+            .state
+            .ok_or(InvoiceError::NotFound)?)
+    }
+
+    /// Attempt `attempt` (1 = the first) to pay `invoice` with the customer's default payment
+    /// method. A success pays the invoice (and recovers a past-due subscription); a failure is
+    /// recorded with the next retry, or ends the subscription's dunning. An outcome the gateway
+    /// left unknown changes nothing more: the charge's recovery completes it.
+    ///
+    /// # Errors
+    /// Store failures; domain refusals (the invoice is not open).
+    pub async fn attempt_payment(
+        &self,
+        invoice: &Invoice,
+        attempt: u32,
+        metadata: &Metadata,
+    ) -> Result<Invoice, CommandError> {
+        let id = invoice.id;
+        let charge_id = ChargeId::derived(&format!("{id}:{attempt}"));
+        let customer = self
+            .executor
+            .load::<Customer>(&invoice.customer_id)
+            .await?
+            .state
+            .ok_or(CustomerError::NotFound)?;
+        let start = InvoiceCommand::AttemptPayment { charge_id, attempt };
+        self.executor
+            .execute::<Invoice>(&id, start, metadata, None, &no_render)
+            .await?;
+        let failure_code = match customer.default_method() {
+            None => NO_PAYMENT_METHOD.to_string(),
+            Some(pm) => {
+                let input = ChargeInput {
+                    charge_id,
+                    amount: invoice.amount_due,
+                    customer_id: Some(customer.id),
+                    payment_method: pm.token.clone(),
+                    description: Some(format!(
+                        "Invoice {}",
+                        invoice.number.as_deref().unwrap_or("draft")
+                    )),
+                };
+                let done = self
+                    .charges
+                    .charge(input, metadata.clone(), None, &no_render)
+                    .await?;
+                match done.charge.status {
+                    ChargeStatus::Pending => return self.load_invoice(id).await,
+                    ChargeStatus::Succeeded => {
+                        return self.record_payment(invoice, charge_id, metadata).await;
+                    }
+                    ChargeStatus::Failed => done
+                        .charge
+                        .failure_code
+                        .unwrap_or_else(|| "card_declined".to_string()),
+                }
+            }
+        };
+        self.record_failure(invoice, charge_id, attempt, failure_code, metadata)
+            .await
+    }
+
+    async fn record_payment(
+        &self,
+        invoice: &Invoice,
+        charge_id: ChargeId,
+        metadata: &Metadata,
+    ) -> Result<Invoice, CommandError> {
+        let paid = InvoiceCommand::RecordPayment {
+            charge_id,
+            amount: invoice.amount_due,
+        };
+        let done = self
+            .executor
+            .execute::<Invoice>(&invoice.id, paid, metadata, None, &no_render)
+            .await?;
+        if let Some(sub) = invoice.subscription_id {
+            let recovered = SubscriptionCommand::PaymentSucceeded {
+                invoice_id: invoice.id,
+            };
+            self.executor
+                .execute::<Subscription>(&sub, recovered, metadata, None, &no_render)
+                .await?;
+        }
+        Ok(done.state)
+    }
+
+    async fn record_failure(
+        &self,
+        invoice: &Invoice,
+        charge_id: ChargeId,
+        attempt: u32,
+        failure_code: String,
+        metadata: &Metadata,
+    ) -> Result<Invoice, CommandError> {
+        let next_attempt_at = self.next_attempt(invoice, attempt);
+        let failed = InvoiceCommand::RecordPaymentFailure {
+            charge_id,
+            attempt,
+            failure_code,
+            next_attempt_at,
+        };
+        let done = self
+            .executor
+            .execute::<Invoice>(&invoice.id, failed, metadata, None, &no_render)
+            .await?;
+        if let Some(sub) = invoice.subscription_id {
+            let mut commands = vec![SubscriptionCommand::PaymentFailed {
+                invoice_id: invoice.id,
+                attempt,
+            }];
+            if next_attempt_at.is_none() {
+                commands.push(SubscriptionCommand::DunningExhausted {
+                    invoice_id: invoice.id,
+                    outcome: self.config.when_exhausted,
+                });
+            }
+            for command in commands {
+                self.executor
+                    .execute::<Subscription>(&sub, command, metadata, None, &no_render)
+                    .await?;
+            }
+        }
+        Ok(done.state)
+    }
+
+    /// When attempt `attempt + 1` is due: `retry_days[attempt − 1]` days after the invoice was
+    /// finalized (its first attempt), or never when the schedule is used up.
+    fn next_attempt(&self, invoice: &Invoice, attempt: u32) -> Option<DateTime<Utc>> {
+        let index = usize::try_from(attempt).ok()?.checked_sub(1)?;
+        let days = *self.config.retry_days.get(index)?;
+        let from = invoice.finalized_at.unwrap_or(invoice.created);
+        from.checked_add_signed(TimeDelta::days(i64::from(days)))
+    }
+}
