@@ -7,6 +7,8 @@ mod support;
 
 #[path = "api/billing.rs"]
 mod billing;
+#[path = "api/billing_more.rs"]
+mod billing_more;
 #[path = "api/cli.rs"]
 mod cli;
 #[path = "api/customers.rs"]

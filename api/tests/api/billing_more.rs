@@ -1,0 +1,1 @@
+//! More billing scenarios (being written).
