@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod charge_json;
+pub mod charges;
 pub mod command;
 pub mod customers;
 pub mod error;
@@ -81,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/plans", post(plans::create))
         .route("/v1/plans/{id}/archive", post(plans::archive))
         .route("/v1/tax_rates", post(tax_rates::create))
+        .route("/v1/charges", post(charges::create))
         .route("/v1/refunds", post(refunds::create))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })

@@ -39,6 +39,7 @@ use utoipa::{Modify, OpenApi};
         super::plans::create,
         super::plans::archive,
         super::tax_rates::create,
+        super::charges::create,
         super::refunds::create,
         super::stripe_test::check
     ),
@@ -69,6 +70,7 @@ use utoipa::{Modify, OpenApi};
         super::plans::PlanObject,
         super::tax_rates::CreateTaxRate,
         super::tax_rates::TaxRateObject,
+        super::charges::CreateCharge,
         super::refunds::CreateRefund,
         super::refunds::RefundObject
     )),

@@ -262,3 +262,58 @@ async fn erasure_destroys_the_key_so_the_log_keeps_money_facts_but_loses_the_per
         assert_eq!(verify["checked"], app.head().await.0);
     }
 }
+
+#[tokio::test]
+async fn a_customer_is_charged_with_its_default_or_a_named_payment_method() {
+    let app = spawn_app(Kind::Sqlite).await;
+    let c = create(&app).await;
+    let cus = id(&c).to_string();
+    let charge = |body: serde_json::Value| {
+        let app = &app;
+        async move { app.post("/v1/charges", &body.to_string(), None).await }
+    };
+    let (status, _, code) = error_of(
+        charge(serde_json::json!({"customer_id": cus, "amount": 500, "currency": "gbp"})).await,
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (400, "payment_method_missing"));
+    let pms = format!("/v1/customers/{cus}/payment_methods");
+    app.post_ok(&pms, r#"{"gateway":"sandbox","token":"tok_visa"}"#)
+        .await;
+    let with_both = app
+        .post_ok(
+            &pms,
+            r#"{"gateway":"sandbox","token":"tok_chargeDeclined"}"#,
+        )
+        .await;
+    let declining = with_both["payment_methods"][1]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let ok =
+        charge(serde_json::json!({"customer_id": cus, "amount": 500, "currency": "gbp"})).await;
+    assert_eq!(ok.status(), 200);
+    let ok: Value = ok.json().await.unwrap();
+    assert_eq!(
+        (ok["status"].clone(), ok["customer"].clone()),
+        ("succeeded".into(), cus.clone().into())
+    );
+    let declined = charge(
+        serde_json::json!({"customer_id": cus, "amount": 500, "currency": "gbp",
+        "payment_method": declining}),
+    )
+    .await;
+    assert_eq!(error_of(declined).await.0, 402);
+    let other = create(&app).await;
+    let (status, _, _) = error_of(
+        charge(
+            serde_json::json!({"customer_id": id(&other), "amount": 500, "currency": "gbp",
+            "payment_method": declining}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 404, "another customer's method");
+    assert_eq!((app.sandbox.charges_made(), app.sandbox.calls()), (1, 2));
+}
