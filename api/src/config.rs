@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use commands::billing::BillingConfig;
+use commands::subscription::DunningOutcome;
 use ledger::store::{AnyStore, StoreError};
 use ledger::vault::{Key, master_key};
 
@@ -29,6 +31,38 @@ pub struct StoreConfig {
         hide_env_values = true
     )]
     pub master_key: Option<String>,
+    /// Prefix of invoice numbers (`KB` → `KB-000001`).
+    #[arg(
+        long,
+        env = "BILLING_INVOICE_PREFIX",
+        default_value = "KB",
+        global = true
+    )]
+    pub invoice_prefix: String,
+    /// Days after a failed first payment attempt at which it is retried.
+    #[arg(
+        long,
+        env = "BILLING_RETRY_DAYS",
+        default_value = "1,3,5,7",
+        global = true
+    )]
+    pub retry_days: String,
+    /// What a subscription becomes when the retries are used up: `cancel` or `unpaid`.
+    #[arg(
+        long,
+        env = "BILLING_DUNNING_EXHAUSTED",
+        default_value = "cancel",
+        global = true
+    )]
+    pub dunning_exhausted: String,
+    /// Seconds between two runs of the scheduler (renewals, trial ends, retries).
+    #[arg(
+        long,
+        env = "BILLING_SCHEDULER_INTERVAL_S",
+        default_value_t = 10,
+        global = true
+    )]
+    pub scheduler_interval_s: u64,
     /// NATS server (JetStream fan-out; not used yet by this build).
     #[arg(long, env = "NATS_URL", global = true)]
     pub nats_url: Option<String>,
@@ -40,6 +74,10 @@ impl StoreConfig {
             database_url: None,
             data_dir,
             master_key: None,
+            invoice_prefix: "KB".into(),
+            retry_days: "1,3,5,7".into(),
+            dunning_exhausted: "cancel".into(),
+            scheduler_interval_s: 10,
             nats_url: None,
         }
     }
@@ -67,6 +105,40 @@ impl StoreConfig {
             );
         }
         Ok(key)
+    }
+
+    /// The billing settings, checked.
+    pub fn billing(&self) -> Result<BillingConfig, String> {
+        let retry_days = self
+            .retry_days
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(|d| {
+                d.parse::<u32>()
+                    .map_err(|_| format!("BILLING_RETRY_DAYS: {d:?} is not a number of days"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let when_exhausted = match self.dunning_exhausted.as_str() {
+            "cancel" => DunningOutcome::Cancel,
+            "unpaid" => DunningOutcome::MarkUnpaid,
+            other => {
+                return Err(format!(
+                    "BILLING_DUNNING_EXHAUSTED: {other:?} is not cancel or unpaid"
+                ));
+            }
+        };
+        let config = BillingConfig {
+            invoice_prefix: self.invoice_prefix.clone(),
+            retry_days,
+            when_exhausted,
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    pub fn scheduler_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.scheduler_interval_s.max(1))
     }
 
     /// "postgres" or "sqlite (<dir>)", for logs.

@@ -69,6 +69,11 @@ impl AppState {
         }
     }
 
+    /// Numbering and dunning settings other than the defaults.
+    pub fn configure_billing(&mut self, config: BillingConfig) {
+        self.billing = Billing::new(self.executor.clone(), self.charges.clone(), config);
+    }
+
     /// The sandbox gateway: the default until Stripe or PayPal keys are configured.
     pub fn with_sandbox(store: &AnyStore, master: Key) -> AppState {
         Self::new(store, Arc::new(SandboxGateway::new()), master)

@@ -1,6 +1,7 @@
 //! The `billing` command line.
 
 mod audit;
+mod background;
 mod bench;
 mod keys;
 pub mod serve;

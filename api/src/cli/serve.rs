@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Args;
-use commands::charge::recovery::RecoveryScan;
 use ledger::access::{Scope, create_key};
 
 use crate::config::StoreConfig;
@@ -34,7 +33,8 @@ impl ServeArgs {
 
 pub async fn run(config: &StoreConfig, args: ServeArgs) -> Result<ExitCode, String> {
     let store = super::open_migrated(config).await?;
-    let state = AppState::with_sandbox(&store, config.master_key()?);
+    let mut state = AppState::with_sandbox(&store, config.master_key()?);
+    state.configure_billing(config.billing()?);
     for var in ["STRIPE_SECRET_KEY", "PAYPAL_CLIENT_ID"] {
         if std::env::var_os(var).is_some() {
             tracing::warn!(
@@ -44,7 +44,8 @@ pub async fn run(config: &StoreConfig, args: ServeArgs) -> Result<ExitCode, Stri
     }
     ensure_admin_key(&state).await?;
 
-    spawn_recovery(state.clone());
+    super::background::spawn_recovery(state.clone());
+    super::background::spawn_scheduler(state.clone(), store.clone(), config.scheduler_interval());
 
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
@@ -55,39 +56,6 @@ pub async fn run(config: &StoreConfig, args: ServeArgs) -> Result<ExitCode, Stri
         .await
         .map_err(|e| format!("server error: {e}"))?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// How often pending charges and refunds are looked at, and how old one must be before it is
-/// completed (a younger one may still be in the hands of the request that made it).
-const RECOVERY_INTERVAL_S: u64 = 30;
-const RECOVERY_GRACE_S: i64 = 60;
-
-/// Completes charges and refunds left pending (crash, timeout, store outage) in the background.
-fn spawn_recovery(state: AppState) {
-    tokio::spawn(async move {
-        let mut scan = RecoveryScan::new();
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(RECOVERY_INTERVAL_S));
-        loop {
-            every.tick().await;
-            let older_than = state.clock.now() - chrono::Duration::seconds(RECOVERY_GRACE_S);
-            match state
-                .charges
-                .recover(state.store.as_ref(), &mut scan, older_than)
-                .await
-            {
-                Ok(r) if r.charges_completed + r.refunds_completed > 0 => {
-                    tracing::info!(
-                        charges = r.charges_completed,
-                        refunds = r.refunds_completed,
-                        still_pending = r.still_pending,
-                        "recovered pending payments"
-                    );
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "recovery run failed; will retry"),
-            }
-        }
-    });
 }
 
 /// On a first start (no active key) an admin key is created and printed once on stdout.

@@ -54,53 +54,61 @@ pub async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body_bytes(body)?;
-    command::run(&state, &caller, &headers, "/v1/charges", &body, |ctx| async move {
-        let req: CreateCharge = parse_json(&ctx.body)?;
-        let currency = Currency::parse(&req.currency)
-            .map_err(|e| ApiError::invalid("currency_invalid", Some("currency"), e.to_string()))?;
-        let customer_id: CustomerId = req
-            .customer_id
-            .parse()
-            .map_err(|_| ApiError::not_found("no such customer"))?;
-        let customer = ctx.state.customers.load(customer_id).await?.customer;
-        let method = match &req.payment_method {
-            Some(pm) => {
-                let id: PaymentMethodId = pm
-                    .parse()
-                    .map_err(|_| ApiError::not_found("no such payment method on this customer"))?;
-                customer
-                    .payment_method(id)
-                    .ok_or_else(|| ApiError::not_found("no such payment method on this customer"))?
-            }
-            None => customer.default_method().ok_or_else(|| {
-                ApiError::invalid(
-                    "payment_method_missing",
-                    Some("payment_method"),
-                    "the customer has no default payment method",
-                )
-            })?,
-        };
-        let charge_id = match &ctx.draft {
-            Some(d) => ChargeId::derived(&format!("{}:{}", d.api_key_id, d.key)),
-            None => ChargeId::new(),
-        };
-        let input = ChargeInput {
-            charge_id,
-            amount: Money::new(req.amount, currency),
-            customer_id: Some(customer.id),
-            payment_method: method.token.clone(),
-            description: req.description,
-        };
-        let result = ctx
-            .state
-            .charges
-            .charge(input, ctx.metadata, ctx.draft, &charge_json::render)
-            .await?;
-        Ok(Outcome {
-            rendered: charge_json::render(&result.charge),
-            position: result.position,
-            idempotency_stored: result.idempotency_stored,
-        })
-    })
+    command::run(
+        &state,
+        &caller,
+        &headers,
+        "/v1/charges",
+        &body,
+        |ctx| async move {
+            let req: CreateCharge = parse_json(&ctx.body)?;
+            let currency = Currency::parse(&req.currency).map_err(|e| {
+                ApiError::invalid("currency_invalid", Some("currency"), e.to_string())
+            })?;
+            let customer_id: CustomerId = req
+                .customer_id
+                .parse()
+                .map_err(|_| ApiError::not_found("no such customer"))?;
+            let customer = ctx.state.customers.load(customer_id).await?.customer;
+            let method = match &req.payment_method {
+                Some(pm) => {
+                    let id: PaymentMethodId = pm.parse().map_err(|_| {
+                        ApiError::not_found("no such payment method on this customer")
+                    })?;
+                    customer.payment_method(id).ok_or_else(|| {
+                        ApiError::not_found("no such payment method on this customer")
+                    })?
+                }
+                None => customer.default_method().ok_or_else(|| {
+                    ApiError::invalid(
+                        "payment_method_missing",
+                        Some("payment_method"),
+                        "the customer has no default payment method",
+                    )
+                })?,
+            };
+            let charge_id = match &ctx.draft {
+                Some(d) => ChargeId::derived(&format!("{}:{}", d.api_key_id, d.key)),
+                None => ChargeId::new(),
+            };
+            let input = ChargeInput {
+                charge_id,
+                amount: Money::new(req.amount, currency),
+                customer_id: Some(customer.id),
+                payment_method: method.token.clone(),
+                description: req.description,
+            };
+            let result = ctx
+                .state
+                .charges
+                .charge(input, ctx.metadata, ctx.draft, &charge_json::render)
+                .await?;
+            Ok(Outcome {
+                rendered: charge_json::render(&result.charge),
+                position: result.position,
+                idempotency_stored: result.idempotency_stored,
+            })
+        },
+    )
     .await
 }

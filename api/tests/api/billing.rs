@@ -437,3 +437,99 @@ async fn bad_subscription_requests_are_4xx_and_record_nothing() {
         .await;
     assert_eq!(sub["status"], "active");
 }
+
+#[tokio::test]
+async fn the_scheduler_renews_what_is_due_once_even_when_run_twice_or_twice_at_once() {
+    use commands::billing::Scheduler;
+    let app = spawn_app(Kind::Postgres).await;
+    let cus = app
+        .post_ok(
+            "/v1/customers",
+            r#"{"email":"ops@example.com","currency":"usd"}"#,
+        )
+        .await;
+    let cus = cus["id"].as_str().unwrap().to_string();
+    let pm = r#"{"gateway":"sandbox","token":"tok_visa"}"#;
+    app.post_ok(&format!("/v1/customers/{cus}/payment_methods"), pm)
+        .await;
+    let daily = plan(
+        &app,
+        json!({"name":"Daily","currency":"usd","amount":100,"interval":"day"}),
+    )
+    .await;
+    let sub = subscribe(&app, &cus, &daily, json!({})).await;
+    // A subscription on a test clock is left to its clock.
+    let clock = clock(&app, "2020-01-01T00:00:00Z").await;
+    let on_clock = customer(&app, &clock, "usd", "US", "tok_visa").await;
+    subscribe(&app, &on_clock, &daily, json!({})).await;
+    assert_eq!(app.sandbox.charges_made(), 2);
+
+    let end: chrono::DateTime<chrono::Utc> =
+        sub["current_period_end"].as_str().unwrap().parse().unwrap();
+    let mut scheduler = Scheduler::new(app.billing.clone());
+    let early = scheduler
+        .tick(end - chrono::TimeDelta::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(early.jobs_run, 0);
+    let due = scheduler
+        .tick(end + chrono::TimeDelta::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!((due.jobs_run, due.jobs_failed), (1, 0));
+    let again = scheduler
+        .tick(end + chrono::TimeDelta::seconds(2))
+        .await
+        .unwrap();
+    assert_eq!(again.jobs_run, 0);
+    assert_eq!(app.sandbox.charges_made(), 3);
+    let renewed = subscription(&app, &sub["id"]).await;
+    assert_eq!(
+        renewed["current_period_start"],
+        end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+
+    // Two schedulers that both believe they lead (two processes) renew the next day once.
+    let next = end + chrono::TimeDelta::days(1) + chrono::TimeDelta::seconds(1);
+    let mut a = Scheduler::new(app.billing.clone());
+    let mut b = Scheduler::new(app.billing.clone());
+    let (ra, rb) = tokio::join!(a.tick(next), b.tick(next));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    eprintln!("two schedulers: {ra:?} {rb:?}");
+    let events = app.all_events().await;
+    assert_eq!(events_of(&events, "SubscriptionRenewed").len(), 2);
+    assert_eq!(app.sandbox.charges_made(), 4, "one charge per renewal");
+}
+
+#[tokio::test]
+async fn only_one_process_leads_the_scheduler_at_a_time() {
+    let app = spawn_app(Kind::Postgres).await;
+    let open = || async {
+        let s = ledger::store::postgres::PgStore::connect(app.db_url().unwrap(), 2)
+            .await
+            .unwrap();
+        ledger::store::AnyStore::Postgres(s)
+    };
+    let (one, two) = (open().await, open().await);
+    let mut held = one
+        .try_lead("scheduler")
+        .await
+        .unwrap()
+        .expect("first leads");
+    assert!(held.holds().await);
+    assert!(two.try_lead("scheduler").await.unwrap().is_none());
+    assert!(
+        two.try_lead("relay").await.unwrap().is_some(),
+        "another role is free"
+    );
+    drop(held);
+    let mut second = None;
+    for _ in 0..50 {
+        second = two.try_lead("scheduler").await.unwrap();
+        if second.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(second.is_some(), "released when the leader goes");
+}

@@ -110,6 +110,7 @@ pub struct TestApp {
     pub base: String,
     charges: Arc<commands::charge::ChargeService>,
     pub customers: commands::customer::CustomerService,
+    pub billing: commands::billing::Billing,
     keys: Arc<dyn ledger::access::KeyStore>,
     pub client: reqwest::Client,
     pub store: Arc<dyn EventStore>,
@@ -227,6 +228,7 @@ pub async fn spawn_app_with(kind: Kind, sandbox: Arc<TestGateway>) -> TestApp {
     );
     let charges = state.charges.clone();
     let customers = state.customers.clone();
+    let billing = state.billing.clone();
     let mut keys = Vec::new();
     for scope in [Scope::Admin, Scope::Write, Scope::Read] {
         let (_, secret) = create_key(store.keys().as_ref(), scope, Utc::now())
@@ -245,6 +247,7 @@ pub async fn spawn_app_with(kind: Kind, sandbox: Arc<TestGateway>) -> TestApp {
         base: format!("http://{addr}"),
         charges,
         customers,
+        billing,
         keys: store.keys(),
         client: reqwest::Client::new(),
         store: store.events(),

@@ -12,6 +12,7 @@ mod credit_notes;
 mod invoicing;
 mod numbering;
 mod schedule;
+mod scheduler;
 mod subscribing;
 mod taxes;
 
@@ -22,6 +23,7 @@ use chrono::{DateTime, Utc};
 pub use self::credit_notes::CreditNoteRequest;
 pub use self::invoicing::InvoiceRequest;
 pub use self::schedule::Job;
+pub use self::scheduler::{Scheduler, Tick};
 pub use self::subscribing::Subscribe;
 use self::taxes::TaxIndex;
 use crate::aggregate::Executor;

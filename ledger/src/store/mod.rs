@@ -17,6 +17,7 @@ macro_rules! event_columns {
     };
 }
 
+mod leader;
 mod open;
 mod plan;
 pub mod postgres;
@@ -32,6 +33,7 @@ use crate::event::{
 };
 use crate::upcast::Upcasters;
 
+pub use leader::Leadership;
 pub use open::AnyStore;
 pub use read::{read_all, read_page, verify_chain};
 pub use writer::{WriterConfig, WriterStats};

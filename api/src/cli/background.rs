@@ -1,0 +1,83 @@
+//! What `billing serve` runs beside HTTP: the recovery of pending payments and the scheduler.
+
+use std::time::Duration;
+
+use commands::billing::Scheduler;
+use commands::charge::recovery::RecoveryScan;
+use ledger::store::AnyStore;
+
+use crate::state::AppState;
+
+/// How often pending charges and refunds are looked at, and how old one must be before it is
+/// completed (a younger one may still be in the hands of the request that made it).
+const RECOVERY_INTERVAL_S: u64 = 30;
+const RECOVERY_GRACE_S: i64 = 60;
+
+/// Completes charges and refunds left pending (crash, timeout, store outage) in the background.
+pub fn spawn_recovery(state: AppState) {
+    tokio::spawn(async move {
+        let mut scan = RecoveryScan::new();
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(RECOVERY_INTERVAL_S));
+        loop {
+            every.tick().await;
+            let older_than = state.clock.now() - chrono::Duration::seconds(RECOVERY_GRACE_S);
+            match state
+                .charges
+                .recover(state.store.as_ref(), &mut scan, older_than)
+                .await
+            {
+                Ok(r) if r.charges_completed + r.refunds_completed > 0 => {
+                    tracing::info!(
+                        charges = r.charges_completed,
+                        refunds = r.refunds_completed,
+                        still_pending = r.still_pending,
+                        "recovered pending payments"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "recovery run failed; will retry"),
+            }
+        }
+    });
+}
+
+/// Runs renewals, trial ends and payment retries as they fall due, in the one process that
+/// holds the scheduler role (a PostgreSQL advisory lock; the embedded store has one process).
+pub fn spawn_scheduler(state: AppState, store: AnyStore, interval: Duration) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(interval);
+        let mut leadership = None;
+        let mut scheduler = Scheduler::new(state.billing.clone());
+        loop {
+            every.tick().await;
+            if let Some(held) = leadership.as_mut() {
+                if !ledger::store::Leadership::holds(held).await {
+                    tracing::warn!("scheduler role lost; trying to take it again");
+                    leadership = None;
+                }
+            }
+            if leadership.is_none() {
+                match store.try_lead("scheduler").await {
+                    Ok(Some(l)) => {
+                        tracing::info!("this process runs the scheduler");
+                        leadership = Some(l);
+                        // Start from a fresh memory: another process may have run jobs meanwhile.
+                        scheduler = Scheduler::new(state.billing.clone());
+                    }
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot take the scheduler role; will retry");
+                        continue;
+                    }
+                }
+            }
+            match scheduler.tick(state.clock.now()).await {
+                Ok(t) if t.jobs_run + t.jobs_failed > 0 => {
+                    tracing::info!(run = t.jobs_run, failed = t.jobs_failed, "scheduled jobs");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "scheduler tick failed; will retry"),
+            }
+        }
+    });
+}
