@@ -50,11 +50,11 @@ pub fn spawn_scheduler(state: AppState, store: AnyStore, interval: Duration) {
         let mut scheduler = Scheduler::new(state.billing.clone());
         loop {
             every.tick().await;
-            if let Some(held) = leadership.as_mut() {
-                if !ledger::store::Leadership::holds(held).await {
-                    tracing::warn!("scheduler role lost; trying to take it again");
-                    leadership = None;
-                }
+            if let Some(held) = leadership.as_mut()
+                && !ledger::store::Leadership::holds(held).await
+            {
+                tracing::warn!("scheduler role lost; trying to take it again");
+                leadership = None;
             }
             if leadership.is_none() {
                 match store.try_lead("scheduler").await {
