@@ -7,8 +7,10 @@ use ledger::money::Money;
 use super::Billing;
 use crate::aggregate::Executed;
 use crate::charge::{IdempotencyDraft, RefundInput, Rendered};
+use crate::customer::{Customer, CustomerCommand};
 use crate::error::CommandError;
-use crate::invoice::{CreditNoteReason, Invoice, InvoiceCommand};
+use crate::invoice::{CreditNoteReason, Invoice, InvoiceCommand, InvoiceError, InvoiceStatus};
+use crate::subscription::{Subscription, SubscriptionCommand};
 
 /// A credit note to issue.
 #[derive(Debug, Clone)]
@@ -40,6 +42,18 @@ impl Billing {
             reason,
         } = note;
         let invoice = self.load_invoice(id).await?;
+        // A refund the charge cannot take is refused before anything is recorded.
+        let new = !invoice.credit_notes.iter().any(|n| n.id == credit_note_id);
+        if let (true, InvoiceStatus::Paid, Some(charge)) = (new, invoice.status, invoice.paid_by) {
+            let refundable = self
+                .charges
+                .get(charge)
+                .await?
+                .map_or(0, |c| c.refundable());
+            if amount > refundable {
+                return Err(InvoiceError::CreditNoteTooLarge { max: refundable }.into());
+            }
+        }
         let command = InvoiceCommand::IssueCreditNote {
             credit_note_id,
             amount: Money::new(amount, invoice.currency),
@@ -49,6 +63,18 @@ impl Billing {
             .executor
             .execute::<Invoice>(&id, command, metadata, draft, render)
             .await?;
+        // Credited in full: the invoice is paid, and its subscription is no longer past due.
+        if let (InvoiceStatus::Paid, Some(sub)) = (done.state.status, done.state.subscription_id) {
+            let recovered = SubscriptionCommand::PaymentSucceeded { invoice_id: id };
+            self.executor
+                .execute::<Subscription>(&sub, recovered, metadata, None, &|_: &Subscription| {
+                    Rendered {
+                        status: 200,
+                        body: String::new(),
+                    }
+                })
+                .await?;
+        }
         let issued = done
             .state
             .credit_notes
@@ -68,6 +94,46 @@ impl Billing {
                     status: 200,
                     body: String::new(),
                 })
+                .await?;
+        }
+        Ok(done)
+    }
+}
+
+impl Billing {
+    /// Voids the invoice and gives back the customer credit it used (once).
+    ///
+    /// # Errors
+    /// Domain refusals (a paid invoice), store failures.
+    pub async fn void_invoice(
+        &self,
+        id: InvoiceId,
+        metadata: &Metadata,
+        draft: Option<&IdempotencyDraft>,
+        render: &(dyn Fn(&Invoice) -> Rendered + Send + Sync),
+    ) -> Result<Executed<Invoice>, CommandError> {
+        let done = self
+            .executor
+            .execute::<Invoice>(&id, InvoiceCommand::Void, metadata, draft, render)
+            .await?;
+        let used = done.state.credit_applied;
+        if !used.is_zero() {
+            let back = CustomerCommand::AdjustBalance {
+                amount: used.checked_neg().map_err(InvoiceError::from)?,
+                reason: format!("credit given back by voided invoice {id}"),
+                source: Some(format!("{id}:void")),
+            };
+            self.executor
+                .execute::<Customer>(
+                    &done.state.customer_id,
+                    back,
+                    metadata,
+                    None,
+                    &|_: &Customer| Rendered {
+                        status: 200,
+                        body: String::new(),
+                    },
+                )
                 .await?;
         }
         Ok(done)

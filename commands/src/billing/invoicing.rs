@@ -9,9 +9,10 @@ use ledger::money::Money;
 
 use super::Billing;
 use crate::aggregate::Executed;
-use crate::charge::{ChargeInput, ChargeStatus, Rendered};
+use crate::charge::{ChargeInput, ChargeStatus, IdempotencyDraft, Rendered};
 use crate::customer::{Customer, CustomerCommand, CustomerError};
 use crate::error::CommandError;
+use crate::invoice;
 use crate::invoice::{
     BillingReason, DraftInput, Invoice, InvoiceCommand, InvoiceError, InvoiceStatus, ItemInput,
     Period,
@@ -66,7 +67,8 @@ impl Billing {
         metadata: &Metadata,
     ) -> Result<Invoice, CommandError> {
         let id = req.invoice_id;
-        self.draft_invoice(req, None, metadata).await?;
+        self.draft_invoice(req, None, metadata, None, &no_render)
+            .await?;
         self.settle(id, metadata).await
     }
 
@@ -81,6 +83,8 @@ impl Billing {
         req: InvoiceRequest,
         tax_rates: Option<Vec<(TaxRateId, TaxRate)>>,
         metadata: &Metadata,
+        draft_key: Option<&IdempotencyDraft>,
+        render: &(dyn Fn(&Invoice) -> Rendered + Send + Sync),
     ) -> Result<Executed<Invoice>, CommandError> {
         let id = req.invoice_id;
         let loaded = self.executor.load::<Invoice>(&id).await?;
@@ -91,6 +95,50 @@ impl Billing {
                 idempotency_stored: false,
             });
         }
+        let mut draft = self.dry_run(&req, tax_rates).await?;
+        // The customer's credit, taken from its balance now (once per invoice, whatever the
+        // retries), for at most the invoice's total.
+        let total = invoice::draft(draft.clone())?.totals.total;
+        let c = &req.customer;
+        if c.balance < 0 && total > 0 {
+            let source = format!("{id}:credit_applied");
+            let apply = CustomerCommand::ApplyCredit {
+                source: source.clone(),
+                up_to: Money::new(total, req.currency),
+            };
+            let customer = self
+                .executor
+                .execute::<Customer>(&c.id, apply, metadata, None, &no_render)
+                .await?
+                .state;
+            let applied = customer
+                .adjustment_sources
+                .get(&source)
+                .copied()
+                .unwrap_or(0);
+            draft.credit_applied = Money::new(applied, req.currency);
+        }
+        self.executor
+            .execute::<Invoice>(
+                &id,
+                InvoiceCommand::Draft(draft),
+                metadata,
+                draft_key,
+                render,
+            )
+            .await
+    }
+
+    /// The draft of `req` with its taxes and no credit yet, checked as `decide` would check it:
+    /// a flow calls this before it records anything, so refused lines record nothing.
+    ///
+    /// # Errors
+    /// The invoice domain's refusal of the lines or taxes; store failures.
+    pub(super) async fn dry_run(
+        &self,
+        req: &InvoiceRequest,
+        tax_rates: Option<Vec<(TaxRateId, TaxRate)>>,
+    ) -> Result<DraftInput, CommandError> {
         let c = &req.customer;
         let tax_rates = match (&c.tax_location, c.tax_exempt, tax_rates) {
             (_, true, _) => vec![],
@@ -102,30 +150,19 @@ impl Billing {
             }
             (None, false, None) => vec![],
         };
-        let credit = match c.currency {
-            Some(cur) if cur == req.currency && c.balance < 0 => c.balance.saturating_neg(),
-            _ => 0,
-        };
         let draft = DraftInput {
-            invoice_id: id,
+            invoice_id: req.invoice_id,
             customer_id: c.id,
             currency: req.currency,
             subscription_id: req.subscription_id,
             period: req.period,
             billing_reason: req.reason,
-            items: req.items,
+            items: req.items.clone(),
             tax_rates,
-            credit_applied: Money::new(credit, req.currency),
+            credit_applied: Money::zero(req.currency),
         };
-        self.executor
-            .execute::<Invoice>(
-                &id,
-                InvoiceCommand::Draft(draft),
-                metadata,
-                None,
-                &no_render,
-            )
-            .await
+        invoice::draft(draft.clone())?;
+        Ok(draft)
     }
 
     /// Finalizes the invoice (if it is a draft) and makes its first payment attempt (if it has

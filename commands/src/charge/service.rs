@@ -100,6 +100,14 @@ impl ChargeService {
         }
     }
 
+    /// The charge as recorded, if it exists.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn get(&self, id: ChargeId) -> Result<Option<Charge>, CommandError> {
+        Ok(self.load(&stream_of(id)?).await?.charge)
+    }
+
     /// Charges in two phases: `ChargeRequested`, the gateway call, then the outcome event (with
     /// the idempotency record, rendered from the final state, in the same transaction).
     ///

@@ -47,8 +47,8 @@ pub struct Customer {
     pub default_payment_method: Option<PaymentMethodId>,
     /// Minor units of `currency` (0 while it has none).
     pub balance: i64,
-    /// Sources of the balance adjustments applied (see `CustomerCommand::AdjustBalance`).
-    pub adjustment_sources: std::collections::BTreeSet<String>,
+    /// Balance adjustments by source, with their amounts (see `CustomerCommand::AdjustBalance`).
+    pub adjustment_sources: std::collections::BTreeMap<String, i64>,
     pub created: DateTime<Utc>,
 }
 
@@ -112,6 +112,12 @@ pub enum CustomerCommand {
         /// What caused it (e.g. an invoice applying credit): an adjustment from a source that
         /// was applied already changes nothing, so the caller may retry.
         source: Option<String>,
+    },
+    /// Uses the customer's credit (a negative balance) for `source` (an invoice), up to
+    /// `up_to`: records how much as a positive adjustment; once per source.
+    ApplyCredit {
+        source: String,
+        up_to: Money,
     },
     ErasePersonalData,
 }
@@ -191,6 +197,7 @@ impl Aggregate for Customer {
                     source,
                 },
             ) => adjust(c, amount, reason, source),
+            (c, CustomerCommand::ApplyCredit { source, up_to }) => apply_credit(c, source, up_to),
             (c, CustomerCommand::ErasePersonalData) if c.erased() => Ok(vec![]),
             (c, CustomerCommand::ErasePersonalData) => Ok(vec![CustomerEvent::PersonalDataErased(
                 PersonalDataErased { customer_id: c.id },
@@ -248,7 +255,7 @@ impl Aggregate for Customer {
                 c.currency = Some(e.currency);
                 c.balance = e.balance_after;
                 if let Some(source) = &e.source {
-                    c.adjustment_sources.insert(source.clone());
+                    c.adjustment_sources.insert(source.clone(), e.amount);
                 }
             }
             CustomerEvent::PersonalDataErased(_) => c.personal = None,
@@ -363,7 +370,7 @@ fn adjust(
 ) -> Result<Vec<CustomerEvent>, CustomerError> {
     if source
         .as_ref()
-        .is_some_and(|s| c.adjustment_sources.contains(s))
+        .is_some_and(|s| c.adjustment_sources.contains_key(s))
     {
         return Ok(vec![]);
     }
@@ -392,6 +399,24 @@ fn adjust(
         reason,
         source,
     })])
+}
+
+fn apply_credit(
+    c: &Customer,
+    source: String,
+    up_to: Money,
+) -> Result<Vec<CustomerEvent>, CustomerError> {
+    let currency = up_to.currency();
+    let available = match c.currency {
+        Some(have) if have == currency && c.balance < 0 => c.balance.saturating_neg(),
+        _ => 0,
+    };
+    let applied = available.min(up_to.amount_minor().max(0));
+    if applied == 0 || c.adjustment_sources.contains_key(&source) {
+        return Ok(vec![]);
+    }
+    let reason = format!("credit applied to {source}");
+    adjust(c, Money::new(applied, currency), reason, Some(source))
 }
 
 fn check_location(mut loc: TaxLocation) -> Result<TaxLocation, CustomerError> {

@@ -262,3 +262,38 @@ fn erasure_drops_the_sealed_data_once_and_forbids_new_personal_data() {
     // Money facts survive: payment methods and balance still work.
     assert!(attach(c, "tok_visa", false).is_ok());
 }
+
+#[test]
+fn credit_is_applied_up_to_what_is_available_and_once_per_source() {
+    let c = run(
+        Some(created()),
+        CustomerCommand::AdjustBalance {
+            amount: Money::new(-2000, usd()),
+            reason: "goodwill".into(),
+            source: None,
+        },
+    )
+    .unwrap()
+    .0
+    .unwrap();
+    let apply = |c: Customer, source: &str, up_to: i64| {
+        run(
+            Some(c),
+            CustomerCommand::ApplyCredit {
+                source: source.into(),
+                up_to: Money::new(up_to, usd()),
+            },
+        )
+        .unwrap()
+        .0
+        .unwrap()
+    };
+    let c = apply(c, "in_1", 1500);
+    assert_eq!((c.balance, c.adjustment_sources["in_1"]), (-500, 1500));
+    let c = apply(c, "in_1", 1500);
+    assert_eq!(c.balance, -500, "once per source");
+    let c = apply(c, "in_2", 1500);
+    assert_eq!((c.balance, c.adjustment_sources["in_2"]), (0, 500));
+    let c = apply(c, "in_3", 1500);
+    assert!(!c.adjustment_sources.contains_key("in_3"), "no credit left");
+}

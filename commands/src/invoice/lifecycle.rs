@@ -73,7 +73,11 @@ pub(super) fn attempt_payment(inv: &Invoice, charge_id: ChargeId, attempt: u32) 
     if inv.attempted_charges.contains(&charge_id) {
         return Ok(vec![]);
     }
-    if inv.status != InvoiceStatus::Open {
+    // Stripe lets an uncollectible invoice be paid after all.
+    if !matches!(
+        inv.status,
+        InvoiceStatus::Open | InvoiceStatus::Uncollectible
+    ) {
         return Err(not_payable(inv.status));
     }
     if attempt == 0 {

@@ -143,7 +143,13 @@ pub async fn create(
                 items,
             };
             let done = billing
-                .draft_invoice(request, tax_rates, &ctx.metadata)
+                .draft_invoice(
+                    request,
+                    tax_rates,
+                    &ctx.metadata,
+                    ctx.draft.as_ref(),
+                    &render,
+                )
                 .await?;
             Ok(answer(done))
         },
@@ -226,20 +232,26 @@ async fn action(
                 .customer;
             let billing = ctx.state.billing.for_customer(&customer).await?;
             let m = &ctx.metadata;
-            let state = match name {
-                "finalize" => billing.finalize_invoice(id, m).await?,
-                "pay" => billing.pay_invoice(id, m).await?,
+            let key = ctx.draft.as_ref();
+            // Single-event actions store the idempotent response with their event; finalize and
+            // pay span streams, and a retry of them continues from where the invoice is.
+            let (state, idempotency_stored) = match name {
+                "finalize" => (billing.finalize_invoice(id, m).await?, false),
+                "pay" => (billing.pay_invoice(id, m).await?, false),
+                "void" => {
+                    let done = billing.void_invoice(id, m, key, &render).await?;
+                    (done.state, done.idempotency_stored)
+                }
                 _ => {
                     let command = match name {
-                        "void" => InvoiceCommand::Void,
                         "send" => InvoiceCommand::MarkSent,
                         _ => InvoiceCommand::MarkUncollectible,
                     };
-                    billing
+                    let done = billing
                         .executor()
-                        .execute::<Invoice>(&id, command, m, None, &render)
-                        .await?
-                        .state
+                        .execute::<Invoice>(&id, command, m, key, &render)
+                        .await?;
+                    (done.state, done.idempotency_stored)
                 }
             };
             let position = ctx
@@ -252,7 +264,7 @@ async fn action(
             Ok(answer(Executed {
                 state,
                 position,
-                idempotency_stored: false,
+                idempotency_stored,
             }))
         },
     )
