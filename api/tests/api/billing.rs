@@ -533,3 +533,96 @@ async fn only_one_process_leads_the_scheduler_at_a_time() {
     }
     assert!(second.is_some(), "released when the leader goes");
 }
+
+#[tokio::test]
+async fn what_review_found_stays_fixed() {
+    let app = spawn_app(Kind::Sqlite).await;
+    let clock = clock(&app, "2026-04-18T00:00:00Z").await;
+    // A tax rate given with a lower-case state applies to a customer in that state.
+    app.post_ok(
+        "/v1/tax_rates",
+        r#"{"display_name":"CA","percentage":"10","inclusive":false,"country":"US","state":"ca"}"#,
+    )
+    .await;
+    let body = json!({"email": "a@example.com", "currency": "usd",
+        "address": {"country": "US", "state": "CA"}, "test_clock": clock});
+    let ca = app.post_ok("/v1/customers", &body.to_string()).await;
+    let ca = ca["id"].as_str().unwrap();
+    let inv = app
+        .post_ok(
+            "/v1/invoices",
+            &json!({"customer_id": ca, "items": [{"description": "x", "amount": 1000}]})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(inv["tax"], 100);
+
+    // A change in a first period shortened to the anchor is prorated over the whole interval
+    // ending at the anchor, as that period was billed: it never credits more than was paid.
+    let cus = customer(&app, &clock, "usd", "FR", "tok_visa").await;
+    let day30 = plan(
+        &app,
+        json!({"name":"M","currency":"usd","amount":3000,"interval":"day","interval_count":30}),
+    )
+    .await;
+    let sub = subscribe(
+        &app,
+        &cus,
+        &day30,
+        json!({"billing_cycle_anchor": "2026-04-28T00:00:00Z"}),
+    )
+    .await;
+    let first = invoice(&app, &sub["latest_invoice"]).await;
+    assert_eq!(first["total"], 1000, "10 of 30 days");
+    advance(&app, &clock, "2026-04-23T00:00:00Z").await;
+    let path = format!("/v1/subscriptions/{}", sub["id"].as_str().unwrap());
+    let changed = app
+        .post_ok(
+            &path,
+            r#"{"quantity":2,"proration_behavior":"always_invoice"}"#,
+        )
+        .await;
+    let inv = invoice(&app, &changed["latest_invoice"]).await;
+    let amounts: Vec<i64> = inv["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["amount"].as_i64().unwrap())
+        .collect();
+    assert_eq!(amounts, [-500, 1000], "5 of 30 days of 3000, then of 6000");
+    // Two changes at the same instant are two invoices.
+    let again = app
+        .post_ok(
+            &path,
+            r#"{"quantity":3,"proration_behavior":"always_invoice"}"#,
+        )
+        .await;
+    assert_ne!(again["latest_invoice"], changed["latest_invoice"]);
+    let inv = invoice(&app, &again["latest_invoice"]).await;
+    assert_eq!(inv["total"], 500);
+
+    // A metered period without usage renews without an invoice.
+    let metered = plan(&app, json!({"name":"API","currency":"usd","amount":25,"interval":"month","usage_type":"metered"})).await;
+    let m = subscribe(&app, &cus, &metered, json!({})).await;
+    advance(&app, &clock, "2026-05-24T00:00:00Z").await;
+    let m = subscription(&app, &m["id"]).await;
+    assert_eq!(
+        (m["status"].clone(), m["latest_invoice"].clone()),
+        ("active".into(), Value::Null)
+    );
+    assert_eq!(m["current_period_start"], "2026-05-23T00:00:00Z");
+
+    // An invoice the domain would refuse (two inclusive rates) refuses the subscription and
+    // records nothing.
+    for name in ["TVA", "Other"] {
+        let rate =
+            json!({"display_name": name, "percentage": "20", "inclusive": true, "country": "FR"});
+        app.post_ok("/v1/tax_rates", &rate.to_string()).await;
+    }
+    let head = app.head().await;
+    let body = json!({"customer_id": cus, "plan_id": day30});
+    let (status, _, _) =
+        error_of(app.post("/v1/subscriptions", &body.to_string(), None).await).await;
+    assert_eq!(status, 400);
+    assert_eq!(app.head().await, head);
+}

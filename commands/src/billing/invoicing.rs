@@ -176,10 +176,14 @@ impl Billing {
         metadata: &Metadata,
     ) -> Result<Invoice, CommandError> {
         let invoice = self.finalize_invoice(id, metadata).await?;
-        if invoice.status == InvoiceStatus::Open && invoice.attempt_count == 0 {
-            return self.attempt_payment(&invoice, 1, metadata).await;
+        if invoice.status != InvoiceStatus::Open {
+            return Ok(invoice);
         }
-        Ok(invoice)
+        match (invoice.attempt_count, invoice.unresolved_attempt()) {
+            (0, _) => self.attempt_payment(&invoice, 1, metadata).await,
+            (_, Some(attempt)) => self.attempt_payment(&invoice, attempt, metadata).await,
+            _ => Ok(invoice),
+        }
     }
 
     /// Pays an open invoice now: the next attempt (finalizing a draft first).
@@ -195,7 +199,10 @@ impl Billing {
         if invoice.status != InvoiceStatus::Open && invoice.status != InvoiceStatus::Uncollectible {
             return Err(InvoiceError::NotOpen(invoice.status).into());
         }
-        let attempt = invoice.attempt_count.saturating_add(1);
+        // An attempt without a recorded outcome is completed first: its charge, not a new one.
+        let attempt = invoice
+            .unresolved_attempt()
+            .unwrap_or(invoice.attempt_count.saturating_add(1));
         self.attempt_payment(&invoice, attempt, metadata).await
     }
 

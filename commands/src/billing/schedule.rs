@@ -10,10 +10,10 @@ use ledger::event::Metadata;
 use ledger::ids::{InvoiceId, SubscriptionId, TestClockId};
 
 use super::Billing;
-use crate::aggregate::Executed;
+use crate::aggregate::{Aggregate, Executed};
 use crate::charge::Rendered;
 use crate::error::CommandError;
-use crate::invoice::{BillingReason, InvoiceStatus};
+use crate::invoice::{BillingReason, Invoice, InvoiceStatus};
 use crate::subscription::{
     Subscription, SubscriptionCommand, SubscriptionEvent, SubscriptionStatus, invoice_for_change,
     invoice_for_period, next_due,
@@ -61,11 +61,27 @@ impl Billing {
         if matches!(sub.status, SubscriptionStatus::Canceled) {
             return Ok(jobs);
         }
-        let failed: HashSet<InvoiceId> = sub.failed_attempts.iter().map(|(i, _)| *i).collect();
-        for id in failed {
-            let invoice = self.load_invoice(id).await?;
-            if let (InvoiceStatus::Open, Some(at)) = (invoice.status, invoice.next_payment_attempt)
-            {
+        let mut invoices: HashSet<InvoiceId> =
+            sub.failed_attempts.iter().map(|(i, _)| *i).collect();
+        invoices.extend(sub.latest_invoice);
+        for id in invoices {
+            let Some(invoice) = self.executor.load::<Invoice>(&id).await?.state else {
+                continue;
+            };
+            if invoice.status != InvoiceStatus::Open {
+                continue;
+            }
+            if let Some(attempt) = invoice.unresolved_attempt() {
+                // A payment whose outcome was never recorded: complete it now.
+                let since = invoice.finalized_at.unwrap_or(invoice.created);
+                jobs.push((
+                    since,
+                    Job::RetryPayment {
+                        invoice_id: id,
+                        attempt,
+                    },
+                ));
+            } else if let Some(at) = invoice.next_payment_attempt {
                 let attempt = invoice.attempt_count.saturating_add(1);
                 jobs.push((
                     at,
@@ -94,9 +110,9 @@ impl Billing {
                 attempt,
             } => {
                 let invoice = self.load_invoice(invoice_id).await?;
-                if invoice.status == InvoiceStatus::Open
-                    && invoice.attempt_count.saturating_add(1) == attempt
-                {
+                let next = invoice.attempt_count.saturating_add(1);
+                let open = matches!(invoice.status, InvoiceStatus::Open);
+                if open && (next == attempt || invoice.unresolved_attempt() == Some(attempt)) {
                     self.attempt_payment(&invoice, attempt, metadata).await?;
                 }
                 Ok(())
@@ -111,6 +127,16 @@ impl Billing {
         metadata: &Metadata,
     ) -> Result<(), CommandError> {
         let command = SubscriptionCommand::Renew { period_start };
+        let before = self
+            .executor
+            .load::<Subscription>(&id)
+            .await?
+            .state
+            .ok_or(crate::subscription::SubscriptionError::NotFound)?;
+        let customer = self.customer(before.customer_id).await?;
+        let events = Subscription::decide(Some(&before), command.clone(), self.now())?;
+        self.check_asked(id, before.currency(), &customer, &events)
+            .await?;
         let done = self
             .executor
             .execute::<Subscription>(&id, command, metadata, None, &|_: &Subscription| Rendered {
@@ -132,11 +158,10 @@ impl Billing {
             })
             .await?;
         let reason = BillingReason::SubscriptionCycle;
-        let customer = self.customer(sub.customer_id).await?;
         let invoice = match sub.status {
-            SubscriptionStatus::Canceled => {
-                invoice_for_change(id, sub.canceled_at.unwrap_or(period_start))
-            }
+            SubscriptionStatus::Canceled => sub
+                .latest_invoice
+                .unwrap_or_else(|| invoice_for_change(id, sub.version)),
             _ => invoice_for_period(id, period_start),
         };
         self.invoice_lines(&sub, &customer, invoice, reason, lines, metadata)

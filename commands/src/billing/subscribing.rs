@@ -97,7 +97,9 @@ impl Billing {
             billing_cycle_anchor: req.billing_cycle_anchor,
         });
         // Refused input records nothing: decide first, then attach to the clock, then create.
-        Subscription::decide(None, create.clone(), now)?;
+        let events = Subscription::decide(None, create.clone(), now)?;
+        at.check_asked(req.subscription_id, price.currency(), &customer, &events)
+            .await?;
         if let Some(clock) = customer.test_clock {
             let add = TestClockCommand::AddSubscription(req.subscription_id);
             at.executor
@@ -149,12 +151,18 @@ impl Billing {
             .ok_or(SubscriptionError::NotFound)?;
         let customer = self.customer(sub.customer_id).await?;
         let at = self.for_customer(&customer).await?;
+        // Refused input — the command's or its invoice's — records nothing.
+        let events = Subscription::decide(Some(&sub), command.clone(), at.now())?;
+        at.check_asked(id, sub.currency(), &customer, &events)
+            .await?;
         let before = at.executor.store().stream_version(&stream(id)?).await?;
         let done = at
             .executor
             .execute::<Subscription>(&id, command, metadata, draft, render)
             .await?;
-        if let Some((invoice, reason, lines)) = at.invoiced_now(id, before).await? {
+        // Every invoice the new events ask for (a concurrent request's too: ids are derived,
+        // so each is drafted once).
+        for (invoice, reason, lines) in at.invoiced_now(id, before).await? {
             at.invoice_lines(&done.state, &customer, invoice, reason, lines, metadata)
                 .await?;
         }
@@ -166,28 +174,42 @@ impl Billing {
         &self,
         id: SubscriptionId,
         before: i64,
-    ) -> Result<Option<(InvoiceId, BillingReason, Vec<BillingItem>)>, CommandError> {
+    ) -> Result<Vec<(InvoiceId, BillingReason, Vec<BillingItem>)>, CommandError> {
         let recorded = self.executor.store().read_stream(&stream(id)?).await?;
         let events: Vec<SubscriptionEvent> = decode_stream(&recorded)?;
-        let mut out = None;
+        let mut out = vec![];
         for (e, r) in events.iter().zip(&recorded) {
             if r.stream_version <= before {
                 continue;
             }
-            let invoice = invoice_for_change(id, r.occurred_at);
-            match e {
-                SubscriptionEvent::Updated(u) if u.invoice_now && !u.proration_items.is_empty() => {
-                    let lines = u.proration_items.clone();
-                    out = Some((invoice, BillingReason::SubscriptionUpdate, lines));
-                }
-                SubscriptionEvent::Canceled(c) if !c.final_lines.is_empty() => {
-                    let lines = c.final_lines.clone();
-                    out = Some((invoice, BillingReason::SubscriptionCycle, lines));
-                }
-                _ => {}
+            if let Some((reason, lines)) = invoiced_by(e) {
+                out.push((invoice_for_change(id, r.stream_version), reason, lines));
             }
         }
         Ok(out)
+    }
+
+    /// Checks the invoices `events` would ask for, as their drafts would be checked.
+    pub(super) async fn check_asked(
+        &self,
+        sub: SubscriptionId,
+        currency: ledger::money::Currency,
+        customer: &Customer,
+        events: &[SubscriptionEvent],
+    ) -> Result<(), CommandError> {
+        for (reason, lines) in lines_asked(events) {
+            let request = InvoiceRequest {
+                invoice_id: InvoiceId::derived(&format!("{sub}:check")),
+                customer: customer.clone(),
+                currency,
+                subscription_id: Some(sub),
+                period: None,
+                reason,
+                items: items_of(&lines, currency),
+            };
+            self.dry_run(&request, None).await?;
+        }
+        Ok(())
     }
 
     pub(super) async fn invoice_lines(
@@ -259,4 +281,33 @@ impl Billing {
 pub(super) fn stream(id: SubscriptionId) -> Result<ledger::event::StreamId, CommandError> {
     ledger::event::StreamId::of("subscription", &id)
         .map_err(|e| ledger::store::StoreError::Corrupt(e.to_string()).into())
+}
+
+/// What an event of a change or cancellation asks to invoice at once.
+fn invoiced_by(e: &SubscriptionEvent) -> Option<(BillingReason, Vec<BillingItem>)> {
+    match e {
+        SubscriptionEvent::Updated(u) if u.invoice_now && !u.proration_items.is_empty() => {
+            Some((BillingReason::SubscriptionUpdate, u.proration_items.clone()))
+        }
+        SubscriptionEvent::Canceled(c) if !c.final_lines.is_empty() => {
+            Some((BillingReason::SubscriptionCycle, c.final_lines.clone()))
+        }
+        _ => None,
+    }
+}
+
+/// The lines of every invoice `events` would ask for (to check them before recording).
+pub(super) fn lines_asked(events: &[SubscriptionEvent]) -> Vec<(BillingReason, Vec<BillingItem>)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            SubscriptionEvent::Created(c) if !c.invoice_lines.is_empty() => {
+                Some((BillingReason::SubscriptionCreate, c.invoice_lines.clone()))
+            }
+            SubscriptionEvent::Renewed(r) if !r.invoice_lines.is_empty() => {
+                Some((BillingReason::SubscriptionCycle, r.invoice_lines.clone()))
+            }
+            other => invoiced_by(other),
+        })
+        .collect()
 }

@@ -17,8 +17,8 @@ use crate::pricing::TaxRate;
 
 /// Most lines on one invoice.
 pub const LINES_MAX: usize = 100;
-/// Largest quantity of one line.
-pub const QUANTITY_MAX: i64 = 1_000_000;
+/// Largest quantity of one line (metered usage can be large; amounts are checked for overflow).
+pub const QUANTITY_MAX: i64 = 1_000_000_000_000;
 /// Longest line description, in characters.
 pub const DESCRIPTION_MAX_CHARS: usize = 500;
 /// Most tax rates applied to one line (Stripe's limit).
@@ -226,7 +226,7 @@ fn line(
         return invalid("description must be 1 to 500 characters, without NUL");
     }
     if !(1..=QUANTITY_MAX).contains(&item.quantity) {
-        return invalid("quantity must be from 1 to 1000000");
+        return invalid("quantity must be from 1 to 1000000000000");
     }
     if item.proration && item.quantity != 1 {
         return invalid("a proration line has quantity 1");

@@ -102,6 +102,18 @@ pub struct Invoice {
 }
 
 impl Invoice {
+    /// The attempt whose outcome is not recorded (its charge is pending, or the flow stopped
+    /// between the charge and the record): to be completed with the same charge, never a new one.
+    #[must_use]
+    pub fn unresolved_attempt(&self) -> Option<u32> {
+        let payable = matches!(
+            self.status,
+            InvoiceStatus::Open | InvoiceStatus::Uncollectible
+        );
+        let last = self.attempted_charges.last()?;
+        (payable && !self.failed_charges.contains(last)).then_some(self.attempt_count)
+    }
+
     /// The state right after `InvoiceDrafted`.
     pub(super) fn drafted(e: &InvoiceDrafted, at: DateTime<Utc>) -> Invoice {
         let money = |a| Money::new(a, e.currency);

@@ -113,6 +113,22 @@ pub(super) fn first_period_line(
     })
 }
 
+/// The period a change is prorated over: the current one, or — in a first period shortened to
+/// the billing-cycle anchor — the whole interval ending at the anchor, as that first period was
+/// billed (so a change never credits more than was charged).
+fn proration_period(
+    sub: &Subscription,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), SubscriptionError> {
+    let (start, end) = sub.current_period();
+    if end == sub.anchor {
+        let full_start = previous_boundary(end, &sub.plan)?;
+        if full_start < start {
+            return Ok((full_start, end));
+        }
+    }
+    Ok((start, end))
+}
+
 /// One interval before `anchor` (months clamped to the end of the month).
 fn previous_boundary(
     anchor: DateTime<Utc>,
@@ -161,7 +177,8 @@ pub(super) fn closing_lines(
         _ => {}
     }
     let mut lines = Vec::new();
-    if sub.plan.usage_type == UsageType::Metered {
+    // No usage, no line (an invoice of nothing is not drafted).
+    if sub.plan.usage_type == UsageType::Metered && sub.usage_in_period != 0 {
         lines.push(usage_line(
             &sub.plan,
             sub.usage_in_period,
@@ -183,7 +200,7 @@ pub(super) fn proration_items(
 ) -> Result<Vec<BillingItem>, SubscriptionError> {
     let old = sub.plan.price.checked_mul(i64::from(sub.quantity))?;
     let new = plan.price.checked_mul(i64::from(quantity))?;
-    let lines = prorate_change(old, new, sub.current_period(), now)?;
+    let lines = prorate_change(old, new, proration_period(sub)?, now)?;
     let item = |description: String, amount: Money| BillingItem {
         description,
         unit_amount: amount.amount_minor(),

@@ -33,6 +33,7 @@ pub(super) fn evolve(
                 usage_in_period: 0,
                 created: at,
                 failed_attempts: BTreeSet::new(),
+                version: 1,
                 latest_invoice: (!e.invoice_lines.is_empty())
                     .then(|| invoice_for_period(e.subscription_id, e.current_period_start)),
             });
@@ -40,6 +41,7 @@ pub(super) fn evolve(
         (Some(sub), _) => sub,
         (None, _) => return None,
     };
+    sub.version = sub.version.saturating_add(1);
     match event {
         E::Created(_) => {}
         E::Renewed(e) => {
@@ -65,7 +67,7 @@ pub(super) fn evolve(
             if !e.invoice_now {
                 sub.pending_items.extend(e.proration_items.iter().cloned());
             } else if !e.proration_items.is_empty() {
-                sub.latest_invoice = Some(invoice_for_change(sub.id, at));
+                sub.latest_invoice = Some(invoice_for_change(sub.id, sub.version));
             }
         }
         E::UsageRecorded(e) => {
@@ -85,7 +87,7 @@ pub(super) fn evolve(
             sub.status = Status::Canceled;
             sub.canceled_at = Some(e.at);
             if !e.final_lines.is_empty() {
-                sub.latest_invoice = Some(invoice_for_change(sub.id, at));
+                sub.latest_invoice = Some(invoice_for_change(sub.id, sub.version));
             }
             sub.cancel_at_period_end = false;
             sub.pending_items.clear();

@@ -169,6 +169,8 @@ pub struct Subscription {
     pub failed_attempts: BTreeSet<(InvoiceId, u32)>,
     /// The last invoice a period, change or cancellation of this subscription asked for.
     pub latest_invoice: Option<InvoiceId>,
+    /// Events folded so far: the stream version of the last one.
+    pub version: i64,
 }
 
 /// The invoice of the period starting at `start` (its first period or a renewal).
@@ -177,12 +179,11 @@ pub fn invoice_for_period(sub: SubscriptionId, start: DateTime<Utc>) -> InvoiceI
     InvoiceId::derived(&format!("{sub}:period:{}", start.timestamp()))
 }
 
-/// The invoice of a change invoiced at once, or of the final period of a cancellation, recorded
-/// at `at`.
+/// The invoice of a change invoiced at once, or of the final period of a cancellation: the
+/// event's stream version names it, so two changes at the same instant get two invoices.
 #[must_use]
-pub fn invoice_for_change(sub: SubscriptionId, at: DateTime<Utc>) -> InvoiceId {
-    // Microseconds: what the stores keep of an event's time, so a reloaded state agrees.
-    InvoiceId::derived(&format!("{sub}:change:{}", at.timestamp_micros()))
+pub fn invoice_for_change(sub: SubscriptionId, version: i64) -> InvoiceId {
+    InvoiceId::derived(&format!("{sub}:change:{version}"))
 }
 
 impl Subscription {

@@ -107,6 +107,8 @@ impl Aggregate for TaxRate {
                 return Err(TaxRateError::StateInvalid);
             }
         }
+        // Upper case, as customers' tax locations are, so `ca` matches a customer in `CA`.
+        new.state = new.state.map(|s| s.to_ascii_uppercase());
         Ok(vec![TaxRateEvent::Created(new)])
     }
 

@@ -251,14 +251,14 @@ fn parse_currency(code: Option<&str>) -> Result<Option<Currency>, ApiError> {
 }
 
 /// Where the address says the customer is taxed: its country, and its state when that is a
-/// short code (`CA`, `NSW`); `None` without a country.
+/// code (`CA`, `NSW`, `US-CA`: up to 10 letters, digits or dashes; a state written out in
+/// words is not one); `None` without a country.
 fn tax_location(address: Option<&Address>) -> Option<TaxLocation> {
     let a = address?;
     let country = a.country.clone().filter(|c| !c.is_empty())?;
-    let state = a
-        .state
-        .clone()
-        .filter(|s| (1..=3).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric()));
+    let state = a.state.clone().filter(|s| {
+        (1..=10).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
     Some(TaxLocation { country, state })
 }
 

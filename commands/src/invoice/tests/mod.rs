@@ -193,11 +193,11 @@ fn bad_drafts_are_refused() {
         ),
         (
             Box::new(|i| i.items[1].quantity = 0),
-            line_err(1, "quantity must be from 1 to 1000000"),
+            line_err(1, "quantity must be from 1 to 1000000000000"),
         ),
         (
-            Box::new(|i| i.items[0].quantity = 1_000_001),
-            line_err(0, "quantity must be from 1 to 1000000"),
+            Box::new(|i| i.items[0].quantity = 1_000_000_000_001),
+            line_err(0, "quantity must be from 1 to 1000000000000"),
         ),
         (
             Box::new(|i| {
