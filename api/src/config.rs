@@ -63,6 +63,23 @@ pub struct StoreConfig {
         global = true
     )]
     pub scheduler_interval_s: u64,
+    /// Seconds between two looks for charges and refunds left without a gateway outcome.
+    #[arg(
+        long,
+        env = "BILLING_RECOVERY_INTERVAL_S",
+        default_value_t = 30,
+        global = true
+    )]
+    pub recovery_interval_s: u64,
+    /// Seconds a charge or refund must have been pending before recovery completes it (a younger
+    /// one may still be in the hands of the request that made it).
+    #[arg(
+        long,
+        env = "BILLING_RECOVERY_GRACE_S",
+        default_value_t = 60,
+        global = true
+    )]
+    pub recovery_grace_s: u64,
     /// NATS server (JetStream fan-out; not used yet by this build).
     #[arg(long, env = "NATS_URL", global = true)]
     pub nats_url: Option<String>,
@@ -78,6 +95,8 @@ impl StoreConfig {
             retry_days: "1,3,5,7".into(),
             dunning_exhausted: "cancel".into(),
             scheduler_interval_s: 10,
+            recovery_interval_s: 30,
+            recovery_grace_s: 60,
             nats_url: None,
         }
     }
@@ -139,6 +158,16 @@ impl StoreConfig {
 
     pub fn scheduler_interval(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.scheduler_interval_s.max(1))
+    }
+
+    pub fn recovery_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.recovery_interval_s.max(1))
+    }
+
+    /// Capped at `u32::MAX` seconds (136 years), so that `now - grace` cannot overflow.
+    pub fn recovery_grace(&self) -> chrono::Duration {
+        let seconds = u32::try_from(self.recovery_grace_s).unwrap_or(u32::MAX);
+        chrono::Duration::seconds(i64::from(seconds))
     }
 
     /// "postgres" or "sqlite (<dir>)", for logs.

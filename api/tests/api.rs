@@ -11,6 +11,8 @@ mod billing;
 mod billing_more;
 #[path = "api/cli.rs"]
 mod cli;
+#[path = "api/crash.rs"]
+mod crash;
 #[path = "api/customers.rs"]
 mod customers;
 #[path = "api/multiprocess.rs"]

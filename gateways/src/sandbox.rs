@@ -2,9 +2,13 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use ledger::money::Currency;
+use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::gateway::{
@@ -78,31 +82,47 @@ fn token_behavior(token: &str) -> Option<TokenBehavior> {
 }
 
 /// The parameters an idempotency key is bound to for a charge.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct ChargeFingerprint {
     amount_minor: i64,
-    currency: &'static str,
+    #[serde(deserialize_with = "currency_code")]
+    currency: CurrencyCode,
     payment_method: String,
 }
 
 /// The parameters an idempotency key is bound to for a refund.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct RefundFingerprint {
     gateway_charge_id: String,
     amount_minor: i64,
-    currency: &'static str,
+    #[serde(deserialize_with = "currency_code")]
+    currency: CurrencyCode,
 }
 
 /// A charge the sandbox processed (succeeded or declined).
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct ChargeRecord {
     amount_minor: i64,
-    currency: &'static str,
+    #[serde(deserialize_with = "currency_code")]
+    currency: CurrencyCode,
     succeeded: bool,
     refunded_minor: i64,
 }
 
-#[derive(Debug, Default)]
+/// [`Currency::code`]. An alias, so that serde's derive does not take the field for a string
+/// borrowed from the input (it would then require `'de: 'static`).
+type CurrencyCode = &'static str;
+
+/// A currency code read back from a state file.
+fn currency_code<'de, D: Deserializer<'de>>(d: D) -> Result<CurrencyCode, D::Error> {
+    let code = String::deserialize(d)?;
+    Currency::parse(&code)
+        .map(|c| c.code())
+        .map_err(serde::de::Error::custom)
+}
+
+/// Everything the sandbox remembers; the content of its state file, when it has one.
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct State {
     /// Charge calls received, whatever their outcome.
     calls: usize,
@@ -145,16 +165,52 @@ struct State {
 ///
 /// Refunds: only of a succeeded charge, in its currency, positive, and never more in total than
 /// the charged amount.
+///
+/// The book lives in memory and dies with the process — unless the sandbox was made by
+/// [`SandboxGateway::with_state_file`].
 #[derive(Debug, Default)]
 pub struct SandboxGateway {
     state: Mutex<State>,
     latency: Duration,
+    /// Where the book is kept across restarts, if anywhere.
+    state_file: Option<PathBuf>,
 }
 
 impl SandboxGateway {
     /// A sandbox gateway with no simulated latency.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A sandbox whose book survives a restart of the process, as a real gateway's does (it
+    /// stands in for the gateway's own memory, which outlives ours): the state is loaded from
+    /// the JSON file at `path` (an empty book when the file does not exist) and written back after
+    /// every call (every call counts in [`calls`](Self::calls)), to a temporary file next to it
+    /// that is synced and renamed over it, so a crash leaves either the old or the new book.
+    ///
+    /// For tests (`BILLING_SANDBOX_STATE`): one process at a time per file, and a call pays for an
+    /// `fsync`. If the file cannot be written the call answers `Unavailable` (a retryable error,
+    /// outcome unknown); what was recorded in memory stands and is written with the next call.
+    ///
+    /// # Errors
+    /// The file exists but cannot be read or is not a sandbox state.
+    pub fn with_state_file(path: impl Into<PathBuf>) -> std::io::Result<Self> {
+        let path = path.into();
+        let state = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: not a sandbox state file: {e}", path.display()),
+                )
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+            Err(e) => return Err(e),
+        };
+        Ok(Self {
+            state: Mutex::new(state),
+            latency: Duration::ZERO,
+            state_file: Some(path),
+        })
     }
 
     /// Simulates network latency: every call sleeps this long (on the tokio timer) before it is
@@ -193,11 +249,48 @@ impl SandboxGateway {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Writes the book to the state file, if there is one; called with the lock held, so writes
+    /// happen one at a time and in order.
+    fn save(&self, state: &State) -> Result<(), GatewayError> {
+        let Some(path) = &self.state_file else {
+            return Ok(());
+        };
+        write_atomically(path, state).map_err(|e| {
+            GatewayError::Unavailable(format!(
+                "sandbox state file {} not written: {e}",
+                path.display()
+            ))
+        })
+    }
+
     async fn simulate_latency(&self) {
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
     }
+}
+
+/// Writes `state` as JSON to `<path>.tmp`, syncs it, renames it over `path` and syncs the
+/// directory.
+fn write_atomically(path: &Path, state: &State) -> std::io::Result<()> {
+    let json = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(&json)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    // The rename is durable once the directory is synced (not possible on every platform).
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 /// `prefix` followed by the first 24 hex characters of SHA-256(`key`).
@@ -249,7 +342,11 @@ impl Gateway for SandboxGateway {
     }
 
     async fn charge(&self, req: ChargeRequest) -> Result<ChargeOutcome, GatewayError> {
-        self.lock().calls += 1;
+        {
+            let mut state = self.lock();
+            state.calls += 1;
+            self.save(&state)?;
+        }
         self.simulate_latency().await;
 
         validate_key(&req.idempotency_key)?;
@@ -325,6 +422,7 @@ impl Gateway for SandboxGateway {
         state
             .charge_keys
             .insert(req.idempotency_key, (fingerprint, outcome.clone()));
+        self.save(&state)?;
 
         if behavior == TokenBehavior::TimeoutAfterCharge {
             // Charged and recorded, but the response is lost on the way back.
@@ -398,6 +496,7 @@ impl Gateway for SandboxGateway {
         state
             .refund_keys
             .insert(req.idempotency_key, (fingerprint, outcome.clone()));
+        self.save(&state)?;
         Ok(outcome)
     }
 }
@@ -824,5 +923,45 @@ mod tests {
         }
         assert_eq!(ok, 33);
         assert_eq!(gw.refunded_minor(&ch), Some(990));
+    }
+
+    #[tokio::test]
+    async fn a_state_file_keeps_the_book_across_restarts() {
+        let dir = std::env::temp_dir().join(format!(
+            "kb-sandbox-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("sandbox.json");
+
+        let gw = SandboxGateway::with_state_file(&file).unwrap();
+        let ch = visa_charge(&gw, "order-1", usd(1000)).await;
+        gw.refund(refund_req("r1", &ch, usd(300))).await.unwrap();
+        drop(gw);
+
+        // A new process: the same key answers the recorded charge and charges nothing more.
+        let gw = SandboxGateway::with_state_file(&file).unwrap();
+        assert_eq!(
+            (gw.charges_made(), gw.refunds_made(), gw.calls()),
+            (1, 1, 1)
+        );
+        assert_eq!(visa_charge(&gw, "order-1", usd(1000)).await, ch);
+        assert_eq!(gw.charges_made(), 1);
+        assert_eq!(gw.refunded_minor(&ch), Some(300));
+        assert_invalid(
+            gw.refund(refund_req("r2", &ch, usd(701))).await,
+            "amount exceeds",
+        );
+        assert_eq!(gw.calls(), 2, "the retry counts as a call, and is kept");
+        assert_eq!(SandboxGateway::with_state_file(&file).unwrap().calls(), 2);
+        assert!(!dir.join("sandbox.json.tmp").exists());
+
+        std::fs::write(&file, "not json").unwrap();
+        assert!(SandboxGateway::with_state_file(&file).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

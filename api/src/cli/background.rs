@@ -8,19 +8,17 @@ use ledger::store::AnyStore;
 
 use crate::state::AppState;
 
-/// How often pending charges and refunds are looked at, and how old one must be before it is
-/// completed (a younger one may still be in the hands of the request that made it).
-const RECOVERY_INTERVAL_S: u64 = 30;
-const RECOVERY_GRACE_S: i64 = 60;
-
-/// Completes charges and refunds left pending (crash, timeout, store outage) in the background.
-pub fn spawn_recovery(state: AppState) {
+/// Completes charges and refunds left pending (crash, timeout, store outage) in the background:
+/// every `interval` (`BILLING_RECOVERY_INTERVAL_S`, default 30 s), those pending for longer than
+/// `grace` (`BILLING_RECOVERY_GRACE_S`, default 60 s; a younger one may still be in the hands of
+/// the request that made it).
+pub fn spawn_recovery(state: AppState, interval: Duration, grace: chrono::Duration) {
     tokio::spawn(async move {
         let mut scan = RecoveryScan::new();
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(RECOVERY_INTERVAL_S));
+        let mut every = tokio::time::interval(interval);
         loop {
             every.tick().await;
-            let older_than = state.clock.now() - chrono::Duration::seconds(RECOVERY_GRACE_S);
+            let older_than = state.clock.now() - grace;
             match state
                 .charges
                 .recover(state.store.as_ref(), &mut scan, older_than)

@@ -1,9 +1,12 @@
 //! `billing serve`: the HTTP server.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
+use gateways::{Gateway, SandboxGateway};
 use ledger::access::{Scope, create_key};
 
 use crate::config::StoreConfig;
@@ -33,7 +36,20 @@ impl ServeArgs {
 
 pub async fn run(config: &StoreConfig, args: ServeArgs) -> Result<ExitCode, String> {
     let store = super::open_migrated(config).await?;
-    let mut state = AppState::with_sandbox(&store, config.master_key()?);
+    let mut state = AppState::new(&store, sandbox()?, config.master_key()?);
+    if crash_after_gateway_charge() {
+        tracing::warn!(
+            "BILLING_CRASH_AFTER_GATEWAY_CHARGE is set (testing only): the process exits right after the gateway's first answer to a charge"
+        );
+        state.charges = Arc::new(state.charges.with_after_gateway_hook(Arc::new(|| {
+            eprintln!(
+                "billing: BILLING_CRASH_AFTER_GATEWAY_CHARGE: exiting after the gateway charge, before its outcome is recorded"
+            );
+            // At once, as if killed: no graceful shutdown, no destructors (and no core file).
+            std::process::exit(137);
+        })));
+    }
+    // After the charge service is final: the billing flows charge through it.
     state.configure_billing(config.billing()?);
     for var in ["STRIPE_SECRET_KEY", "PAYPAL_CLIENT_ID"] {
         if std::env::var_os(var).is_some() {
@@ -44,7 +60,11 @@ pub async fn run(config: &StoreConfig, args: ServeArgs) -> Result<ExitCode, Stri
     }
     ensure_admin_key(&state).await?;
 
-    super::background::spawn_recovery(state.clone());
+    super::background::spawn_recovery(
+        state.clone(),
+        config.recovery_interval(),
+        config.recovery_grace(),
+    );
     super::background::spawn_scheduler(state.clone(), store.clone(), config.scheduler_interval());
 
     let listener = tokio::net::TcpListener::bind(args.addr)
@@ -56,6 +76,27 @@ pub async fn run(config: &StoreConfig, args: ServeArgs) -> Result<ExitCode, Stri
         .await
         .map_err(|e| format!("server error: {e}"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The sandbox gateway; with `BILLING_SANDBOX_STATE=<file>` (testing only) its book is kept in that
+/// file and survives a restart, as a real gateway's memory outlives ours.
+fn sandbox() -> Result<Arc<dyn Gateway>, String> {
+    match std::env::var_os("BILLING_SANDBOX_STATE").filter(|p| !p.is_empty()) {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            let gateway = SandboxGateway::with_state_file(&path)
+                .map_err(|e| format!("BILLING_SANDBOX_STATE: {}: {e}", path.display()))?;
+            tracing::warn!(file = %path.display(), "sandbox gateway state kept in a file (testing only)");
+            Ok(Arc::new(gateway))
+        }
+        None => Ok(Arc::new(SandboxGateway::new())),
+    }
+}
+
+/// `BILLING_CRASH_AFTER_GATEWAY_CHARGE=1` (testing only): exit between the gateway's answer to a
+/// charge and the outcome's append, to test recovery.
+fn crash_after_gateway_charge() -> bool {
+    std::env::var("BILLING_CRASH_AFTER_GATEWAY_CHARGE").is_ok_and(|v| v == "1" || v == "true")
 }
 
 /// On a first start (no active key) an admin key is created and printed once on stdout.

@@ -56,6 +56,10 @@ pub fn router(state: AppState) -> Router {
             delete(customers::payment_methods::detach),
         )
         .route("/v1/customers/{id}/personal_data", delete(customers::erase))
+        .route(
+            "/v1/customers/{id}/balance_transactions",
+            post(customers::payment_methods::adjust_balance),
+        )
         .route("/v1/test_clocks", post(test_clocks::create))
         .route("/v1/test_clocks/{id}/advance", post(test_clocks::advance))
         .route("/v1/subscriptions", post(subscriptions::create))

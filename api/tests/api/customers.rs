@@ -317,3 +317,47 @@ async fn a_customer_is_charged_with_its_default_or_a_named_payment_method() {
     assert_eq!(status, 404, "another customer's method");
     assert_eq!((app.sandbox.charges_made(), app.sandbox.calls()), (1, 2));
 }
+
+#[tokio::test]
+async fn balance_adjustments_add_up_and_bad_ones_record_nothing() {
+    let app = spawn_app(Kind::Sqlite).await;
+    let c = create(&app).await;
+    let path = format!("/v1/customers/{}/balance_transactions", id(&c));
+    let credited = app
+        .post_ok(
+            &path,
+            r#"{"amount":-2500,"currency":"gbp","description":"goodwill"}"#,
+        )
+        .await;
+    assert_eq!(credited["balance"], -2500);
+    let owed = app
+        .post_ok(
+            &path,
+            r#"{"amount":1000,"currency":"gbp","description":"correction"}"#,
+        )
+        .await;
+    assert_eq!(owed["balance"], -1500);
+    let head = app.head().await;
+    for (body, code) in [
+        (
+            r#"{"amount":0,"currency":"gbp","description":"x"}"#,
+            "amount_invalid",
+        ),
+        (
+            r#"{"amount":5,"currency":"eur","description":"x"}"#,
+            "currency_locked",
+        ),
+        (
+            r#"{"amount":5,"currency":"gbp","description":""}"#,
+            "parameter_invalid",
+        ),
+        (
+            r#"{"amount":9223372036854775807,"currency":"gbp","description":"x"}"#,
+            "amount_invalid",
+        ),
+    ] {
+        let (status, _, c) = error_of(app.post(&path, body, None).await).await;
+        assert_eq!((status, c.as_str()), (400, code), "{body}");
+    }
+    assert_eq!(app.head().await, head);
+}

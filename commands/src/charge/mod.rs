@@ -19,7 +19,9 @@ use crate::stored::{DomainEvent, from_json, to_json};
 use refund::RefundEvent;
 
 pub use refund_service::{RefundInput, RefundResult, RenderRefund};
-pub use service::{ChargeInput, ChargeResult, ChargeService, IdempotencyDraft, Render, Rendered};
+pub use service::{
+    AfterGatewayHook, ChargeInput, ChargeResult, ChargeService, IdempotencyDraft, Render, Rendered,
+};
 
 /// Largest amount of one charge, in minor units (Stripe's limit: 999,999.99 of a 2-decimal
 /// currency).

@@ -66,10 +66,15 @@ pub struct ChargeResult {
     pub idempotency_stored: bool,
 }
 
+/// Runs right after the gateway answered a charge, before the outcome is appended.
+pub type AfterGatewayHook = Arc<dyn Fn() + Send + Sync>;
+
 pub struct ChargeService {
     store: Arc<dyn EventStore>,
     pub(super) gateway: Arc<dyn Gateway>,
     pub(super) clock: Arc<dyn Clock>,
+    /// See [`ChargeService::with_after_gateway_hook`].
+    after_gateway: Option<AfterGatewayHook>,
 }
 
 pub(super) struct Loaded {
@@ -88,6 +93,7 @@ impl ChargeService {
             store,
             gateway,
             clock,
+            after_gateway: None,
         }
     }
 
@@ -97,6 +103,20 @@ impl ChargeService {
             store: self.store.clone(),
             gateway: self.gateway.clone(),
             clock,
+            after_gateway: self.after_gateway.clone(),
+        }
+    }
+
+    /// The same service, running `hook` each time the gateway has answered a charge (success or
+    /// decline) and before the outcome is appended: the window a crash-recovery test stops the
+    /// process in (`billing serve` installs one that exits when
+    /// `BILLING_CRASH_AFTER_GATEWAY_CHARGE=1`). Never set in production.
+    pub fn with_after_gateway_hook(&self, hook: AfterGatewayHook) -> Self {
+        Self {
+            store: self.store.clone(),
+            gateway: self.gateway.clone(),
+            clock: self.clock.clone(),
+            after_gateway: Some(hook),
         }
     }
 
@@ -189,6 +209,9 @@ impl ChargeService {
                     idempotency_stored: false,
                 });
             };
+            if let Some(hook) = &self.after_gateway {
+                hook();
+            }
             let events = decide(Some(&charge), command)?;
             let now = self.clock.now();
             let Some(done) = apply(Some(charge), &events, now) else {

@@ -22,6 +22,8 @@ use crate::aggregate::Aggregate;
 pub const PAYMENT_METHODS_MAX: usize = 50;
 /// Longest gateway token, in bytes.
 pub const TOKEN_MAX_LEN: usize = 255;
+/// Largest manual balance adjustment, either way, in minor units (Stripe's limit for amounts).
+pub const MANUAL_ADJUSTMENT_MAX: i64 = 99_999_999;
 /// Longest balance-adjustment reason, in characters.
 pub const REASON_MAX_CHARS: usize = 500;
 
@@ -147,6 +149,8 @@ pub enum CustomerError {
     ReasonInvalid,
     #[error("the adjustment must be non-zero")]
     ZeroAdjustment,
+    #[error("a manual adjustment is at most {MANUAL_ADJUSTMENT_MAX} minor units either way")]
+    AdjustmentTooLarge,
     #[error("the customer's personal data was erased; it cannot be changed")]
     Erased,
     #[error(transparent)]
@@ -379,6 +383,12 @@ fn adjust(
     }
     if amount.is_zero() {
         return Err(CustomerError::ZeroAdjustment);
+    }
+    // Adjustments from invoices carry their own (checked) amounts; a manual one is bounded.
+    if source.is_none()
+        && amount.amount_minor().unsigned_abs() > MANUAL_ADJUSTMENT_MAX.unsigned_abs()
+    {
+        return Err(CustomerError::AdjustmentTooLarge);
     }
     let currency = amount.currency();
     if let Some(have) = c.currency

@@ -191,9 +191,24 @@ fn balance_adjustments_add_up_and_lock_the_currency() {
         adjust(c.clone(), 0, usd()).unwrap_err(),
         CustomerError::ZeroAdjustment
     );
-    let c = adjust(c, i64::MAX - 10, usd()).unwrap().0.unwrap();
+    assert_eq!(
+        adjust(c.clone(), 100_000_000, usd()).unwrap_err(),
+        CustomerError::AdjustmentTooLarge
+    );
+    // Adjustments from invoices are not bounded that way, but never overflow silently.
+    let sourced = |c: Customer, amount: i64, source: &str| {
+        run(
+            Some(c),
+            CustomerCommand::AdjustBalance {
+                amount: Money::new(amount, usd()),
+                reason: "invoice".into(),
+                source: Some(source.into()),
+            },
+        )
+    };
+    let c = sourced(c, i64::MAX - 10, "in_1").unwrap().0.unwrap();
     assert!(
-        matches!(adjust(c, 1_000, usd()), Err(CustomerError::Money(_))),
+        matches!(sourced(c, 1_000, "in_2"), Err(CustomerError::Money(_))),
         "overflow is refused"
     );
 }

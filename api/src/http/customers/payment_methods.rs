@@ -1,5 +1,6 @@
-//! `POST /v1/customers/{id}/payment_methods` (attach a gateway token) and
-//! `DELETE /v1/customers/{id}/payment_methods/{pm}`.
+//! `POST /v1/customers/{id}/payment_methods` (attach a gateway token),
+//! `DELETE /v1/customers/{id}/payment_methods/{pm}`, and
+//! `POST /v1/customers/{id}/balance_transactions` (Stripe's customer balance adjustments).
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -112,4 +113,52 @@ async fn execute(
         .await?;
     let rendered = render(&done.state);
     Ok(Outcome::from((done, rendered)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BalanceTransaction {
+    /// Minor units: negative is credit for the customer (used by its next invoices), positive
+    /// is owed.
+    pub amount: i64,
+    /// ISO-4217; the customer's currency once it has a balance.
+    pub currency: String,
+    /// Why (shown in the event).
+    pub description: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/customers/{id}/balance_transactions",
+    request_body = BalanceTransaction,
+    params(("id" = String, Path, description = "`cus_…`")),
+    responses(
+        (status = 200, description = "the customer with its new balance (Stripe's customer balance)", body = CustomerObject),
+        (status = 400, description = "zero amount, another currency than the balance's, overflow"),
+        (status = 404, description = "no such customer"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn adjust_balance(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body_bytes(body)?;
+    let id = customer_id(&id)?;
+    let path = format!("/v1/customers/{id}/balance_transactions");
+    command::run(&state, &caller, &headers, &path, &body, |ctx| async move {
+        let req: BalanceTransaction = parse_json(&ctx.body)?;
+        let currency = ledger::money::Currency::parse(&req.currency)
+            .map_err(|e| ApiError::invalid("currency_invalid", Some("currency"), e.to_string()))?;
+        let command = CustomerCommand::AdjustBalance {
+            amount: ledger::money::Money::new(req.amount, currency),
+            reason: req.description,
+            source: None,
+        };
+        execute(ctx, id, command).await
+    })
+    .await
 }

@@ -154,9 +154,9 @@ impl From<CustomerError> for ApiError {
             CustomerError::ReasonInvalid => {
                 ApiError::invalid("parameter_invalid", Some("reason"), msg)
             }
-            CustomerError::ZeroAdjustment | CustomerError::Money(_) => {
-                ApiError::invalid("amount_invalid", Some("amount"), msg)
-            }
+            CustomerError::ZeroAdjustment
+            | CustomerError::AdjustmentTooLarge
+            | CustomerError::Money(_) => ApiError::invalid("amount_invalid", Some("amount"), msg),
             CustomerError::Erased => ApiError::invalid("customer_erased", None, msg),
         }
     }
