@@ -14,6 +14,10 @@ addr="127.0.0.1:8099"
 cargo build --release -q -p api
 psql -q "$url" -c "DROP DATABASE IF EXISTS kb_http_bench" -c "CREATE DATABASE kb_http_bench"
 export DATABASE_URL="$db"
+# A throw-away data directory (the master key file lands there) and a fixed master key.
+BILLING_DATA_DIR="$(mktemp -d)"
+export BILLING_DATA_DIR
+export BILLING_MASTER_KEY=0000000000000000000000000000000000000000000000000000000000000001
 key=$(RUST_LOG=warn ./target/release/billing keys create --scope write 2>/dev/null)
 RUST_LOG=warn BILLING_ADDR="$addr" ./target/release/billing serve >/dev/null &
 server=$!
