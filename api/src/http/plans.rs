@@ -9,7 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use commands::charge::{IdempotencyDraft, Rendered};
 use commands::plan::{NewPlan, Plan, PlanCommand, UsageType};
-use commands::pricing::Interval;
+use commands::pricing::{Interval, Tier};
 use ledger::ids::PlanId;
 use ledger::money::{Currency, Money};
 use serde::{Deserialize, Serialize};
@@ -27,8 +27,8 @@ pub struct CreatePlan {
     pub name: String,
     /// ISO-4217 code of the main price.
     pub currency: String,
-    /// Main price in minor units (0 for a free plan).
-    pub amount: i64,
+    /// Main price in minor units (0 for a free plan); leave it out with `tiers`.
+    pub amount: Option<i64>,
     /// `day`, `week`, `month` or `year`.
     pub interval: String,
     /// Intervals per period (default 1; at most a year in all).
@@ -40,6 +40,11 @@ pub struct CreatePlan {
     pub trial_days: Option<u32>,
     /// Prices in other currencies, e.g. `{"eur": 900}`.
     pub prices: Option<BTreeMap<String, i64>>,
+    /// Graduated tiers instead of `amount`, e.g. `[{"up_to": 10, "unit_amount": 500},
+    /// {"up_to": null, "unit_amount": 400, "flat_amount": 1000}]`: each unit is priced by the
+    /// tier it falls in; a tier's flat fee comes with its first unit.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub tiers: Option<Vec<Tier>>,
 }
 
 /// The plan object (Stripe's shape).
@@ -59,6 +64,10 @@ pub struct PlanObject {
     /// `licensed` or `metered`.
     #[schema(value_type = String)]
     pub usage_type: UsageType,
+    /// `per_unit` or `tiered` (graduated).
+    pub billing_scheme: &'static str,
+    #[schema(value_type = Vec<Object>)]
+    pub tiers: Vec<Tier>,
     pub trial_period_days: u32,
     /// RFC 3339.
     pub created: String,
@@ -77,6 +86,12 @@ fn render(plan: &Plan) -> Rendered {
         interval: plan.interval.unit().to_string(),
         interval_count: plan.interval.count(),
         usage_type: plan.usage_type,
+        billing_scheme: if plan.tiers.is_empty() {
+            "per_unit"
+        } else {
+            "tiered"
+        },
+        tiers: plan.tiers.clone(),
         trial_period_days: plan.trial_days,
         created: plan
             .created
@@ -181,10 +196,23 @@ fn new_plan(req: CreatePlan, draft: Option<&IdempotencyDraft>) -> Result<NewPlan
         Some(d) => PlanId::derived(&format!("{}:{}", d.api_key_id, d.key)),
         None => PlanId::new(),
     };
+    let tiers = req.tiers.unwrap_or_default();
+    let amount = match (req.amount, tiers.is_empty()) {
+        (Some(a), _) => a,
+        (None, false) => 0,
+        (None, true) => {
+            return Err(ApiError::invalid(
+                "parameter_missing",
+                Some("amount"),
+                "amount is required (or tiers)",
+            ));
+        }
+    };
     Ok(NewPlan {
         plan_id,
         name: req.name,
-        price: Money::new(req.amount, currency),
+        price: Money::new(amount, currency),
+        tiers,
         prices,
         interval,
         usage_type: req.usage_type.unwrap_or(UsageType::Licensed),

@@ -626,3 +626,77 @@ async fn what_review_found_stays_fixed() {
     assert_eq!(status, 400);
     assert_eq!(app.head().await, head);
 }
+
+#[tokio::test]
+async fn graduated_tiers_price_each_unit_by_its_tier() {
+    let app = spawn_app(Kind::Sqlite).await;
+    let clock = clock(&app, "2026-07-01T00:00:00Z").await;
+    let cus = customer(&app, &clock, "usd", "US", "tok_visa").await;
+    let tiers = json!([
+        {"up_to": 10, "unit_amount": 500},
+        {"up_to": 50, "unit_amount": 400, "flat_amount": 1000},
+        {"up_to": null, "unit_amount": 300}
+    ]);
+    let seats = app
+        .post_ok(
+            "/v1/plans",
+            &json!({"name":"Seats","currency":"usd","interval":"month","tiers": tiers}).to_string(),
+        )
+        .await;
+    assert_eq!(
+        (seats["billing_scheme"].clone(), seats["amount"].clone()),
+        ("tiered".into(), 0.into())
+    );
+    let seats = seats["id"].as_str().unwrap().to_string();
+    // 55 seats: 10 × 500 + 40 × 400 + 1000 flat + 5 × 300 = 23,500.
+    let sub = subscribe(&app, &cus, &seats, json!({"quantity": 55})).await;
+    let inv = invoice(&app, &sub["latest_invoice"]).await;
+    let lines: Vec<(i64, i64)> = inv["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["quantity"].as_i64().unwrap(),
+                l["unit_amount"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(lines, [(10, 500), (40, 400), (1, 1000), (5, 300)]);
+    assert_eq!(
+        (inv["total"].clone(), inv["status"].clone()),
+        (23_500.into(), "paid".into())
+    );
+
+    // Metered with tiers: usage 12 in arrears → 10 × 500 + 2 × 400 + 1000.
+    let api = app
+        .post_ok("/v1/plans", &json!({"name":"API","currency":"usd","interval":"month","usage_type":"metered","tiers": tiers}).to_string())
+        .await;
+    let m = subscribe(&app, &cus, api["id"].as_str().unwrap(), json!({})).await;
+    app.post_ok(
+        &format!("/v1/subscriptions/{}/usage", m["id"].as_str().unwrap()),
+        r#"{"quantity":12}"#,
+    )
+    .await;
+    advance(&app, &clock, "2026-08-01T00:00:01Z").await;
+    let m = subscription(&app, &m["id"]).await;
+    let inv = invoice(&app, &m["latest_invoice"]).await;
+    assert_eq!(inv["total"], 6_800);
+
+    // Tiers that do not climb, or with a price beside them, are refused.
+    let head = app.head().await;
+    for bad in [
+        json!({"name":"X","currency":"usd","interval":"month","tiers":[{"up_to":10,"unit_amount":1},{"up_to":5,"unit_amount":1},{"up_to":null,"unit_amount":1}]}),
+        json!({"name":"X","currency":"usd","interval":"month","amount":100,"tiers": tiers}),
+        json!({"name":"X","currency":"usd","interval":"month"}),
+    ] {
+        assert_eq!(
+            error_of(app.post("/v1/plans", &bad.to_string(), None).await)
+                .await
+                .0,
+            400,
+            "{bad}"
+        );
+    }
+    assert_eq!(app.head().await, head);
+}

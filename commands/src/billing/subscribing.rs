@@ -91,6 +91,7 @@ impl Billing {
                 price,
                 interval: plan.interval,
                 usage_type: plan.usage_type,
+                tiers: plan.tiers.clone(),
             },
             quantity: req.quantity.unwrap_or(1),
             trial_end,

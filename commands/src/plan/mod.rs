@@ -13,7 +13,8 @@ use ledger::money::{Currency, Money};
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::Aggregate;
-use crate::pricing::Interval;
+use crate::pricing::tiers::{self, TierError};
+use crate::pricing::{Interval, Tier};
 use crate::stored::{DomainEvent, from_json, to_json};
 
 /// Largest price of a plan, in minor units (as for charges).
@@ -47,6 +48,9 @@ pub struct PlanCreated {
     pub interval: Interval,
     pub usage_type: UsageType,
     pub trial_days: u32,
+    /// Graduated tiers (then `amount` is 0 and there are no other currencies).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<Tier>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +98,8 @@ pub struct Plan {
     pub interval: Interval,
     pub usage_type: UsageType,
     pub trial_days: u32,
+    /// Graduated tiers; empty for a flat price per unit.
+    pub tiers: Vec<Tier>,
     pub active: bool,
     pub created: DateTime<Utc>,
 }
@@ -120,6 +126,7 @@ pub struct NewPlan {
     pub interval: Interval,
     pub usage_type: UsageType,
     pub trial_days: u32,
+    pub tiers: Vec<Tier>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +148,8 @@ pub enum PlanError {
     PricesInvalid,
     #[error("trial_days must be at most {TRIAL_MAX_DAYS}")]
     TrialTooLong,
+    #[error("{0}; a tiered plan has amount 0 and no other currencies")]
+    TiersInvalid(TierError),
     #[error("plan {0} exists already")]
     AlreadyExists(PlanId),
     #[error("no such plan")]
@@ -180,6 +189,7 @@ impl Aggregate for Plan {
                 interval: e.interval,
                 usage_type: e.usage_type,
                 trial_days: e.trial_days,
+                tiers: e.tiers.clone(),
                 active: true,
                 created: at,
             }),
@@ -205,6 +215,12 @@ fn create(new: NewPlan) -> Result<Vec<PlanEvent>, PlanError> {
     if new.trial_days > TRIAL_MAX_DAYS {
         return Err(PlanError::TrialTooLong);
     }
+    if !new.tiers.is_empty() {
+        tiers::check(&new.tiers).map_err(PlanError::TiersInvalid)?;
+        if !new.price.is_zero() || !new.prices.is_empty() {
+            return Err(PlanError::TiersInvalid(tiers::TierError));
+        }
+    }
     if new.prices.len() > EXTRA_CURRENCIES_MAX {
         return Err(PlanError::PricesInvalid);
     }
@@ -228,6 +244,7 @@ fn create(new: NewPlan) -> Result<Vec<PlanEvent>, PlanError> {
         interval: new.interval,
         usage_type: new.usage_type,
         trial_days: new.trial_days,
+        tiers: new.tiers,
     })])
 }
 
@@ -245,6 +262,7 @@ mod tests {
             interval: Interval::new(IntervalUnit::Month, 1).unwrap(),
             usage_type: UsageType::Licensed,
             trial_days: 14,
+            tiers: vec![],
         }
     }
 

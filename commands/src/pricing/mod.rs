@@ -28,6 +28,7 @@ pub mod calendar;
 pub mod proration;
 pub mod rounding;
 pub mod tax;
+pub mod tiers;
 
 pub use calendar::{Interval, IntervalError, IntervalUnit, period_boundary, period_containing};
 pub use proration::{
@@ -35,3 +36,4 @@ pub use proration::{
 };
 pub use rounding::{apply_rate, round_minor};
 pub use tax::{TaxError, TaxRate, TaxSplit};
+pub use tiers::Tier;

@@ -59,12 +59,17 @@ fn day(at: DateTime<Utc>) -> String {
     at.format("%-d %b %Y").to_string()
 }
 
-/// The line for a whole licensed period in advance, `quantity × price`.
+/// The lines for a whole licensed period in advance: `quantity × price`, or one line per tier
+/// reached (and one per flat fee).
 pub(super) fn period_line(
     plan: &PlanSnapshot,
     quantity: u32,
-    (start, end): (DateTime<Utc>, DateTime<Utc>),
-) -> Result<BillingItem, SubscriptionError> {
+    period: (DateTime<Utc>, DateTime<Utc>),
+) -> Result<Vec<BillingItem>, SubscriptionError> {
+    if !plan.tiers.is_empty() {
+        return tier_lines(plan, u64::from(quantity), period);
+    }
+    let (start, end) = period;
     let line = BillingItem {
         description: format!(
             "{quantity} × {} (at {} / {})",
@@ -79,7 +84,48 @@ pub(super) fn period_line(
         period_end: end,
     };
     line.amount()?;
-    Ok(line)
+    Ok(vec![line])
+}
+
+/// One line per tier that `quantity` reaches, plus one per flat fee.
+fn tier_lines(
+    plan: &PlanSnapshot,
+    quantity: u64,
+    (start, end): (DateTime<Utc>, DateTime<Utc>),
+) -> Result<Vec<BillingItem>, SubscriptionError> {
+    plan.amount_for(quantity)?;
+    let currency = plan.price.currency();
+    let mut lines = vec![];
+    for t in crate::pricing::tiers::spread(&plan.tiers, quantity) {
+        let range = match t.last {
+            Some(last) => format!("{} – {}", t.first, last),
+            None => format!("{} and above", t.first),
+        };
+        lines.push(BillingItem {
+            description: format!(
+                "{} × {} (tier {range}, at {} per unit)",
+                t.quantity,
+                plan.name,
+                Money::new(t.unit_amount, currency)
+            ),
+            unit_amount: t.unit_amount,
+            quantity: i64::try_from(t.quantity).map_err(|_| MoneyError::Overflow)?,
+            proration: false,
+            period_start: start,
+            period_end: end,
+        });
+        if t.flat_amount > 0 {
+            lines.push(BillingItem {
+                description: format!("{} flat fee (tier {range})", plan.name),
+                unit_amount: t.flat_amount,
+                quantity: 1,
+                proration: false,
+                period_start: start,
+                period_end: end,
+            });
+        }
+    }
+    Ok(lines)
 }
 
 /// The line for a first period `[now, anchor)` shorter than a whole interval: the remaining
@@ -91,7 +137,7 @@ pub(super) fn first_period_line(
     anchor: DateTime<Utc>,
 ) -> Result<BillingItem, SubscriptionError> {
     let full_start = previous_boundary(anchor, plan)?;
-    let total = plan.price.checked_mul(i64::from(quantity))?;
+    let total = plan.amount_for(u64::from(quantity))?;
     let lines = prorate_change(
         Money::zero(total.currency()),
         total,
@@ -148,12 +194,17 @@ fn previous_boundary(
     earlier.ok_or(SubscriptionError::PeriodOutOfRange)
 }
 
-/// The metered usage of `period`, in arrears: `usage × price`.
+/// The metered usage of `period`, in arrears: `usage × price`, or by the tiers.
 pub(super) fn usage_line(
     plan: &PlanSnapshot,
     usage: i64,
-    (start, end): (DateTime<Utc>, DateTime<Utc>),
-) -> Result<BillingItem, SubscriptionError> {
+    period: (DateTime<Utc>, DateTime<Utc>),
+) -> Result<Vec<BillingItem>, SubscriptionError> {
+    if !plan.tiers.is_empty() {
+        let units = u64::try_from(usage).map_err(|_| SubscriptionError::UsageInvalid)?;
+        return tier_lines(plan, units, period);
+    }
+    let (start, end) = period;
     let line = BillingItem {
         description: format!("{usage} × {} usage (at {} per unit)", plan.name, plan.price),
         unit_amount: plan.price.amount_minor(),
@@ -163,7 +214,7 @@ pub(super) fn usage_line(
         period_end: end,
     };
     line.amount()?;
-    Ok(line)
+    Ok(vec![line])
 }
 
 /// What ending the metered part of the current period at `end` bills: the usage so far
@@ -179,7 +230,7 @@ pub(super) fn closing_lines(
     let mut lines = Vec::new();
     // No usage, no line (an invoice of nothing is not drafted).
     if sub.plan.usage_type == UsageType::Metered && sub.usage_in_period != 0 {
-        lines.push(usage_line(
+        lines.extend(usage_line(
             &sub.plan,
             sub.usage_in_period,
             (sub.current_period_start, end),
@@ -198,8 +249,8 @@ pub(super) fn proration_items(
     quantity: u32,
     now: DateTime<Utc>,
 ) -> Result<Vec<BillingItem>, SubscriptionError> {
-    let old = sub.plan.price.checked_mul(i64::from(sub.quantity))?;
-    let new = plan.price.checked_mul(i64::from(quantity))?;
+    let old = sub.plan.amount_for(u64::from(sub.quantity))?;
+    let new = plan.amount_for(u64::from(quantity))?;
     let lines = prorate_change(old, new, proration_period(sub)?, now)?;
     let item = |description: String, amount: Money| BillingItem {
         description,

@@ -122,7 +122,7 @@ fn create(new: NewSubscription, now: DateTime<Utc>) -> Decided {
         (None, _) => {
             let end = boundary(now, &new.plan, 1)?;
             if licensed {
-                invoice_lines.push(period_line(&new.plan, new.quantity, (now, end))?);
+                invoice_lines.extend(period_line(&new.plan, new.quantity, (now, end))?);
             }
             (Status::Active, now, end)
         }
@@ -182,7 +182,7 @@ fn renew(sub: &Subscription, period_start: DateTime<Utc>, now: DateTime<Utc>) ->
                 trial_end: period_start,
             }));
             if sub.plan.usage_type == UsageType::Licensed {
-                invoice_lines.push(period_line(&sub.plan, sub.quantity, (start, end))?);
+                invoice_lines.extend(period_line(&sub.plan, sub.quantity, (start, end))?);
             }
             invoice_lines.extend(sub.pending_items.iter().cloned());
         }
@@ -190,7 +190,8 @@ fn renew(sub: &Subscription, period_start: DateTime<Utc>, now: DateTime<Utc>) ->
             // Metered: usage of the period that ended, in arrears; licensed: the new period.
             invoice_lines = closing_lines(sub, period_start)?;
             if sub.plan.usage_type == UsageType::Licensed {
-                invoice_lines.insert(0, period_line(&sub.plan, sub.quantity, (start, end))?);
+                let period = period_line(&sub.plan, sub.quantity, (start, end))?;
+                invoice_lines.splice(0..0, period);
             }
         }
     }

@@ -99,6 +99,23 @@ pub struct PlanSnapshot {
     pub interval: Interval,
     /// Billed in advance per quantity, or in arrears per usage.
     pub usage_type: UsageType,
+    /// Graduated tiers (then `price` is 0); empty for a flat price per unit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<crate::pricing::Tier>,
+}
+
+impl PlanSnapshot {
+    /// What `quantity` units cost for one whole period: by the tiers, or `price × quantity`.
+    ///
+    /// # Errors
+    /// [`MoneyError::Overflow`](ledger::money::MoneyError::Overflow).
+    pub fn amount_for(&self, quantity: u64) -> Result<Money, ledger::money::MoneyError> {
+        if self.tiers.is_empty() {
+            let q = i64::try_from(quantity).map_err(|_| ledger::money::MoneyError::Overflow)?;
+            return self.price.checked_mul(q);
+        }
+        crate::pricing::tiers::total(&self.tiers, quantity, self.price.currency())
+    }
 }
 
 /// Where a subscription stands (Stripe's statuses; JSON snake_case).

@@ -22,6 +22,7 @@ pub(super) fn plan(name: &str, price: i64, usage_type: UsageType) -> PlanSnapsho
         price: Money::new(price, Currency::USD),
         interval: Interval::new(IntervalUnit::Month, 1).expect("valid"),
         usage_type,
+        tiers: vec![],
     }
 }
 

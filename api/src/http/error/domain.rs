@@ -54,6 +54,9 @@ impl From<PlanError> for ApiError {
             PlanError::NameInvalid => ApiError::invalid("parameter_invalid", Some("name"), msg),
             PlanError::AmountInvalid => ApiError::invalid("amount_invalid", Some("amount"), msg),
             PlanError::PricesInvalid => ApiError::invalid("parameter_invalid", Some("prices"), msg),
+            PlanError::TiersInvalid(_) => {
+                ApiError::invalid("parameter_invalid", Some("tiers"), msg)
+            }
             PlanError::TrialTooLong => {
                 ApiError::invalid("parameter_invalid", Some("trial_days"), msg)
             }

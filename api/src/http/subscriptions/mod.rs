@@ -247,6 +247,7 @@ async fn snapshot(ctx: &Ctx, id: SubscriptionId, plan_id: PlanId) -> Result<Plan
         price,
         interval: plan.interval,
         usage_type: plan.usage_type,
+        tiers: plan.tiers,
     })
 }
 
