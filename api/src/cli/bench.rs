@@ -1,4 +1,5 @@
-//! `billing bench append`: append throughput of the configured store.
+//! `billing bench append`: append throughput of the configured store (`bench clock` is in
+//! `bench_clock.rs`).
 //!
 //! `--concurrency` tasks each append one ~300-byte event per request to a stream of its own
 //! (distinct streams, `no_stream`), as fast as the store answers, for `--seconds`. Prints one
@@ -26,13 +27,21 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
+    /// Advance a test clock through a year (or two) of monthly renewals; print the time taken.
+    Clock {
+        #[arg(long, default_value_t = 1)]
+        years: u32,
+    },
 }
 
 pub async fn run(config: &StoreConfig, command: BenchCommand) -> Result<ExitCode, String> {
-    let BenchCommand::Append {
-        seconds,
-        concurrency,
-    } = command;
+    let (seconds, concurrency) = match command {
+        BenchCommand::Append {
+            seconds,
+            concurrency,
+        } => (seconds, concurrency),
+        BenchCommand::Clock { years } => return super::bench_clock::run(config, years).await,
+    };
     let store = super::open_migrated(config).await?.events();
     let before = store.writer_stats();
     let started = Instant::now();

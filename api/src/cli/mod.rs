@@ -3,6 +3,7 @@
 mod audit;
 mod background;
 mod bench;
+mod bench_clock;
 mod keys;
 pub mod serve;
 

@@ -178,3 +178,17 @@ async fn health_status(client: &reqwest::Client, base: &str) -> Option<u16> {
     }
     None
 }
+
+#[test]
+fn bench_clock_advances_a_year_of_renewals_and_reports_it() {
+    let dir = TempDir::new();
+    let out = billing(&dir, &["bench", "clock"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value =
+        serde_json::from_str(stdout(&out).trim()).expect("one JSON line");
+    assert_eq!(report["renewals"], 12);
+    // Each renewal: renewed, drafted, number, finalized, attempted, charge requested and
+    // succeeded, paid — at least 8 events; plus the clock's advance.
+    assert!(report["events"].as_i64().unwrap() >= 12 * 8 + 1, "{report}");
+    assert!(report["seconds"].as_f64().unwrap() > 0.0);
+}
