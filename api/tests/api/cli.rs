@@ -189,6 +189,6 @@ fn bench_clock_advances_a_year_of_renewals_and_reports_it() {
     assert_eq!(report["renewals"], 12);
     // Each renewal: renewed, drafted, number, finalized, attempted, charge requested and
     // succeeded, paid — at least 8 events; plus the clock's advance.
-    assert!(report["events"].as_i64().unwrap() >= 12 * 8 + 1, "{report}");
+    assert!(report["events"].as_i64().unwrap() > 12 * 8, "{report}");
     assert!(report["seconds"].as_f64().unwrap() > 0.0);
 }
