@@ -46,7 +46,11 @@ pub fn router(state: AppState) -> Router {
         .route("/payment/stripe/test", post(stripe_test::check))
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/customers", post(customers::create))
-        .route("/v1/customers/{id}", post(customers::update))
+        .route(
+            "/v1/customers/{id}",
+            post(customers::update).get(customers::read::get),
+        )
+        .route("/v1/customers/{id}/export", get(customers::read::export))
         .route(
             "/v1/customers/{id}/payment_methods",
             post(customers::payment_methods::attach),

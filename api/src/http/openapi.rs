@@ -16,6 +16,8 @@ use utoipa::{Modify, OpenApi};
         super::customers::create,
         super::customers::update,
         super::customers::erase,
+        super::customers::read::get,
+        super::customers::read::export,
         super::customers::payment_methods::attach,
         super::customers::payment_methods::detach,
         super::customers::payment_methods::adjust_balance,

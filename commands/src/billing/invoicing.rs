@@ -10,7 +10,7 @@ use ledger::money::Money;
 use super::Billing;
 use crate::aggregate::Executed;
 use crate::charge::{ChargeInput, ChargeStatus, IdempotencyDraft, Rendered};
-use crate::customer::{Customer, CustomerCommand, CustomerError};
+use crate::customer::{Customer, CustomerChanges, CustomerCommand, CustomerError};
 use crate::error::CommandError;
 use crate::invoice;
 use crate::invoice::{
@@ -95,11 +95,31 @@ impl Billing {
                 idempotency_stored: false,
             });
         }
+        let c = &req.customer;
+        match c.currency {
+            Some(have) if have != req.currency => {
+                return Err(CommandError::Precondition(format!(
+                    "the customer is billed in {}, not {}",
+                    have.code(),
+                    req.currency.code()
+                )));
+            }
+            _ => {}
+        }
         let mut draft = self.dry_run(&req, tax_rates).await?;
+        // A customer's first invoice fixes its currency (as on Stripe).
+        if c.currency.is_none() {
+            let fix = CustomerCommand::Update(CustomerChanges {
+                currency: Some(req.currency),
+                ..CustomerChanges::default()
+            });
+            self.executor
+                .execute::<Customer>(&c.id, fix, metadata, None, &no_render)
+                .await?;
+        }
         // The customer's credit, taken from its balance now (once per invoice, whatever the
         // retries), for at most the invoice's total.
         let total = invoice::draft(draft.clone())?.totals.total;
-        let c = &req.customer;
         if c.balance < 0 && total > 0 {
             let source = format!("{id}:credit_applied");
             let apply = CustomerCommand::ApplyCredit {

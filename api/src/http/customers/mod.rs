@@ -4,6 +4,7 @@
 
 pub mod object;
 pub mod payment_methods;
+pub mod read;
 
 use std::collections::BTreeMap;
 
