@@ -15,6 +15,8 @@ mod cli;
 mod crash;
 #[path = "api/customers.rs"]
 mod customers;
+#[path = "api/events.rs"]
+mod events;
 #[path = "api/multiprocess.rs"]
 mod multiprocess;
 #[path = "api/ops.rs"]

@@ -8,6 +8,7 @@ pub mod charges;
 pub mod command;
 pub mod customers;
 pub mod error;
+pub mod events;
 pub mod idempotency;
 pub mod invoices;
 pub mod key_cache;
@@ -45,6 +46,8 @@ pub fn router(state: AppState) -> Router {
         .route("/payment/process", post(payment::process))
         .route("/payment/stripe/test", post(stripe_test::check))
         .route("/v1/audit/verify", get(audit::verify))
+        .route("/v1/events", get(events::list))
+        .route("/v1/events/{id}", get(events::get))
         .route("/v1/customers", post(customers::create))
         .route(
             "/v1/customers/{id}",

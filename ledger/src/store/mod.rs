@@ -177,6 +177,16 @@ pub trait EventStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// Up to `limit` events after `after` in position order, as stored, of one stream and/or of
+    /// one event type (both `None`: as `read_page_raw`).
+    async fn read_page_filtered(
+        &self,
+        after: Position,
+        limit: u32,
+        stream_id: Option<&StreamId>,
+        event_type: Option<&str>,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
     /// One event by its id (upcast).
     async fn read_event(&self, event_id: uuid::Uuid) -> Result<Option<RecordedEvent>, StoreError>;
 

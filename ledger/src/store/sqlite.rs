@@ -43,6 +43,22 @@ const READ_PAGE: &str = concat!(
     event_columns!(),
     " FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
 );
+const READ_PAGE_OF_STREAM: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events WHERE stream_id = ?3 AND position > ?1 ORDER BY position LIMIT ?2"
+);
+const READ_PAGE_OF_TYPE: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events WHERE event_type = ?3 AND position > ?1 ORDER BY position LIMIT ?2"
+);
+const READ_PAGE_OF_STREAM_AND_TYPE: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events WHERE stream_id = ?3 AND event_type = ?4 AND position > ?1 \
+     ORDER BY position LIMIT ?2"
+);
 const READ_EVENT: &str = concat!(
     "SELECT ",
     event_columns!(),
@@ -285,6 +301,28 @@ impl EventStore for SqliteStore {
                 .fetch_one(&self.pool)
                 .await?;
         Ok(version.unwrap_or(0))
+    }
+
+    async fn read_page_filtered(
+        &self,
+        after: Position,
+        limit: u32,
+        stream_id: Option<&StreamId>,
+        event_type: Option<&str>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let (sql, first, second) = match (stream_id, event_type) {
+            (None, None) => (READ_PAGE, None, None),
+            (Some(s), None) => (READ_PAGE_OF_STREAM, Some(s.as_str()), None),
+            (None, Some(t)) => (READ_PAGE_OF_TYPE, Some(t), None),
+            (Some(s), Some(t)) => (READ_PAGE_OF_STREAM_AND_TYPE, Some(s.as_str()), Some(t)),
+        };
+        // Parameters 1 and 2 are `after` and `limit` in every query; then stream, type.
+        let mut query = sqlx::query(sql).bind(after.0).bind(i64::from(limit));
+        for value in [first, second].into_iter().flatten() {
+            query = query.bind(value);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.into_iter().map(decode).collect()
     }
 
     async fn read_page_raw(
