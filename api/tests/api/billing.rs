@@ -5,21 +5,21 @@ use serde_json::{Value, json};
 
 use crate::support::{Kind, TestApp, error_of, spawn_app};
 
-async fn clock(app: &TestApp, at: &str) -> String {
+pub(crate) async fn clock(app: &TestApp, at: &str) -> String {
     let c = app
         .post_ok("/v1/test_clocks", &json!({"frozen_time": at}).to_string())
         .await;
     c["id"].as_str().unwrap().to_string()
 }
 
-async fn advance(app: &TestApp, clock: &str, to: &str) -> Value {
+pub(crate) async fn advance(app: &TestApp, clock: &str, to: &str) -> Value {
     let path = format!("/v1/test_clocks/{clock}/advance");
     app.post_ok(&path, &json!({"frozen_time": to}).to_string())
         .await
 }
 
 /// A customer on `clock` paying with `token`, taxed in `country`.
-async fn customer(
+pub(crate) async fn customer(
     app: &TestApp,
     clock: &str,
     currency: &str,
@@ -39,12 +39,12 @@ async fn customer(
     id
 }
 
-async fn plan(app: &TestApp, body: Value) -> String {
+pub(crate) async fn plan(app: &TestApp, body: Value) -> String {
     let p = app.post_ok("/v1/plans", &body.to_string()).await;
     p["id"].as_str().unwrap().to_string()
 }
 
-async fn subscribe(app: &TestApp, customer: &str, plan: &str, extra: Value) -> Value {
+pub(crate) async fn subscribe(app: &TestApp, customer: &str, plan: &str, extra: Value) -> Value {
     let mut body = json!({"customer_id": customer, "plan_id": plan});
     for (k, v) in extra.as_object().unwrap() {
         body[k] = v.clone();
@@ -52,12 +52,12 @@ async fn subscribe(app: &TestApp, customer: &str, plan: &str, extra: Value) -> V
     app.post_ok("/v1/subscriptions", &body.to_string()).await
 }
 
-async fn invoice(app: &TestApp, id: &Value) -> Value {
+pub(crate) async fn invoice(app: &TestApp, id: &Value) -> Value {
     app.get_ok(&format!("/v1/invoices/{}", id.as_str().unwrap()))
         .await
 }
 
-async fn subscription(app: &TestApp, id: &Value) -> Value {
+pub(crate) async fn subscription(app: &TestApp, id: &Value) -> Value {
     app.get_ok(&format!("/v1/subscriptions/{}", id.as_str().unwrap()))
         .await
 }

@@ -6,64 +6,8 @@
 
 use serde_json::{Value, json};
 
+use crate::billing::{advance, clock, customer, invoice, plan, subscribe, subscription};
 use crate::support::{Kind, TestApp, error_of, spawn_app};
-
-async fn clock(app: &TestApp, at: &str) -> String {
-    let c = app
-        .post_ok("/v1/test_clocks", &json!({"frozen_time": at}).to_string())
-        .await;
-    c["id"].as_str().unwrap().to_string()
-}
-
-async fn advance(app: &TestApp, clock: &str, to: &str) -> Value {
-    let path = format!("/v1/test_clocks/{clock}/advance");
-    app.post_ok(&path, &json!({"frozen_time": to}).to_string())
-        .await
-}
-
-/// A customer on `clock` paying with `token`, taxed in `country`.
-async fn customer(
-    app: &TestApp,
-    clock: &str,
-    currency: &str,
-    country: &str,
-    token: &str,
-) -> String {
-    let body = json!({"email": "finance@example.com", "currency": currency,
-        "address": {"country": country}, "test_clock": clock});
-    let c = app.post_ok("/v1/customers", &body.to_string()).await;
-    let id = c["id"].as_str().unwrap().to_string();
-    let pm = json!({"gateway": "sandbox", "token": token, "set_default": true});
-    app.post_ok(
-        &format!("/v1/customers/{id}/payment_methods"),
-        &pm.to_string(),
-    )
-    .await;
-    id
-}
-
-async fn plan(app: &TestApp, body: Value) -> String {
-    let p = app.post_ok("/v1/plans", &body.to_string()).await;
-    p["id"].as_str().unwrap().to_string()
-}
-
-async fn subscribe(app: &TestApp, customer: &str, plan: &str, extra: Value) -> Value {
-    let mut body = json!({"customer_id": customer, "plan_id": plan});
-    for (k, v) in extra.as_object().unwrap() {
-        body[k] = v.clone();
-    }
-    app.post_ok("/v1/subscriptions", &body.to_string()).await
-}
-
-async fn invoice(app: &TestApp, id: &Value) -> Value {
-    app.get_ok(&format!("/v1/invoices/{}", id.as_str().unwrap()))
-        .await
-}
-
-async fn subscription(app: &TestApp, id: &Value) -> Value {
-    app.get_ok(&format!("/v1/subscriptions/{}", id.as_str().unwrap()))
-        .await
-}
 
 /// POST to a subscription's path (`""` for the update itself, or `/cancel`, `/pause`, ...).
 async fn sub_post(app: &TestApp, sub: &Value, action: &str, body: Value) -> Value {
