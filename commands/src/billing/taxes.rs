@@ -1,6 +1,6 @@
 //! Which tax rates apply to a customer: those of its country, and of its state when a rate
-//! names one. Kept in memory, caught up from the log before each use (tax rates are few and
-//! never change; the read model of "Projections" will take this over).
+//! names one. Kept in memory, caught up before each use from the `TaxRateCreated` events of the
+//! log (read through the index on event type; tax rates are few and never change).
 
 use ledger::event::Position;
 use ledger::ids::TaxRateId;
@@ -29,16 +29,17 @@ impl TaxIndex {
     ) -> Result<Vec<(TaxRateId, TaxRate)>, StoreError> {
         let mut seen = self.seen.lock().await;
         loop {
-            let page = store.read_page_raw(seen.0, PAGE).await?;
+            // Only tax-rate events (an index on event type): the rest of the log is not read.
+            let page = store
+                .read_page_filtered(seen.0, PAGE, None, Some("TaxRateCreated"))
+                .await?;
             let Some(last) = page.last() else { break };
             seen.0 = last.position;
             for e in &page {
-                if e.event_type == "TaxRateCreated" {
-                    let created: TaxRateCreated = from_json(&e.payload).ok_or_else(|| {
-                        StoreError::Corrupt(format!("unreadable TaxRateCreated at {}", e.position))
-                    })?;
-                    seen.1.push(created);
-                }
+                let created: TaxRateCreated = from_json(&e.payload).ok_or_else(|| {
+                    StoreError::Corrupt(format!("unreadable TaxRateCreated at {}", e.position))
+                })?;
+                seen.1.push(created);
             }
         }
         Ok(seen
