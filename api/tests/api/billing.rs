@@ -700,3 +700,31 @@ async fn graduated_tiers_price_each_unit_by_its_tier() {
     }
     assert_eq!(app.head().await, head);
 }
+
+#[tokio::test]
+async fn invoice_actions_replay_under_their_idempotency_key() {
+    let app = spawn_app(Kind::Postgres).await;
+    let clock = clock(&app, "2026-06-01T00:00:00Z").await;
+    let cus = customer(&app, &clock, "usd", "US", "tok_visa").await;
+    let body = json!({"customer_id": cus, "items": [{"description": "Setup", "amount": 5000}]});
+    let draft = app.post_ok("/v1/invoices", &body.to_string()).await;
+    let id = draft["id"].as_str().unwrap();
+    for action in ["finalize", "pay"] {
+        let path = format!("/v1/invoices/{id}/{action}");
+        let key = format!("{action}-{id}");
+        let first = app.post(&path, "", Some(&key)).await;
+        assert_eq!(first.status(), 200);
+        let first = first.text().await.unwrap();
+        let head = app.head().await;
+        let again = app.post(&path, "", Some(&key)).await;
+        assert_eq!(again.headers()["idempotent-replayed"], "true", "{action}");
+        assert_eq!(again.text().await.unwrap(), first);
+        assert_eq!(app.head().await, head, "{action}: nothing more recorded");
+    }
+    let paid = invoice(&app, &draft["id"]).await;
+    assert_eq!(
+        (paid["status"].clone(), paid["attempt_count"].clone()),
+        ("paid".into(), 1.into())
+    );
+    assert_eq!(app.sandbox.charges_made(), 1);
+}

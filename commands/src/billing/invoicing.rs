@@ -32,6 +32,31 @@ pub struct InvoiceRequest {
     pub items: Vec<ItemInput>,
 }
 
+/// Where the answer to a request goes: stored under its `Idempotency-Key` (when it has one)
+/// with the flow's last event on the invoice, rendered by `render`.
+#[derive(Clone, Copy)]
+pub struct Reply<'a> {
+    pub key: Option<&'a IdempotencyDraft>,
+    pub render: &'a (dyn Fn(&Invoice) -> Rendered + Send + Sync),
+}
+
+impl Reply<'static> {
+    /// No request waits for this answer (a scheduled job, an inner step).
+    pub fn none() -> Self {
+        Reply {
+            key: None,
+            render: &no_render::<Invoice>,
+        }
+    }
+}
+
+/// A failed payment attempt.
+struct Failure {
+    charge_id: ChargeId,
+    attempt: u32,
+    code: String,
+}
+
 /// Failure code when the customer has no payment method to charge.
 pub const NO_PAYMENT_METHOD: &str = "no_payment_method";
 
@@ -195,27 +220,39 @@ impl Billing {
         id: InvoiceId,
         metadata: &Metadata,
     ) -> Result<Invoice, CommandError> {
-        let invoice = self.finalize_invoice(id, metadata).await?;
+        let invoice = self
+            .finalize_invoice(id, metadata, Reply::none())
+            .await?
+            .state;
         if invoice.status != InvoiceStatus::Open {
             return Ok(invoice);
         }
-        match (invoice.attempt_count, invoice.unresolved_attempt()) {
-            (0, _) => self.attempt_payment(&invoice, 1, metadata).await,
-            (_, Some(attempt)) => self.attempt_payment(&invoice, attempt, metadata).await,
-            _ => Ok(invoice),
-        }
+        let attempt = match (invoice.attempt_count, invoice.unresolved_attempt()) {
+            (0, _) => 1,
+            (_, Some(attempt)) => attempt,
+            _ => return Ok(invoice),
+        };
+        Ok(self
+            .attempt_payment(&invoice, attempt, metadata, Reply::none())
+            .await?
+            .state)
     }
 
-    /// Pays an open invoice now: the next attempt (finalizing a draft first).
+    /// Pays an open (or uncollectible) invoice now: the next attempt, finalizing a draft first.
+    /// The reply is stored under its key with the payment's outcome.
     ///
     /// # Errors
-    /// [`InvoiceError::NotOpen`] for a paid, void or uncollectible... invoice; store failures.
+    /// [`InvoiceError::NotOpen`] for a paid or void invoice; store failures.
     pub async fn pay_invoice(
         &self,
         id: InvoiceId,
         metadata: &Metadata,
-    ) -> Result<Invoice, CommandError> {
-        let invoice = self.finalize_invoice(id, metadata).await?;
+        reply: Reply<'_>,
+    ) -> Result<Executed<Invoice>, CommandError> {
+        let invoice = self
+            .finalize_invoice(id, metadata, Reply::none())
+            .await?
+            .state;
         if invoice.status != InvoiceStatus::Open && invoice.status != InvoiceStatus::Uncollectible {
             return Err(InvoiceError::NotOpen(invoice.status).into());
         }
@@ -223,11 +260,13 @@ impl Billing {
         let attempt = invoice
             .unresolved_attempt()
             .unwrap_or(invoice.attempt_count.saturating_add(1));
-        self.attempt_payment(&invoice, attempt, metadata).await
+        self.attempt_payment(&invoice, attempt, metadata, reply)
+            .await
     }
 
-    /// Moves the invoice's credit on the customer's balance and, for a draft, finalizes it with
-    /// the next gapless number. Each step is recorded once, however often this runs.
+    /// A negative total (a downgrade's credit) goes back to the customer's balance and, for a
+    /// draft, the invoice is finalized with the next gapless number. Each step is recorded once,
+    /// however often this runs; the reply is stored with the finalization.
     ///
     /// # Errors
     /// Store failures; [`InvoiceError::NotFound`].
@@ -235,49 +274,39 @@ impl Billing {
         &self,
         id: InvoiceId,
         metadata: &Metadata,
-    ) -> Result<Invoice, CommandError> {
-        let invoice = self.load_invoice(id).await?;
-        let moves = [
-            (
-                invoice.credit_applied,
-                "credit_applied",
-                "credit applied to",
-            ),
-            (
-                invoice
-                    .credit_to_balance
-                    .checked_neg()
-                    .map_err(InvoiceError::from)?,
-                "credit_to_balance",
-                "credit from",
-            ),
-        ];
-        for (amount, what, words) in moves {
-            if amount.is_zero() {
-                continue;
-            }
+        reply: Reply<'_>,
+    ) -> Result<Executed<Invoice>, CommandError> {
+        let loaded = self.executor.load::<Invoice>(&id).await?;
+        let invoice = loaded.state.ok_or(InvoiceError::NotFound)?;
+        let credit = invoice
+            .credit_to_balance
+            .checked_neg()
+            .map_err(InvoiceError::from)?;
+        if !credit.is_zero() {
             let command = CustomerCommand::AdjustBalance {
-                amount,
-                reason: format!("{words} invoice {id}"),
-                source: Some(format!("{id}:{what}")),
+                amount: credit,
+                reason: format!("credit from invoice {id}"),
+                source: Some(format!("{id}:credit_to_balance")),
             };
             self.executor
                 .execute::<Customer>(&invoice.customer_id, command, metadata, None, &no_render)
                 .await?;
         }
         if invoice.status != InvoiceStatus::Draft {
-            return Ok(invoice);
+            return Ok(Executed {
+                state: invoice,
+                position: loaded.position,
+                idempotency_stored: false,
+            });
         }
         let number = self.number_for(id, metadata).await?;
         let finalize = InvoiceCommand::Finalize {
             number,
             due_date: None,
         };
-        Ok(self
-            .executor
-            .execute::<Invoice>(&id, finalize, metadata, None, &no_render)
-            .await?
-            .state)
+        self.executor
+            .execute::<Invoice>(&id, finalize, metadata, reply.key, reply.render)
+            .await
     }
 
     pub(super) async fn load_invoice(&self, id: InvoiceId) -> Result<Invoice, CommandError> {
@@ -292,7 +321,8 @@ impl Billing {
     /// Attempt `attempt` (1 = the first) to pay `invoice` with the customer's default payment
     /// method. A success pays the invoice (and recovers a past-due subscription); a failure is
     /// recorded with the next retry, or ends the subscription's dunning. An outcome the gateway
-    /// left unknown changes nothing more: the charge's recovery completes it.
+    /// left unknown changes nothing more: the charge's recovery completes it, and the next run
+    /// records it (`Invoice::unresolved_attempt`).
     ///
     /// # Errors
     /// Store failures; domain refusals (the invoice is not open).
@@ -301,7 +331,8 @@ impl Billing {
         invoice: &Invoice,
         attempt: u32,
         metadata: &Metadata,
-    ) -> Result<Invoice, CommandError> {
+        reply: Reply<'_>,
+    ) -> Result<Executed<Invoice>, CommandError> {
         let id = invoice.id;
         let charge_id = ChargeId::derived(&format!("{id}:{attempt}"));
         let customer = self
@@ -311,7 +342,8 @@ impl Billing {
             .state
             .ok_or(CustomerError::NotFound)?;
         let start = InvoiceCommand::AttemptPayment { charge_id, attempt };
-        self.executor
+        let started = self
+            .executor
             .execute::<Invoice>(&id, start, metadata, None, &no_render)
             .await?;
         let failure_code = match customer.default_method() {
@@ -332,9 +364,11 @@ impl Billing {
                     .charge(input, metadata.clone(), None, &no_render)
                     .await?;
                 match done.charge.status {
-                    ChargeStatus::Pending => return self.load_invoice(id).await,
+                    ChargeStatus::Pending => return Ok(started),
                     ChargeStatus::Succeeded => {
-                        return self.record_payment(invoice, charge_id, metadata).await;
+                        return self
+                            .record_payment(invoice, charge_id, metadata, reply)
+                            .await;
                     }
                     ChargeStatus::Failed => done
                         .charge
@@ -343,8 +377,12 @@ impl Billing {
                 }
             }
         };
-        self.record_failure(invoice, charge_id, attempt, failure_code, metadata)
-            .await
+        let failure = Failure {
+            charge_id,
+            attempt,
+            code: failure_code,
+        };
+        self.record_failure(invoice, failure, metadata, reply).await
     }
 
     async fn record_payment(
@@ -352,14 +390,15 @@ impl Billing {
         invoice: &Invoice,
         charge_id: ChargeId,
         metadata: &Metadata,
-    ) -> Result<Invoice, CommandError> {
+        reply: Reply<'_>,
+    ) -> Result<Executed<Invoice>, CommandError> {
         let paid = InvoiceCommand::RecordPayment {
             charge_id,
             amount: invoice.amount_due,
         };
         let done = self
             .executor
-            .execute::<Invoice>(&invoice.id, paid, metadata, None, &no_render)
+            .execute::<Invoice>(&invoice.id, paid, metadata, reply.key, reply.render)
             .await?;
         if let Some(sub) = invoice.subscription_id {
             let recovered = SubscriptionCommand::PaymentSucceeded {
@@ -369,27 +408,27 @@ impl Billing {
                 .execute::<Subscription>(&sub, recovered, metadata, None, &no_render)
                 .await?;
         }
-        Ok(done.state)
+        Ok(done)
     }
 
     async fn record_failure(
         &self,
         invoice: &Invoice,
-        charge_id: ChargeId,
-        attempt: u32,
-        failure_code: String,
+        failure: Failure,
         metadata: &Metadata,
-    ) -> Result<Invoice, CommandError> {
+        reply: Reply<'_>,
+    ) -> Result<Executed<Invoice>, CommandError> {
+        let attempt = failure.attempt;
         let next_attempt_at = self.next_attempt(invoice, attempt);
         let failed = InvoiceCommand::RecordPaymentFailure {
-            charge_id,
+            charge_id: failure.charge_id,
             attempt,
-            failure_code,
+            failure_code: failure.code,
             next_attempt_at,
         };
         let done = self
             .executor
-            .execute::<Invoice>(&invoice.id, failed, metadata, None, &no_render)
+            .execute::<Invoice>(&invoice.id, failed, metadata, reply.key, reply.render)
             .await?;
         if let Some(sub) = invoice.subscription_id {
             let mut commands = vec![SubscriptionCommand::PaymentFailed {
@@ -408,7 +447,7 @@ impl Billing {
                     .await?;
             }
         }
-        Ok(done.state)
+        Ok(done)
     }
 
     /// When attempt `attempt + 1` is due: `retry_days[attempt − 1]` days after the invoice was

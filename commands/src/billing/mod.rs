@@ -21,7 +21,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 pub use self::credit_notes::CreditNoteRequest;
-pub use self::invoicing::InvoiceRequest;
+pub use self::invoicing::{InvoiceRequest, Reply};
 pub use self::schedule::Job;
 pub use self::scheduler::{Scheduler, Tick};
 pub use self::subscribing::Subscribe;

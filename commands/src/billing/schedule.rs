@@ -10,6 +10,7 @@ use ledger::event::Metadata;
 use ledger::ids::{InvoiceId, SubscriptionId, TestClockId};
 
 use super::Billing;
+use super::invoicing::Reply;
 use crate::aggregate::{Aggregate, Executed};
 use crate::charge::Rendered;
 use crate::error::CommandError;
@@ -113,7 +114,8 @@ impl Billing {
                 let next = invoice.attempt_count.saturating_add(1);
                 let open = matches!(invoice.status, InvoiceStatus::Open);
                 if open && (next == attempt || invoice.unresolved_attempt() == Some(attempt)) {
-                    self.attempt_payment(&invoice, attempt, metadata).await?;
+                    self.attempt_payment(&invoice, attempt, metadata, Reply::none())
+                        .await?;
                 }
                 Ok(())
             }

@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use commands::CommandError;
 use commands::aggregate::Executed;
-use commands::billing::{CreditNoteRequest, InvoiceRequest};
+use commands::billing::{CreditNoteRequest, InvoiceRequest, Reply};
 use commands::invoice::{BillingReason, CreditNoteReason, Invoice, InvoiceCommand, ItemInput};
 use commands::tax_rate::TaxRate;
 use ledger::access::Scope;
@@ -233,27 +233,27 @@ async fn action(
             let billing = ctx.state.billing.for_customer(&customer).await?;
             let m = &ctx.metadata;
             let key = ctx.draft.as_ref();
-            // Single-event actions store the idempotent response with their event; finalize and
-            // pay span streams, and a retry of them continues from where the invoice is.
-            let (state, idempotency_stored) = match name {
-                "finalize" => (billing.finalize_invoice(id, m).await?, false),
-                "pay" => (billing.pay_invoice(id, m).await?, false),
-                "void" => {
-                    let done = billing.void_invoice(id, m, key, &render).await?;
-                    (done.state, done.idempotency_stored)
-                }
+            let reply = Reply {
+                key,
+                render: &render,
+            };
+            // Every action stores its answer under the key with its last event on the invoice.
+            let done = match name {
+                "finalize" => billing.finalize_invoice(id, m, reply).await?,
+                "pay" => billing.pay_invoice(id, m, reply).await?,
+                "void" => billing.void_invoice(id, m, key, &render).await?,
                 _ => {
                     let command = match name {
                         "send" => InvoiceCommand::MarkSent,
                         _ => InvoiceCommand::MarkUncollectible,
                     };
-                    let done = billing
+                    billing
                         .executor()
                         .execute::<Invoice>(&id, command, m, key, &render)
-                        .await?;
-                    (done.state, done.idempotency_stored)
+                        .await?
                 }
             };
+            let (state, idempotency_stored) = (done.state, done.idempotency_stored);
             let position = ctx
                 .state
                 .store
