@@ -728,3 +728,33 @@ async fn invoice_actions_replay_under_their_idempotency_key() {
     );
     assert_eq!(app.sandbox.charges_made(), 1);
 }
+
+#[tokio::test]
+async fn dunning_that_cancels_leaves_a_final_invoice_for_the_usage_of_the_last_period() {
+    let app = spawn_app(Kind::Sqlite).await;
+    let clock = clock(&app, "2026-01-10T00:00:00Z").await;
+    let cus = customer(&app, &clock, "usd", "US", "tok_visa").await;
+    let api = plan(&app, json!({"name":"API","currency":"usd","amount":25,"interval":"month","usage_type":"metered"})).await;
+    let sub = subscribe(&app, &cus, &api, json!({})).await;
+    let usage = format!("/v1/subscriptions/{}/usage", sub["id"].as_str().unwrap());
+    app.post_ok(&usage, r#"{"quantity":10}"#).await;
+    let pm = json!({"gateway": "sandbox", "token": "tok_chargeDeclined", "set_default": true});
+    app.post_ok(
+        &format!("/v1/customers/{cus}/payment_methods"),
+        &pm.to_string(),
+    )
+    .await;
+    advance(&app, &clock, "2026-02-10T00:00:01Z").await;
+    assert_eq!(subscription(&app, &sub["id"]).await["status"], "past_due");
+    app.post_ok(&usage, r#"{"quantity":4}"#).await;
+    advance(&app, &clock, "2026-02-20T00:00:00Z").await;
+    let s = subscription(&app, &sub["id"]).await;
+    assert_eq!(s["status"], "canceled");
+    let last = invoice(&app, &s["latest_invoice"]).await;
+    assert_eq!(
+        (last["status"].clone(), last["total"].clone()),
+        ("open".into(), 100.into())
+    );
+    assert_eq!(last["attempt_count"], 0, "finalized for /pay, not charged");
+    assert!(last["number"].as_str().unwrap().starts_with("KB-"));
+}

@@ -441,10 +441,35 @@ impl Billing {
                     outcome: self.config.when_exhausted,
                 });
             }
+            let store = self.executor.store().clone();
+            let before = store.stream_version(&super::subscribing::stream(sub)?).await?;
+            let mut last = None;
             for command in commands {
-                self.executor
+                let done = self
+                    .executor
                     .execute::<Subscription>(&sub, command, metadata, None, &no_render)
                     .await?;
+                last = Some(done.state);
+            }
+            // Canceled by dunning: what the last period still owes (metered usage, pending
+            // prorations) is invoiced and finalized, not charged — the card keeps failing; it
+            // stays open for `/pay` (Stripe's final invoice).
+            if let Some(state) = last {
+                let customer = self.customer(state.customer_id).await?;
+                for (id, reason, lines) in self.invoiced_now(sub, before).await? {
+                    let request = InvoiceRequest {
+                        invoice_id: id,
+                        customer: customer.clone(),
+                        currency: state.currency(),
+                        subscription_id: Some(sub),
+                        period: Some(state.current_period()),
+                        reason,
+                        items: items_of(&lines, state.currency()),
+                    };
+                    self.draft_invoice(request, None, metadata, None, &no_render)
+                        .await?;
+                    self.finalize_invoice(id, metadata, Reply::none()).await?;
+                }
             }
         }
         Ok(done)

@@ -171,7 +171,7 @@ impl Billing {
     }
 
     /// What the events after version `before` ask to invoice now.
-    async fn invoiced_now(
+    pub(super) async fn invoiced_now(
         &self,
         id: SubscriptionId,
         before: i64,
