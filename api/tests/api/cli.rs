@@ -12,6 +12,7 @@ fn billing(dir: &TempDir, args: &[&str]) -> Output {
         .args(args)
         .env("BILLING_DATA_DIR", dir.path())
         .env_remove("DATABASE_URL")
+        .env_remove("NATS_URL")
         .env("RUST_LOG", "warn")
         .output()
         .expect("run billing")
@@ -125,6 +126,7 @@ async fn first_start_prints_an_admin_key_once_and_serves_with_it() {
     let start = || {
         tokio::process::Command::new(env!("CARGO_BIN_EXE_billing"))
             .env("BILLING_DATA_DIR", dir.path())
+            .env_remove("NATS_URL")
             .env("BILLING_ADDR", format!("127.0.0.1:{port}"))
             .env_remove("DATABASE_URL")
             .env("RUST_LOG", "warn")

@@ -157,6 +157,8 @@ impl Server {
             .env("BILLING_DATA_DIR", &self.data_dir)
             .env("BILLING_SANDBOX_STATE", &self.sandbox_file)
             .env_remove("BILLING_MASTER_KEY")
+            // No relay to the shared NATS server: each test has its own store.
+            .env_remove("NATS_URL")
             .env("RUST_LOG", "info,sqlx=warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

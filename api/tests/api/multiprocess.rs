@@ -26,6 +26,7 @@ async fn a_tailing_reader_never_skips_with_writers_in_three_processes() {
             tokio::process::Command::new(env!("CARGO_BIN_EXE_billing"))
                 .args(["bench", "append", "--seconds", "3", "--concurrency", "16"])
                 .env("DATABASE_URL", &db.url)
+                .env_remove("NATS_URL")
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
