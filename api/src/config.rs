@@ -80,7 +80,7 @@ pub struct StoreConfig {
         global = true
     )]
     pub recovery_grace_s: u64,
-    /// NATS server (JetStream fan-out; not used yet by this build).
+    /// NATS server: `billing serve` relays the log to its JetStream stream `BILLING_EVENTS`.
     #[arg(long, env = "NATS_URL", global = true)]
     pub nats_url: Option<String>,
 }

@@ -35,6 +35,8 @@ pub struct AppState {
     pub in_flight: Arc<Mutex<HashSet<(String, String)>>>,
     /// Recently authenticated keys (`http/key_cache.rs`).
     pub key_cache: Arc<KeyCache>,
+    /// The NATS connection of the relay, for `/ready`; `None` when `NATS_URL` is not set.
+    pub nats: Option<projections::relay::NatsStatus>,
     pub started: Instant,
 }
 
@@ -65,6 +67,7 @@ impl AppState {
             metrics: crate::http::metrics::handle(),
             in_flight: Arc::default(),
             key_cache: Arc::default(),
+            nats: None,
             started: Instant::now(),
         }
     }

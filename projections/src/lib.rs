@@ -1,5 +1,5 @@
-//! The read side of Kanizsa Billing (CQRS projections). **Empty for now**: nothing in the
-//! workspace calls this crate yet, and no read model exists.
+//! The read side of Kanizsa Billing (CQRS projections). So far it holds the [`relay`], which
+//! publishes the log to NATS JetStream; no read model exists yet.
 //!
 //! What it will hold (see DESIGN.md, "Projections"):
 //!
@@ -13,9 +13,9 @@
 //!   event store (`ledger::store::read_page`) when an event arrives with a gap. Delivery may be
 //!   at-least-once; the effect is exactly-once.
 //! - **Feeds**: in the embedded deployment an in-process feed that tails the store in position
-//!   order; in production a relay that publishes each event to NATS JetStream (stream
-//!   `BILLING_EVENTS`, subjects `billing.events.<category>.<EventType>`, `Nats-Msg-Id` = event
-//!   id) and workers that consume it as durable pull consumers, acking only after their
+//!   order; in production the [`relay`] (done), which publishes each event to NATS JetStream
+//!   (stream `BILLING_EVENTS`, subjects `billing.events.<category>.<EventType>`, `Nats-Msg-Id` =
+//!   event id), and workers that consume it as durable pull consumers, acking only after their
 //!   transaction commits.
 //! - **Reactors**: the side-effect twins of projections (complete a pending charge, email an
 //!   invoice, retry a failed payment), checkpointed the same way.
@@ -23,3 +23,5 @@
 //!   up to a position or a moment (`--to-position`, `--as-of`) for financial reconstruction.
 //!
 //! Like `commands`, this crate depends only downward (on `ledger`); `api` serves its read models.
+
+pub mod relay;

@@ -1,10 +1,12 @@
-//! What `billing serve` runs beside HTTP: the recovery of pending payments and the scheduler.
+//! What `billing serve` runs beside HTTP: the recovery of pending payments, the scheduler and
+//! the relay to NATS JetStream.
 
 use std::time::Duration;
 
 use commands::billing::Scheduler;
 use commands::charge::recovery::RecoveryScan;
 use ledger::store::AnyStore;
+use projections::relay::{self, NatsStatus, RelayConfig};
 
 use crate::state::AppState;
 
@@ -77,5 +79,16 @@ pub fn spawn_scheduler(state: AppState, store: AnyStore, interval: Duration) {
                 Err(e) => tracing::warn!(error = %e, "scheduler tick failed; will retry"),
             }
         }
+    });
+}
+
+/// Publishes the log to NATS JetStream (`projections::relay`) in the one process that holds the
+/// relay role. NATS being down never stops the service: the connection is retried with backoff in
+/// the background (and logged), and `status` says whether it is up, for `/ready`.
+pub fn spawn_relay(store: AnyStore, nats_url: String, status: NatsStatus) {
+    tokio::spawn(async move {
+        let client = relay::connect(&nats_url).await;
+        status.set(client.clone());
+        relay::run_as_leader(store, client, RelayConfig::default()).await;
     });
 }

@@ -59,6 +59,11 @@ pub async fn run(config: &StoreConfig, args: ServeArgs) -> Result<ExitCode, Stri
         }
     }
     ensure_admin_key(&state).await?;
+    if let Some(url) = config.nats_url.clone() {
+        let status = projections::relay::NatsStatus::new();
+        state.nats = Some(status.clone());
+        super::background::spawn_relay(store.clone(), url, status);
+    }
 
     super::background::spawn_recovery(
         state.clone(),

@@ -44,7 +44,8 @@ pub struct Ready {
     /// `ok` or `unavailable`.
     pub store: &'static str,
     pub head_position: Option<i64>,
-    /// `not_configured` until the NATS fan-out exists.
+    /// `not_configured` (no `NATS_URL`), `connected` or `disconnected`. NATS down does not make
+    /// the service unready: read models lag, nothing is lost.
     pub nats: &'static str,
 }
 
@@ -60,7 +61,10 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         status: if ok { "ready" } else { "not_ready" },
         store: if ok { "ok" } else { "unavailable" },
         head_position: head.ok().map(|h| h.position.0),
-        nats: "not_configured",
+        nats: state
+            .nats
+            .as_ref()
+            .map_or("not_configured", projections::relay::NatsStatus::as_str),
     };
     let status = if ok {
         StatusCode::OK

@@ -442,7 +442,9 @@ impl Billing {
                 });
             }
             let store = self.executor.store().clone();
-            let before = store.stream_version(&super::subscribing::stream(sub)?).await?;
+            let before = store
+                .stream_version(&super::subscribing::stream(sub)?)
+                .await?;
             let mut last = None;
             for command in commands {
                 let done = self
