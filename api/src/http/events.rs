@@ -132,11 +132,14 @@ pub async fn list(
         })
         .transpose()?;
     let event_type = q.event_type.as_deref().filter(|t| !t.is_empty());
-    if event_type.is_some_and(|t| t.len() > 200) {
+    // Event types are names (`InvoicePaid`): anything else matches nothing, on both stores.
+    if event_type.is_some_and(|t| {
+        t.len() > 200 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    }) {
         return Err(ApiError::invalid(
             "parameter_invalid",
             Some("type"),
-            "type is at most 200 bytes",
+            "type is a name of at most 200 letters, digits or `_`",
         ));
     }
     let mut page = state

@@ -758,3 +758,82 @@ async fn dunning_that_cancels_leaves_a_final_invoice_for_the_usage_of_the_last_p
     assert_eq!(last["attempt_count"], 0, "finalized for /pay, not charged");
     assert!(last["number"].as_str().unwrap().starts_with("KB-"));
 }
+
+#[tokio::test]
+async fn second_review_findings_stay_fixed() {
+    use std::sync::atomic::Ordering;
+    let app = spawn_app(Kind::Sqlite).await;
+    let clock = clock(&app, "2026-06-01T00:00:00Z").await;
+    let cus = customer(&app, &clock, "usd", "US", "tok_visa").await;
+    let one_off = |amount: i64| {
+        json!({"customer_id": cus, "items": [{"description": "x", "amount": amount}]}).to_string()
+    };
+
+    // A payment attempt left without an outcome is completed with the charge it made, even
+    // after the customer removed that card: never a failure recorded for money taken, never a
+    // second charge.
+    let inv = app.post_ok("/v1/invoices", &one_off(1000)).await;
+    let pay = format!("/v1/invoices/{}/pay", inv["id"].as_str().unwrap());
+    app.sandbox.down.store(true, Ordering::SeqCst);
+    let pending = app.post_ok(&pay, "").await;
+    assert_eq!(
+        (pending["status"].clone(), pending["attempt_count"].clone()),
+        ("open".into(), 1.into())
+    );
+    app.sandbox.down.store(false, Ordering::SeqCst);
+    let c = app.get_ok(&format!("/v1/customers/{cus}")).await;
+    let pm = c["default_payment_method"].as_str().unwrap();
+    assert_eq!(
+        app.delete(&format!("/v1/customers/{cus}/payment_methods/{pm}"), None)
+            .await
+            .status(),
+        200
+    );
+    let paid = app.post_ok(&pay, "").await;
+    assert_eq!(
+        (paid["status"].clone(), paid["attempt_count"].clone()),
+        ("paid".into(), 1.into())
+    );
+    assert_eq!(app.sandbox.charges_made(), 1);
+
+    // Once set, a customer's currency stays (its invoices and subscriptions are in it).
+    let path = format!("/v1/customers/{cus}/balance_transactions");
+    let (status, _, code) = error_of(
+        app.post(
+            &path,
+            r#"{"amount":-100,"currency":"eur","description":"x"}"#,
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (400, "currency_locked"));
+
+    // Paying a draft that the customer's credit covers answers the paid invoice.
+    app.post_ok(
+        &path,
+        r#"{"amount":-1000,"currency":"usd","description":"credit"}"#,
+    )
+    .await;
+    let covered = app.post_ok("/v1/invoices", &one_off(1000)).await;
+    let paid = app
+        .post_ok(
+            &format!("/v1/invoices/{}/pay", covered["id"].as_str().unwrap()),
+            "",
+        )
+        .await;
+    assert_eq!(
+        (paid["status"].clone(), paid["credit_applied"].clone()),
+        ("paid".into(), 1000.into())
+    );
+
+    // Event types are names.
+    let r = app
+        .client
+        .get(app.url("/v1/events?type=%00"))
+        .bearer_auth(&app.read_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}

@@ -63,8 +63,11 @@ impl Billing {
             .executor
             .execute::<Invoice>(&id, command, metadata, draft, render)
             .await?;
-        // Credited in full: the invoice is paid, and its subscription is no longer past due.
-        if let (InvoiceStatus::Paid, Some(sub)) = (done.state.status, done.state.subscription_id) {
+        // Credited in full by this note: the invoice went from owed to paid, and its
+        // subscription is no longer past due.
+        let settled_now =
+            invoice.status != InvoiceStatus::Paid && done.state.status == InvoiceStatus::Paid;
+        if let (true, Some(sub)) = (settled_now, done.state.subscription_id) {
             let recovered = SubscriptionCommand::PaymentSucceeded { invoice_id: id };
             self.executor
                 .execute::<Subscription>(&sub, recovered, metadata, None, &|_: &Subscription| {

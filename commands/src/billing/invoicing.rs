@@ -121,16 +121,6 @@ impl Billing {
             });
         }
         let c = &req.customer;
-        match c.currency {
-            Some(have) if have != req.currency => {
-                return Err(CommandError::Precondition(format!(
-                    "the customer is billed in {}, not {}",
-                    have.code(),
-                    req.currency.code()
-                )));
-            }
-            _ => {}
-        }
         let mut draft = self.dry_run(&req, tax_rates).await?;
         // A customer's first invoice fixes its currency (as on Stripe).
         if c.currency.is_none() {
@@ -145,7 +135,9 @@ impl Billing {
         // The customer's credit, taken from its balance now (once per invoice, whatever the
         // retries), for at most the invoice's total.
         let total = invoice::draft(draft.clone())?.totals.total;
-        if c.balance < 0 && total > 0 {
+        // Always asked (the snapshot may be stale, or a retry may find the credit already
+        // taken): the customer decides on its current balance, once per invoice.
+        if total > 0 {
             let source = format!("{id}:credit_applied");
             let apply = CustomerCommand::ApplyCredit {
                 source: source.clone(),
@@ -185,6 +177,15 @@ impl Billing {
         tax_rates: Option<Vec<(TaxRateId, TaxRate)>>,
     ) -> Result<DraftInput, CommandError> {
         let c = &req.customer;
+        if let Some(have) = c.currency
+            && have != req.currency
+        {
+            return Err(CommandError::Precondition(format!(
+                "the customer is billed in {}, not {}",
+                have.code(),
+                req.currency.code()
+            )));
+        }
         let tax_rates = match (&c.tax_location, c.tax_exempt, tax_rates) {
             (_, true, _) => vec![],
             (_, false, Some(explicit)) => explicit,
@@ -249,12 +250,14 @@ impl Billing {
         metadata: &Metadata,
         reply: Reply<'_>,
     ) -> Result<Executed<Invoice>, CommandError> {
-        let invoice = self
-            .finalize_invoice(id, metadata, Reply::none())
-            .await?
-            .state;
-        if invoice.status != InvoiceStatus::Open && invoice.status != InvoiceStatus::Uncollectible {
-            return Err(InvoiceError::NotOpen(invoice.status).into());
+        let was_draft = self.load_invoice(id).await?.status == InvoiceStatus::Draft;
+        let finalized = self.finalize_invoice(id, metadata, Reply::none()).await?;
+        let invoice = finalized.state.clone();
+        match invoice.status {
+            InvoiceStatus::Open | InvoiceStatus::Uncollectible => {}
+            // Nothing was due (credit covered it): finalizing paid it — that is the answer.
+            InvoiceStatus::Paid if was_draft => return Ok(finalized),
+            other => return Err(InvoiceError::NotOpen(other).into()),
         }
         // An attempt without a recorded outcome is completed first: its charge, not a new one.
         let attempt = invoice
@@ -346,14 +349,24 @@ impl Billing {
             .executor
             .execute::<Invoice>(&id, start, metadata, None, &no_render)
             .await?;
-        let failure_code = match customer.default_method() {
+        // An attempt charged before (its outcome lost) is completed with the charge it made —
+        // the same token and amount — whatever the customer's methods are now.
+        let earlier = self.charges.get(charge_id).await?;
+        let (token, amount) = match &earlier {
+            Some(charge) => (Some(charge.payment_method.clone()), charge.amount),
+            None => (
+                customer.default_method().map(|pm| pm.token.clone()),
+                invoice.amount_due,
+            ),
+        };
+        let failure_code = match token {
             None => NO_PAYMENT_METHOD.to_string(),
-            Some(pm) => {
+            Some(token) => {
                 let input = ChargeInput {
                     charge_id,
-                    amount: invoice.amount_due,
+                    amount,
                     customer_id: Some(customer.id),
-                    payment_method: pm.token.clone(),
+                    payment_method: token,
                     description: Some(format!(
                         "Invoice {}",
                         invoice.number.as_deref().unwrap_or("draft")

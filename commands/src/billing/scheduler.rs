@@ -58,10 +58,12 @@ impl Scheduler {
     /// The store cannot be read.
     pub async fn tick(&mut self, now: DateTime<Utc>) -> Result<Tick, CommandError> {
         self.catch_up().await?;
-        let dirty: Vec<SubscriptionId> = self.dirty.drain().collect();
+        let dirty: Vec<SubscriptionId> = self.dirty.iter().copied().collect();
         for id in dirty {
+            // Taken out of `dirty` only once evaluated: a store error keeps it for the next tick.
             let next = self.next_due(id).await?;
             self.due.insert(id, next);
+            self.dirty.remove(&id);
         }
         let mut ready: Vec<(DateTime<Utc>, SubscriptionId)> = self
             .due
@@ -115,27 +117,29 @@ impl Scheduler {
         let store = self.billing.executor.store().clone();
         loop {
             let page = store.read_page_raw(self.read_to, PAGE).await?;
-            let Some(last) = page.last() else {
+            if page.is_empty() {
                 return Ok(());
-            };
-            self.read_to = last.position;
+            }
             for e in &page {
+                // Moved per event: a store error midway resumes at the event it stopped on.
+                let next = e.position;
                 let sub = match e.stream_id.category() {
                     "subscription" => e.payload["subscription_id"].as_str(),
                     "invoice" => e.payload["subscription_id"].as_str(),
                     _ => None,
                 };
-                let Some(id) = sub.and_then(|s| s.parse::<SubscriptionId>().ok()) else {
-                    continue;
-                };
-                if self.on_test_clock.contains(&id) {
-                    continue;
+                if let Some(id) = sub.and_then(|s| s.parse::<SubscriptionId>().ok())
+                    && !self.on_test_clock.contains(&id)
+                {
+                    if e.event_type == "SubscriptionCreated"
+                        && self.customer_on_test_clock(e).await?
+                    {
+                        self.on_test_clock.insert(id);
+                    } else {
+                        self.dirty.insert(id);
+                    }
                 }
-                if e.event_type == "SubscriptionCreated" && self.customer_on_test_clock(e).await? {
-                    self.on_test_clock.insert(id);
-                    continue;
-                }
-                self.dirty.insert(id);
+                self.read_to = next;
             }
         }
     }

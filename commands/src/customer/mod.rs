@@ -143,7 +143,7 @@ pub enum CustomerError {
     TooManyPaymentMethods,
     #[error("no such payment method on this customer")]
     PaymentMethodNotFound,
-    #[error("the customer's currency is {have}; it cannot become {wanted} once it has a balance")]
+    #[error("the customer's currency is {have}; once set it cannot become {wanted}")]
     CurrencyLocked { have: Currency, wanted: Currency },
     #[error("reason must be 1 to {REASON_MAX_CHARS} characters")]
     ReasonInvalid,
@@ -284,9 +284,10 @@ fn update(c: &Customer, changes: CustomerChanges) -> Result<Vec<CustomerEvent>, 
     if changes.personal.is_some() && c.erased() {
         return Err(CustomerError::Erased);
     }
+    // Once set (by the first invoice, or given), the currency stays: invoices, subscriptions
+    // and the balance are in it (Stripe does the same).
     if let (Some(have), Some(wanted)) = (c.currency, changes.currency)
         && have != wanted
-        && c.balance != 0
     {
         return Err(CustomerError::CurrencyLocked { have, wanted });
     }
@@ -393,7 +394,6 @@ fn adjust(
     let currency = amount.currency();
     if let Some(have) = c.currency
         && have != currency
-        && c.balance != 0
     {
         return Err(CustomerError::CurrencyLocked {
             have,

@@ -289,10 +289,17 @@ fn record_usage(
         UsageAction::Increment => sub.usage_in_period.checked_add(quantity),
         UsageAction::Set => Some(quantity),
     };
-    // The period's usage must stay billable: `usage × price` fits in minor units.
-    total
-        .and_then(|t| t.checked_mul(sub.plan.price.amount_minor()))
-        .ok_or(ledger::money::MoneyError::Overflow)?;
+    // The period's usage must stay billable: within an invoice line's quantity, and its price
+    // (flat or by the tiers) far enough from overflow to leave room for tax.
+    let total = total.ok_or(ledger::money::MoneyError::Overflow)?;
+    if total > crate::invoice::QUANTITY_MAX {
+        return Err(SubscriptionError::UsageInvalid);
+    }
+    let units = u64::try_from(total).map_err(|_| SubscriptionError::UsageInvalid)?;
+    let price = sub.plan.amount_for(units)?;
+    if price.amount_minor() > i64::MAX / 4 {
+        return Err(ledger::money::MoneyError::Overflow.into());
+    }
     Ok(vec![SubscriptionEvent::UsageRecorded(UsageRecorded {
         subscription_id: sub.id,
         quantity,

@@ -222,7 +222,19 @@ fn metered_usage_is_billed_in_arrears() {
     };
     assert!(matches!(
         refused(huge, utc(2026, 2, 3)),
-        SubscriptionError::Overflow(_)
+        SubscriptionError::UsageInvalid
+    ));
+    // Within a line's quantity but priced past what leaves room for tax: refused too.
+    let mut pricey = sub.clone();
+    pricey.plan.price = Money::new(i64::MAX / 1_000, pricey.plan.price.currency());
+    let big = SubscriptionCommand::RecordUsage {
+        quantity: 1_000,
+        timestamp: utc(2026, 2, 1),
+        action: UsageAction::Set,
+    };
+    assert!(matches!(
+        Subscription::decide(Some(&pricey), big, utc(2026, 2, 3)),
+        Err(SubscriptionError::Overflow(_))
     ));
     let licensed = create(new_sub(gold(), 1), utc(2026, 1, 1));
     let command = usage(1, 2, UsageAction::Increment);
