@@ -837,3 +837,51 @@ async fn second_review_findings_stay_fixed() {
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+#[tokio::test]
+async fn a_renewal_recorded_without_its_invoice_is_invoiced_by_the_next_run() {
+    use commands::charge::Rendered;
+    use commands::subscription::{Subscription, SubscriptionCommand};
+    let app = spawn_app(Kind::Sqlite).await;
+    let clock = clock(&app, "2026-03-01T00:00:00Z").await;
+    let cus = customer(&app, &clock, "usd", "US", "tok_visa").await;
+    let p = plan(
+        &app,
+        json!({"name":"G","currency":"usd","amount":700,"interval":"month"}),
+    )
+    .await;
+    let sub = subscribe(&app, &cus, &p, json!({})).await;
+    // The renewal is recorded, then the process "dies" before the invoice is drafted.
+    let id: ledger::ids::SubscriptionId = sub["id"].as_str().unwrap().parse().unwrap();
+    let at: chrono::DateTime<chrono::Utc> = "2026-04-01T00:00:00Z".parse().unwrap();
+    let renew = SubscriptionCommand::Renew { period_start: at };
+    let none = |_: &Subscription| Rendered {
+        status: 200,
+        body: String::new(),
+    };
+    app.billing
+        .at(at)
+        .executor()
+        .execute::<Subscription>(&id, renew, &ledger::event::Metadata::default(), None, &none)
+        .await
+        .unwrap();
+    let s = subscription(&app, &sub["id"]).await;
+    let missing = app
+        .client
+        .get(app.url(&format!(
+            "/v1/invoices/{}",
+            s["latest_invoice"].as_str().unwrap()
+        )))
+        .bearer_auth(&app.read_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    advance(&app, &clock, "2026-04-02T00:00:00Z").await;
+    let inv = invoice(&app, &s["latest_invoice"]).await;
+    assert_eq!(
+        (inv["status"].clone(), inv["total"].clone()),
+        ("paid".into(), 700.into())
+    );
+    assert_eq!(app.sandbox.charges_made(), 2);
+}

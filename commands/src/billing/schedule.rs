@@ -34,6 +34,12 @@ pub enum Job {
     },
     /// Retry the payment of an open invoice.
     RetryPayment { invoice_id: InvoiceId, attempt: u32 },
+    /// Draft (and settle) an invoice the subscription recorded as asked for but that was never
+    /// drafted (a crash or a store error between the two).
+    DraftMissing {
+        subscription_id: SubscriptionId,
+        invoice_id: InvoiceId,
+    },
 }
 
 impl Billing {
@@ -67,6 +73,13 @@ impl Billing {
         invoices.extend(sub.latest_invoice);
         for id in invoices {
             let Some(invoice) = self.executor.load::<Invoice>(&id).await?.state else {
+                if sub.latest_invoice == Some(id) {
+                    let job = Job::DraftMissing {
+                        subscription_id: sub.id,
+                        invoice_id: id,
+                    };
+                    jobs.push((sub.current_period_start, job));
+                }
                 continue;
             };
             if invoice.status != InvoiceStatus::Open {
@@ -106,6 +119,13 @@ impl Billing {
                 subscription_id,
                 period_start,
             } => self.renew(subscription_id, period_start, metadata).await,
+            Job::DraftMissing {
+                subscription_id,
+                invoice_id,
+            } => {
+                self.draft_missing(subscription_id, invoice_id, metadata)
+                    .await
+            }
             Job::RetryPayment {
                 invoice_id,
                 attempt,
@@ -220,6 +240,59 @@ impl Billing {
                 draft,
                 render,
             )
+            .await
+    }
+
+    /// Finds, in the subscription's stream, the event that asked for `invoice_id` and invoices
+    /// its lines (nothing when the invoice exists by now).
+    async fn draft_missing(
+        &self,
+        id: SubscriptionId,
+        invoice_id: InvoiceId,
+        metadata: &Metadata,
+    ) -> Result<(), CommandError> {
+        if self
+            .executor
+            .load::<Invoice>(&invoice_id)
+            .await?
+            .state
+            .is_some()
+        {
+            return Ok(());
+        }
+        let stream = super::subscribing::stream(id)?;
+        let recorded = self.executor.store().read_stream(&stream).await?;
+        let events: Vec<SubscriptionEvent> = crate::stored::decode_stream(&recorded)?;
+        let asked = events.iter().zip(&recorded).find_map(|(e, r)| {
+            let (asked_id, reason, lines) = match e {
+                SubscriptionEvent::Created(c) => (
+                    invoice_for_period(id, c.current_period_start),
+                    BillingReason::SubscriptionCreate,
+                    c.invoice_lines.clone(),
+                ),
+                SubscriptionEvent::Renewed(r) => (
+                    invoice_for_period(id, r.period_start),
+                    BillingReason::SubscriptionCycle,
+                    r.invoice_lines.clone(),
+                ),
+                other => {
+                    let (reason, lines) = super::subscribing::invoiced_by(other)?;
+                    (invoice_for_change(id, r.stream_version), reason, lines)
+                }
+            };
+            (asked_id == invoice_id && !lines.is_empty()).then_some((reason, lines))
+        });
+        let Some((reason, lines)) = asked else {
+            return Ok(());
+        };
+        let sub = self
+            .executor
+            .load::<Subscription>(&id)
+            .await?
+            .state
+            .ok_or(crate::subscription::SubscriptionError::NotFound)?;
+        let customer = self.customer(sub.customer_id).await?;
+        self.invoice_lines(&sub, &customer, invoice_id, reason, lines, metadata)
             .await
     }
 }

@@ -285,7 +285,7 @@ pub(super) fn stream(id: SubscriptionId) -> Result<ledger::event::StreamId, Comm
 }
 
 /// What an event of a change or cancellation asks to invoice at once.
-fn invoiced_by(e: &SubscriptionEvent) -> Option<(BillingReason, Vec<BillingItem>)> {
+pub(super) fn invoiced_by(e: &SubscriptionEvent) -> Option<(BillingReason, Vec<BillingItem>)> {
     match e {
         SubscriptionEvent::Updated(u) if u.invoice_now && !u.proration_items.is_empty() => {
             Some((BillingReason::SubscriptionUpdate, u.proration_items.clone()))
