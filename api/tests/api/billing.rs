@@ -885,3 +885,41 @@ async fn a_renewal_recorded_without_its_invoice_is_invoiced_by_the_next_run() {
     );
     assert_eq!(app.sandbox.charges_made(), 2);
 }
+
+#[tokio::test]
+async fn what_is_owed_does_not_change_under_a_payment_without_outcome() {
+    use std::sync::atomic::Ordering;
+    let app = spawn_app(Kind::Sqlite).await;
+    let clock = clock(&app, "2026-06-01T00:00:00Z").await;
+    let cus = customer(&app, &clock, "usd", "US", "tok_visa").await;
+    let body = json!({"customer_id": cus, "items": [{"description": "x", "amount": 1000}]});
+    let inv = app.post_ok("/v1/invoices", &body.to_string()).await;
+    let id = inv["id"].as_str().unwrap().to_string();
+    app.sandbox.down.store(true, Ordering::SeqCst);
+    app.post_ok(&format!("/v1/invoices/{id}/pay"), "").await;
+    app.sandbox.down.store(false, Ordering::SeqCst);
+    let head = app.head().await;
+    let note = json!({"invoice_id": id, "amount": 300, "reason": "order_change"});
+    for (path, body) in [
+        ("/v1/credit_notes".to_string(), note.to_string()),
+        (format!("/v1/invoices/{id}/void"), String::new()),
+        (
+            format!("/v1/invoices/{id}/mark_uncollectible"),
+            String::new(),
+        ),
+    ] {
+        let (status, _, code) = error_of(app.post(&path, &body, None).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (400, "precondition_failed"),
+            "{path}"
+        );
+    }
+    assert_eq!(app.head().await, head);
+    // Once the payment has its outcome, the invoice is paid with what was charged.
+    let paid = app.post_ok(&format!("/v1/invoices/{id}/pay"), "").await;
+    assert_eq!(
+        (paid["status"].clone(), paid["amount_paid"].clone()),
+        ("paid".into(), 1000.into())
+    );
+}

@@ -42,6 +42,7 @@ impl Billing {
             reason,
         } = note;
         let invoice = self.load_invoice(id).await?;
+        no_payment_in_flight(&invoice)?;
         // A refund the charge cannot take is refused before anything is recorded.
         let new = !invoice.credit_notes.iter().any(|n| n.id == credit_note_id);
         if let (true, InvoiceStatus::Paid, Some(charge)) = (new, invoice.status, invoice.paid_by) {
@@ -115,6 +116,7 @@ impl Billing {
         draft: Option<&IdempotencyDraft>,
         render: &(dyn Fn(&Invoice) -> Rendered + Send + Sync),
     ) -> Result<Executed<Invoice>, CommandError> {
+        no_payment_in_flight(&self.load_invoice(id).await?)?;
         let done = self
             .executor
             .execute::<Invoice>(&id, InvoiceCommand::Void, metadata, draft, render)
@@ -140,5 +142,17 @@ impl Billing {
                 .await?;
         }
         Ok(done)
+    }
+}
+
+/// A payment whose outcome is not recorded yet may have taken money: what is owed must not
+/// change under it (a credit note, a void) until `/pay` or the scheduler records its outcome.
+pub(super) fn no_payment_in_flight(invoice: &Invoice) -> Result<(), CommandError> {
+    match invoice.unresolved_attempt() {
+        None => Ok(()),
+        Some(attempt) => Err(CommandError::Precondition(format!(
+            "payment attempt {attempt} of invoice {} has no outcome yet; retry after `/pay`",
+            invoice.id
+        ))),
     }
 }

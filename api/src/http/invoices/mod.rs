@@ -245,6 +245,14 @@ async fn action(
                 _ => {
                     let command = match name {
                         "send" => InvoiceCommand::MarkSent,
+                        _ if invoice.unresolved_attempt().is_some() => {
+                            return Err(ApiError::invalid(
+                                "precondition_failed",
+                                None,
+                                "a payment of this invoice has no outcome yet; retry after /pay",
+                            )
+                            .into());
+                        }
                         _ => InvoiceCommand::MarkUncollectible,
                     };
                     billing
