@@ -121,6 +121,10 @@ pub enum RelayError {
     ForeignMessage { stream: String, sequence: u64 },
     #[error("the log has a gap: expected position {expected}, read {found}")]
     Gap { expected: Position, found: Position },
+    #[error(
+        "stream {stream} ends at position {position} with an event this store does not hold there          (another database's stream, or a restored one): refusing to relay into it"
+    )]
+    NotThisStore { stream: String, position: Position },
 }
 
 /// What one round did.
@@ -226,6 +230,25 @@ impl Relay {
                 stream: name.clone(),
                 sequence: last.sequence,
             })?;
+        // The stream must be this store's: its last event is the store's event at that position.
+        let id = last
+            .headers
+            .get("Nats-Msg-Id")
+            .map(|v| v.as_str().to_string());
+        let here = self
+            .store
+            .read_page_raw(Position(position - 1), 1)
+            .await?
+            .into_iter()
+            .next()
+            .filter(|e| e.position.0 == position)
+            .map(|e| e.event_id.to_string());
+        if here.is_none() || here != id {
+            return Err(RelayError::NotThisStore {
+                stream: name.clone(),
+                position: Position(position),
+            });
+        }
         Ok(Cursor {
             position: Position(position),
             sequence,

@@ -359,3 +359,25 @@ async fn catch_up_despite_races(relay: &mut Relay) -> Position {
     }
     panic!("a relay never caught up");
 }
+
+#[tokio::test]
+async fn a_stream_of_another_store_is_refused_not_continued() {
+    let f = Fixture::start().await;
+    f.append(20).await;
+    assert_eq!(f.relay().catch_up().await.unwrap(), Position(20));
+    // Another store (another database, or this one restored from an older backup) pointed at
+    // the same stream: its events at positions 1..20 are not the ones the stream holds.
+    let other = Fixture::start().await;
+    other.append(30).await;
+    let mut wrong = Relay::new(other.client.clone(), other.store.clone(), f.config.clone());
+    let refused = wrong.resume_position().await;
+    assert!(
+        matches!(
+            refused,
+            Err(projections::relay::RelayError::NotThisStore { .. })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(f.messages().await.len(), 20, "nothing relayed into it");
+    f.delete_stream().await;
+}

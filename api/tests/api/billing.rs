@@ -923,3 +923,36 @@ async fn what_is_owed_does_not_change_under_a_payment_without_outcome() {
         ("paid".into(), 1000.into())
     );
 }
+
+#[tokio::test]
+async fn a_renewal_payment_without_outcome_is_completed_after_a_grace() {
+    use std::sync::atomic::Ordering;
+    let app = spawn_app(Kind::Sqlite).await;
+    let clock = clock(&app, "2026-01-10T00:00:00Z").await;
+    let cus = customer(&app, &clock, "usd", "US", "tok_visa").await;
+    let p = plan(
+        &app,
+        json!({"name":"G","currency":"usd","amount":700,"interval":"month"}),
+    )
+    .await;
+    let sub = subscribe(&app, &cus, &p, json!({})).await;
+    app.sandbox.down.store(true, Ordering::SeqCst);
+    advance(&app, &clock, "2026-02-10T00:00:00Z").await;
+    app.sandbox.down.store(false, Ordering::SeqCst);
+    let s = subscription(&app, &sub["id"]).await;
+    let pending = invoice(&app, &s["latest_invoice"]).await;
+    assert_eq!(
+        (pending["status"].clone(), pending["attempt_count"].clone()),
+        ("open".into(), 1.into())
+    );
+    // Within the grace the request that made it may still finish: nothing runs.
+    advance(&app, &clock, "2026-02-10T00:00:30Z").await;
+    assert_eq!(invoice(&app, &s["latest_invoice"]).await["status"], "open");
+    advance(&app, &clock, "2026-02-10T00:01:01Z").await;
+    let paid = invoice(&app, &s["latest_invoice"]).await;
+    assert_eq!(
+        (paid["status"].clone(), paid["attempt_count"].clone()),
+        ("paid".into(), 1.into())
+    );
+    assert_eq!(app.sandbox.charges_made(), 2);
+}

@@ -21,6 +21,10 @@ use crate::subscription::{
 };
 use crate::test_clock::{TestClock, TestClockCommand, TestClockError};
 
+/// Seconds an unresolved payment attempt is left to the request that made it before a job
+/// completes it (as the recovery of pending charges waits too).
+const UNRESOLVED_GRACE_S: i64 = 60;
+
 /// Most jobs one advance runs (a year of weekly renewals with retries is far below).
 const ADVANCE_JOBS_MAX: usize = 10_000;
 
@@ -86,10 +90,14 @@ impl Billing {
                 continue;
             }
             if let Some(attempt) = invoice.unresolved_attempt() {
-                // A payment whose outcome was never recorded: complete it now.
-                let since = invoice.finalized_at.unwrap_or(invoice.created);
+                // A payment whose outcome was never recorded: complete it once it is older
+                // than the grace a request in flight may still need.
+                let since = invoice.last_attempt_at.unwrap_or(invoice.created);
+                let due = since
+                    .checked_add_signed(chrono::TimeDelta::seconds(UNRESOLVED_GRACE_S))
+                    .unwrap_or(since);
                 jobs.push((
-                    since,
+                    due,
                     Job::RetryPayment {
                         invoice_id: id,
                         attempt,

@@ -87,6 +87,8 @@ pub struct Invoice {
     /// The highest payment attempt seen.
     pub attempt_count: u32,
     pub attempted_charges: Vec<ChargeId>,
+    /// When the last payment attempt started.
+    pub last_attempt_at: Option<DateTime<Utc>>,
     pub failed_charges: Vec<ChargeId>,
     pub last_failure_code: Option<String>,
     pub next_payment_attempt: Option<DateTime<Utc>>,
@@ -141,6 +143,7 @@ impl Invoice {
             post_payment_credit_notes_amount: zero,
             attempt_count: 0,
             attempted_charges: Vec::new(),
+            last_attempt_at: None,
             failed_charges: Vec::new(),
             last_failure_code: None,
             next_payment_attempt: None,
@@ -186,6 +189,7 @@ impl Invoice {
             InvoiceEvent::PaymentAttempted(e) => {
                 self.attempt_count = self.attempt_count.max(e.attempt);
                 self.attempted_charges.push(e.charge_id);
+                self.last_attempt_at = Some(at);
             }
             InvoiceEvent::Paid(e) => {
                 self.status = InvoiceStatus::Paid;
