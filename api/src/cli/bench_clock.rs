@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use chrono::{TimeZone, Utc};
 use commands::billing::Subscribe;
-use commands::charge::Rendered;
+use commands::charge::unrendered;
 use commands::customer::{Customer, CustomerCommand, GatewayKind, NewCustomer, PersonalData};
 use commands::plan::{NewPlan, Plan, PlanCommand, UsageType};
 use commands::pricing::{Interval, IntervalUnit};
@@ -21,13 +21,6 @@ use serde_json::json;
 
 use crate::config::StoreConfig;
 use crate::state::AppState;
-
-fn none<A>(_: &A) -> Rendered {
-    Rendered {
-        status: 200,
-        body: String::new(),
-    }
-}
 
 pub async fn run(config: &StoreConfig, years: u32) -> Result<ExitCode, String> {
     let store = super::open_migrated(config).await?;
@@ -49,7 +42,7 @@ pub async fn run(config: &StoreConfig, years: u32) -> Result<ExitCode, String> {
         frozen_time: start,
         name: Some("bench".into()),
     };
-    x.execute::<TestClock>(&clock, create_clock, &m, None, &none)
+    x.execute::<TestClock>(&clock, create_clock, &m, None, &unrendered)
         .await
         .map_err(e)?;
     let personal = state
@@ -65,15 +58,21 @@ pub async fn run(config: &StoreConfig, years: u32) -> Result<ExitCode, String> {
         test_clock: Some(clock),
         personal,
     };
-    x.execute::<Customer>(&customer, CustomerCommand::Create(new), &m, None, &none)
-        .await
-        .map_err(e)?;
+    x.execute::<Customer>(
+        &customer,
+        CustomerCommand::Create(new),
+        &m,
+        None,
+        &unrendered,
+    )
+    .await
+    .map_err(e)?;
     let attach = CustomerCommand::AttachPaymentMethod {
         gateway: GatewayKind::Sandbox,
         token: "tok_visa".into(),
         set_default: true,
     };
-    x.execute::<Customer>(&customer, attach, &m, None, &none)
+    x.execute::<Customer>(&customer, attach, &m, None, &unrendered)
         .await
         .map_err(e)?;
     let new_plan = NewPlan {
@@ -86,7 +85,7 @@ pub async fn run(config: &StoreConfig, years: u32) -> Result<ExitCode, String> {
         trial_days: 0,
         tiers: vec![],
     };
-    x.execute::<Plan>(&plan, PlanCommand::Create(new_plan), &m, None, &none)
+    x.execute::<Plan>(&plan, PlanCommand::Create(new_plan), &m, None, &unrendered)
         .await
         .map_err(e)?;
     let subscribe = Subscribe {
@@ -99,7 +98,7 @@ pub async fn run(config: &StoreConfig, years: u32) -> Result<ExitCode, String> {
     };
     state
         .billing
-        .subscribe(subscribe, &m, None, &none)
+        .subscribe(subscribe, &m, None, &unrendered)
         .await
         .map_err(e)?;
     let before = state
@@ -114,7 +113,7 @@ pub async fn run(config: &StoreConfig, years: u32) -> Result<ExitCode, String> {
     let started = Instant::now();
     state
         .billing
-        .advance_clock(clock, to, &m, None, &none)
+        .advance_clock(clock, to, &m, None, &unrendered)
         .await
         .map_err(e)?;
     let seconds = started.elapsed().as_secs_f64();

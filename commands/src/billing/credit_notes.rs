@@ -6,7 +6,7 @@ use ledger::money::Money;
 
 use super::Billing;
 use crate::aggregate::Executed;
-use crate::charge::{IdempotencyDraft, RefundInput, Rendered};
+use crate::charge::{IdempotencyDraft, RefundInput, Rendered, unrendered};
 use crate::customer::{Customer, CustomerCommand};
 use crate::error::CommandError;
 use crate::invoice::{CreditNoteReason, Invoice, InvoiceCommand, InvoiceError, InvoiceStatus};
@@ -71,12 +71,7 @@ impl Billing {
         if let (true, Some(sub)) = (settled_now, done.state.subscription_id) {
             let recovered = SubscriptionCommand::PaymentSucceeded { invoice_id: id };
             self.executor
-                .execute::<Subscription>(&sub, recovered, metadata, None, &|_: &Subscription| {
-                    Rendered {
-                        status: 200,
-                        body: String::new(),
-                    }
-                })
+                .execute::<Subscription>(&sub, recovered, metadata, None, &unrendered)
                 .await?;
         }
         let issued = done
@@ -94,10 +89,7 @@ impl Billing {
                 reason: Some("requested_by_customer".into()),
             };
             self.charges
-                .refund(refund, metadata.clone(), None, &|_, _| Rendered {
-                    status: 200,
-                    body: String::new(),
-                })
+                .refund(refund, metadata.clone(), None, &|c, _| unrendered(c))
                 .await?;
         }
         Ok(done)
@@ -129,16 +121,7 @@ impl Billing {
                 source: Some(format!("{id}:void")),
             };
             self.executor
-                .execute::<Customer>(
-                    &done.state.customer_id,
-                    back,
-                    metadata,
-                    None,
-                    &|_: &Customer| Rendered {
-                        status: 200,
-                        body: String::new(),
-                    },
-                )
+                .execute::<Customer>(&done.state.customer_id, back, metadata, None, &unrendered)
                 .await?;
         }
         Ok(done)

@@ -9,7 +9,7 @@ use ledger::money::Money;
 
 use super::Billing;
 use crate::aggregate::Executed;
-use crate::charge::{ChargeInput, ChargeStatus, IdempotencyDraft, Rendered};
+use crate::charge::{ChargeInput, ChargeStatus, IdempotencyDraft, Rendered, unrendered};
 use crate::customer::{Customer, CustomerChanges, CustomerCommand, CustomerError};
 use crate::error::CommandError;
 use crate::invoice;
@@ -45,7 +45,7 @@ impl Reply<'static> {
     pub fn none() -> Self {
         Reply {
             key: None,
-            render: &no_render::<Invoice>,
+            render: &unrendered::<Invoice>,
         }
     }
 }
@@ -59,13 +59,6 @@ struct Failure {
 
 /// Failure code when the customer has no payment method to charge.
 pub const NO_PAYMENT_METHOD: &str = "no_payment_method";
-
-fn no_render<A>(_: &A) -> Rendered {
-    Rendered {
-        status: 200,
-        body: String::new(),
-    }
-}
 
 /// Subscription billing items as invoice items.
 pub(super) fn items_of(lines: &[BillingItem], currency: ledger::money::Currency) -> Vec<ItemInput> {
@@ -92,7 +85,7 @@ impl Billing {
         metadata: &Metadata,
     ) -> Result<Invoice, CommandError> {
         let id = req.invoice_id;
-        self.draft_invoice(req, None, metadata, None, &no_render)
+        self.draft_invoice(req, None, metadata, None, &unrendered)
             .await?;
         self.settle(id, metadata).await
     }
@@ -129,7 +122,7 @@ impl Billing {
                 ..CustomerChanges::default()
             });
             self.executor
-                .execute::<Customer>(&c.id, fix, metadata, None, &no_render)
+                .execute::<Customer>(&c.id, fix, metadata, None, &unrendered)
                 .await?;
         }
         // The customer's credit, taken from its balance now (once per invoice, whatever the
@@ -145,7 +138,7 @@ impl Billing {
             };
             let customer = self
                 .executor
-                .execute::<Customer>(&c.id, apply, metadata, None, &no_render)
+                .execute::<Customer>(&c.id, apply, metadata, None, &unrendered)
                 .await?
                 .state;
             let applied = customer
@@ -292,7 +285,7 @@ impl Billing {
                 source: Some(format!("{id}:credit_to_balance")),
             };
             self.executor
-                .execute::<Customer>(&invoice.customer_id, command, metadata, None, &no_render)
+                .execute::<Customer>(&invoice.customer_id, command, metadata, None, &unrendered)
                 .await?;
         }
         if invoice.status != InvoiceStatus::Draft {
@@ -347,7 +340,7 @@ impl Billing {
         let start = InvoiceCommand::AttemptPayment { charge_id, attempt };
         let started = self
             .executor
-            .execute::<Invoice>(&id, start, metadata, None, &no_render)
+            .execute::<Invoice>(&id, start, metadata, None, &unrendered)
             .await?;
         // An attempt charged before (its outcome lost) is completed with the charge it made —
         // the same token and amount — whatever the customer's methods are now.
@@ -374,7 +367,7 @@ impl Billing {
                 };
                 let done = self
                     .charges
-                    .charge(input, metadata.clone(), None, &no_render)
+                    .charge(input, metadata.clone(), None, &unrendered)
                     .await?;
                 match done.charge.status {
                     ChargeStatus::Pending => return Ok(started),
@@ -418,7 +411,7 @@ impl Billing {
                 invoice_id: invoice.id,
             };
             self.executor
-                .execute::<Subscription>(&sub, recovered, metadata, None, &no_render)
+                .execute::<Subscription>(&sub, recovered, metadata, None, &unrendered)
                 .await?;
         }
         Ok(done)
@@ -462,7 +455,7 @@ impl Billing {
             for command in commands {
                 let done = self
                     .executor
-                    .execute::<Subscription>(&sub, command, metadata, None, &no_render)
+                    .execute::<Subscription>(&sub, command, metadata, None, &unrendered)
                     .await?;
                 last = Some(done.state);
             }
@@ -481,7 +474,7 @@ impl Billing {
                         reason,
                         items: items_of(&lines, state.currency()),
                     };
-                    self.draft_invoice(request, None, metadata, None, &no_render)
+                    self.draft_invoice(request, None, metadata, None, &unrendered)
                         .await?;
                     self.finalize_invoice(id, metadata, Reply::none()).await?;
                 }

@@ -12,7 +12,7 @@ use ledger::ids::{InvoiceId, SubscriptionId, TestClockId};
 use super::Billing;
 use super::invoicing::Reply;
 use crate::aggregate::{Aggregate, Executed};
-use crate::charge::Rendered;
+use crate::charge::{Rendered, unrendered};
 use crate::error::CommandError;
 use crate::invoice::{BillingReason, Invoice, InvoiceStatus};
 use crate::subscription::{
@@ -169,10 +169,7 @@ impl Billing {
             .await?;
         let done = self
             .executor
-            .execute::<Subscription>(&id, command, metadata, None, &|_: &Subscription| Rendered {
-                status: 200,
-                body: String::new(),
-            })
+            .execute::<Subscription>(&id, command, metadata, None, &unrendered)
             .await?;
         let sub = done.state;
         // What this renewal bills, as recorded (also when an earlier run recorded it).

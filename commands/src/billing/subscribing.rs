@@ -8,7 +8,7 @@ use ledger::ids::{CustomerId, InvoiceId, PlanId, SubscriptionId};
 use super::invoicing::items_of;
 use super::{Billing, InvoiceRequest};
 use crate::aggregate::{Aggregate, Executed};
-use crate::charge::{IdempotencyDraft, Rendered};
+use crate::charge::{IdempotencyDraft, Rendered, unrendered};
 use crate::customer::{Customer, CustomerError};
 use crate::error::CommandError;
 use crate::invoice::BillingReason;
@@ -33,13 +33,6 @@ pub struct Subscribe {
 }
 
 type Render<'a> = &'a (dyn Fn(&Subscription) -> Rendered + Send + Sync);
-
-fn no_render<A>(_: &A) -> Rendered {
-    Rendered {
-        status: 200,
-        body: String::new(),
-    }
-}
 
 impl Billing {
     /// Subscribes the customer (at its test clock's time when it has one) and invoices the
@@ -104,7 +97,7 @@ impl Billing {
         if let Some(clock) = customer.test_clock {
             let add = TestClockCommand::AddSubscription(req.subscription_id);
             at.executor
-                .execute::<TestClock>(&clock, add, metadata, None, &no_render)
+                .execute::<TestClock>(&clock, add, metadata, None, &unrendered)
                 .await?;
         }
         let done = at

@@ -21,6 +21,7 @@ use refund::RefundEvent;
 pub use refund_service::{RefundInput, RefundResult, RenderRefund};
 pub use service::{
     AfterGatewayHook, ChargeInput, ChargeResult, ChargeService, IdempotencyDraft, Render, Rendered,
+    unrendered,
 };
 
 /// Largest amount of one charge, in minor units (Stripe's limit: 999,999.99 of a 2-decimal

@@ -109,10 +109,6 @@ impl ChargeService {
             actor: Some("recovery".to_string()),
             ..Metadata::default()
         };
-        let no_render = |_: &super::Charge| super::Rendered {
-            status: 0,
-            body: String::new(),
-        };
         let mut report = RecoveryReport::default();
         let due: Vec<ChargeId> = scan
             .charges
@@ -122,7 +118,7 @@ impl ChargeService {
             .collect();
         for id in due {
             // One bad charge must not stop the others: log it and go on.
-            match self.resume_charge(id, &metadata, &no_render).await {
+            match self.resume_charge(id, &metadata, &super::unrendered).await {
                 Ok(true) => report.charges_completed += 1,
                 Ok(false) => {}
                 Err(e) => {
@@ -130,10 +126,7 @@ impl ChargeService {
                 }
             }
         }
-        let no_render_refund = |_: &super::Charge, _: RefundId| super::Rendered {
-            status: 0,
-            body: String::new(),
-        };
+        let no_render_refund = |c: &super::Charge, _: RefundId| super::unrendered(c);
         let due: Vec<(ChargeId, RefundId)> = scan
             .refunds
             .iter()

@@ -42,6 +42,15 @@ pub struct Rendered {
     pub body: String,
 }
 
+/// The render of a command no request waits on (a scheduled job, an inner step of a flow):
+/// without an idempotency key nothing is stored, so nothing needs rendering.
+pub fn unrendered<A>(_: &A) -> Rendered {
+    Rendered {
+        status: 200,
+        body: String::new(),
+    }
+}
+
 /// Renders the response for a charge (the API layer's representation).
 pub type Render = dyn Fn(&Charge) -> Rendered + Send + Sync;
 
