@@ -217,12 +217,7 @@ pub async fn update(
 /// The new plan as the subscription would bill it: its price in the subscription's currency.
 async fn snapshot(ctx: &Ctx, id: SubscriptionId, plan_id: PlanId) -> Result<PlanSnapshot, Failure> {
     let executor = &ctx.state.executor;
-    let sub = executor
-        .load::<Subscription>(&id)
-        .await
-        .map_err(commands::CommandError::from)?
-        .state
-        .ok_or(commands::CommandError::from(SubscriptionError::NotFound))?;
+    let sub = load(&ctx.state, id).await?;
     let plan = executor
         .load::<Plan>(&plan_id)
         .await
@@ -380,14 +375,7 @@ pub async fn usage(
     command::run(&state, &caller, &headers, &path, &body, |ctx| async move {
         let req: RecordUsage = parse_json(&ctx.body)?;
         // The default timestamp is the subscription's own time (its test clock's).
-        let sub = ctx
-            .state
-            .executor
-            .load::<Subscription>(&id)
-            .await
-            .map_err(commands::CommandError::from)?
-            .state
-            .ok_or(commands::CommandError::from(SubscriptionError::NotFound))?;
+        let sub = load(&ctx.state, id).await?;
         let customer = ctx.state.customers.load(sub.customer_id).await?;
         let now = ctx
             .state
@@ -422,12 +410,20 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
     let id: SubscriptionId = parse_id(&id, "subscription")?;
-    let sub = state
+    let sub = load(&state, id).await?;
+    let r = render(&sub);
+    Ok(json_text(r.status, r.body))
+}
+
+/// The subscription as recorded, or `NotFound` (404).
+async fn load(
+    state: &AppState,
+    id: SubscriptionId,
+) -> Result<Subscription, commands::CommandError> {
+    Ok(state
         .executor
         .load::<Subscription>(&id)
         .await?
         .state
-        .ok_or_else(|| ApiError::not_found("no such subscription"))?;
-    let r = render(&sub);
-    Ok(json_text(r.status, r.body))
+        .ok_or(SubscriptionError::NotFound)?)
 }
