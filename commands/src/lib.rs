@@ -19,7 +19,7 @@ pub mod error;
 pub mod invoice;
 pub mod plan;
 pub mod pricing;
-mod stored;
+pub mod stored;
 pub mod subscription;
 pub mod tax_rate;
 pub mod test_clock;

@@ -43,7 +43,7 @@ impl ChargeObject {
             object: "charge",
             amount: c.amount.amount_minor(),
             currency: c.amount.currency().code().to_string(),
-            status: status_text(c.status).to_string(),
+            status: c.status.as_str().to_string(),
             paid: c.status == ChargeStatus::Succeeded,
             amount_refunded: c.amount_refunded(),
             refunded: c.amount_refunded() == c.amount.amount_minor(),
@@ -57,14 +57,6 @@ impl ChargeObject {
             created: c.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             livemode: false,
         }
-    }
-}
-
-fn status_text(s: ChargeStatus) -> &'static str {
-    match s {
-        ChargeStatus::Pending => "pending",
-        ChargeStatus::Succeeded => "succeeded",
-        ChargeStatus::Failed => "failed",
     }
 }
 

@@ -122,8 +122,20 @@ pub enum ChargeStatus {
     Failed,
 }
 
+impl ChargeStatus {
+    /// The snake_case name, as in JSON.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ChargeStatus::Pending => "pending",
+            ChargeStatus::Succeeded => "succeeded",
+            ChargeStatus::Failed => "failed",
+        }
+    }
+}
+
 /// The folded state of one charge stream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Charge {
     pub id: ChargeId,
     pub amount: Money,

@@ -48,7 +48,7 @@ pub enum RefundStatus {
 }
 
 /// One refund of a charge, as folded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refund {
     pub id: RefundId,
     pub amount: Money,

@@ -12,6 +12,7 @@ mod service;
 use chrono::{DateTime, Utc};
 use ledger::ids::{CustomerId, PaymentMethodId, TestClockId};
 use ledger::money::{Currency, Money, MoneyError};
+use serde::{Deserialize, Serialize};
 
 pub use self::events::*;
 pub use self::personal::PersonalData;
@@ -27,7 +28,7 @@ pub const MANUAL_ADJUSTMENT_MAX: i64 = 99_999_999;
 /// Longest balance-adjustment reason, in characters.
 pub const REASON_MAX_CHARS: usize = 500;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentMethod {
     pub id: PaymentMethodId,
     pub gateway: GatewayKind,
@@ -36,7 +37,7 @@ pub struct PaymentMethod {
 }
 
 /// The folded state of a customer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Customer {
     pub id: CustomerId,
     pub currency: Option<Currency>,

@@ -47,7 +47,7 @@ impl fmt::Display for InvoiceStatus {
 }
 
 /// A credit note issued against an invoice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssuedCreditNote {
     pub id: CreditNoteId,
     pub amount: Money,
@@ -57,7 +57,7 @@ pub struct IssuedCreditNote {
 }
 
 /// The folded state of an invoice. Amounts are in `currency`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invoice {
     pub id: InvoiceId,
     pub customer_id: CustomerId,

@@ -89,7 +89,7 @@ impl DomainEvent for PlanEvent {
 }
 
 /// The folded state of a plan.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub id: PlanId,
     pub name: String,

@@ -152,7 +152,7 @@ impl SubscriptionStatus {
 }
 
 /// The folded state of a subscription.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subscription {
     /// The subscription.
     pub id: SubscriptionId,

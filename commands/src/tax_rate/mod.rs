@@ -46,7 +46,7 @@ impl DomainEvent for TaxRateEvent {
 }
 
 /// The folded state of a tax rate.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaxRate {
     pub id: TaxRateId,
     pub display_name: String,

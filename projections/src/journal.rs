@@ -1,0 +1,413 @@
+//! The double-entry journal: every money event posted as one entry of balanced lines.
+//!
+//! Amounts are signed while an entry is built (debit positive, credit negative) and every entry
+//! sums to zero in its one currency, so the trial balance is zero per currency at any moment.
+//!
+//! Accounts (each line also carries its currency):
+//!
+//! | account | what it holds |
+//! |---|---|
+//! | `receivable:<customer>` | invoiced and not yet paid, credited or voided |
+//! | `cash:<gateway>` | money taken by a gateway, less refunds |
+//! | `revenue` | invoiced amounts without tax; one-off charges |
+//! | `tax_payable:<country>[-<state>]` | tax invoiced, per jurisdiction of the tax rate |
+//! | `refunds` | money given back (contra revenue) |
+//! | `credit_notes` | amounts credited on open invoices (contra revenue) |
+//! | `invoice_voids` | what voided invoices no longer ask (contra revenue) |
+//! | `customer_balance:<customer>` | Stripe's customer balance: debit = owed, credit = credit held |
+//! | `balance_adjustments` | the other side of manual balance adjustments |
+//!
+//! Postings:
+//!
+//! - `InvoiceFinalized`: receivable +total; revenue −(total − tax); tax payable −tax per rate.
+//! - `ChargeSucceeded`: cash +amount; receivable −amount when an invoice attempt made the charge
+//!   (`InvoicePaymentAttempted` is recorded before its charge), else revenue −amount.
+//! - `RefundSucceeded`: refunds +amount; cash −amount.
+//! - `CreditNoteIssued` before payment: credit notes +amount; receivable −amount. After payment
+//!   it posts nothing itself: the refund it causes does.
+//! - `InvoiceVoided` (of a finalized invoice): invoice voids +(total − credit notes);
+//!   receivable −the same.
+//! - `BalanceAdjusted`: customer balance +amount; the other side is the receivable when an
+//!   invoice caused it (credit applied, credit from a negative invoice, credit given back by a
+//!   void), else balance adjustments.
+//!
+//! To post, the journal remembers what later events do not repeat (a charge's amount and
+//! gateway, an invoice's totals, a tax rate's jurisdiction) in its own documents.
+
+use std::collections::BTreeMap;
+
+use commands::charge::ChargeEvent;
+use commands::charge::refund::RefundEvent;
+use commands::customer::CustomerEvent;
+use commands::invoice::InvoiceEvent;
+use commands::stored::DomainEvent;
+use commands::tax_rate::TaxRateEvent;
+use ledger::event::RecordedEvent;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::projection::{Doc, JournalLine, Projection, ProjectionError, ReadSet, Table, timestamp};
+
+const NAME: &str = "journal";
+
+/// The journal projection.
+pub struct Journal;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ChargeNote {
+    invoice: Option<String>,
+    customer: Option<String>,
+    amount: i64,
+    currency: String,
+    gateway: String,
+    /// Refunds requested, by id.
+    refunds: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct InvoiceNote {
+    customer: String,
+    currency: String,
+    total: i64,
+    /// Tax per jurisdiction.
+    tax: BTreeMap<String, i64>,
+    /// Credit notes issued before payment.
+    credit_notes: i64,
+    finalized: bool,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct TaxRateNote {
+    jurisdiction: String,
+}
+
+/// The events the journal reads, decoded.
+enum Money {
+    Charge(ChargeEvent),
+    Invoice(InvoiceEvent),
+    Customer(CustomerEvent),
+    TaxRate(TaxRateEvent),
+}
+
+fn decode(event: &RecordedEvent) -> Option<Money> {
+    let (t, p) = (event.event_type.as_str(), &event.payload);
+    match event.stream_id.category() {
+        "charge" => ChargeEvent::from_stored(t, p).map(Money::Charge),
+        "invoice" => InvoiceEvent::from_stored(t, p).map(Money::Invoice),
+        "customer" => CustomerEvent::from_stored(t, p).map(Money::Customer),
+        "taxrate" => TaxRateEvent::from_stored(t, p).map(Money::TaxRate),
+        _ => None,
+    }
+}
+
+fn charge_key(id: impl std::fmt::Display) -> String {
+    format!("charge:{id}")
+}
+
+fn invoice_key(id: impl std::fmt::Display) -> String {
+    format!("invoice:{id}")
+}
+
+fn tax_rate_key(id: impl std::fmt::Display) -> String {
+    format!("taxrate:{id}")
+}
+
+/// One entry being built.
+struct Entry<'e> {
+    event: &'e RecordedEvent,
+    currency: String,
+    lines: Vec<(String, i64)>,
+    overflow: bool,
+}
+
+impl<'e> Entry<'e> {
+    fn new(event: &'e RecordedEvent, currency: &str) -> Self {
+        Self {
+            event,
+            currency: currency.to_string(),
+            lines: Vec::new(),
+            overflow: false,
+        }
+    }
+
+    /// Debits `amount` to `account` (a negative amount credits); zero posts nothing.
+    fn debit(mut self, account: impl Into<String>, amount: i64) -> Self {
+        if amount != 0 {
+            self.lines.push((account.into(), amount));
+        }
+        self
+    }
+
+    /// Credits `amount` to `account` (a negative amount debits).
+    fn credit(mut self, account: impl Into<String>, amount: i64) -> Self {
+        match amount.checked_neg() {
+            Some(debit) => self.debit(account, debit),
+            None => {
+                self.overflow = true;
+                self
+            }
+        }
+    }
+
+    fn post(self, set: &mut ReadSet) -> Result<(), ProjectionError> {
+        let balance = self
+            .lines
+            .iter()
+            .try_fold(0i64, |sum, (_, a)| sum.checked_add(*a));
+        if self.overflow || balance != Some(0) {
+            return Err(unreadable(self.event, "entry does not balance".into()));
+        }
+        let at = timestamp(self.event.occurred_at);
+        for (i, (account, amount)) in self.lines.into_iter().enumerate() {
+            set.post(JournalLine {
+                position: self.event.position.0,
+                line: i32::try_from(i + 1).unwrap_or(i32::MAX),
+                at: at.clone(),
+                entry: self.event.event_type.clone(),
+                account,
+                currency: self.currency.clone(),
+                debit: amount.max(0),
+                credit: amount.checked_neg().unwrap_or(i64::MAX).max(0),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn unreadable(event: &RecordedEvent, reason: String) -> ProjectionError {
+    ProjectionError::Unreadable {
+        projection: NAME,
+        event_type: event.event_type.clone(),
+        position: event.position.0,
+        reason,
+    }
+}
+
+fn note<T: DeserializeOwned + Default>(
+    set: &ReadSet,
+    event: &RecordedEvent,
+    key: &str,
+) -> Result<T, ProjectionError> {
+    match set.get(NAME, key)? {
+        None => Ok(T::default()),
+        Some(doc) => serde_json::from_value(doc.body.clone())
+            .map_err(|e| unreadable(event, format!("journal note {key}: {e}"))),
+    }
+}
+
+fn keep<T: Serialize>(
+    set: &mut ReadSet,
+    event: &RecordedEvent,
+    key: String,
+    customer: Option<String>,
+    value: &T,
+) -> Result<(), ProjectionError> {
+    let body = serde_json::to_value(value).map_err(|e| unreadable(event, e.to_string()))?;
+    let created = match set.get(NAME, &key)? {
+        Some(d) => d.created.clone(),
+        None => timestamp(event.occurred_at),
+    };
+    set.put(
+        key,
+        Doc {
+            customer,
+            status: None,
+            created,
+            position: event.position.0,
+            body,
+        },
+    );
+    Ok(())
+}
+
+fn sum(a: i64, b: i64, event: &RecordedEvent) -> Result<i64, ProjectionError> {
+    a.checked_add(b)
+        .ok_or_else(|| unreadable(event, "amount overflow".into()))
+}
+
+impl Projection for Journal {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn table(&self) -> Table {
+        Table::Journal
+    }
+
+    fn reads(&self, event: &RecordedEvent) -> Vec<String> {
+        match decode(event) {
+            Some(Money::Charge(e)) => vec![charge_key(match &e {
+                ChargeEvent::Requested(r) => r.charge_id,
+                ChargeEvent::Succeeded(s) => s.charge_id,
+                ChargeEvent::Failed(f) => f.charge_id,
+                ChargeEvent::Refund(RefundEvent::Requested(r)) => r.charge_id,
+                ChargeEvent::Refund(RefundEvent::Succeeded(r)) => r.charge_id,
+                ChargeEvent::Refund(RefundEvent::Failed(r)) => r.charge_id,
+            })],
+            Some(Money::Invoice(e)) => {
+                let mut keys = vec![invoice_key(e.invoice_id())];
+                match &e {
+                    InvoiceEvent::PaymentAttempted(a) => keys.push(charge_key(a.charge_id)),
+                    InvoiceEvent::Drafted(d) => keys.extend(
+                        d.lines
+                            .iter()
+                            .flat_map(|l| &l.tax)
+                            .map(|t| tax_rate_key(t.tax_rate_id)),
+                    ),
+                    _ => {}
+                }
+                keys
+            }
+            Some(Money::TaxRate(TaxRateEvent::Created(t))) => vec![tax_rate_key(t.tax_rate_id)],
+            Some(Money::Customer(_)) | None => Vec::new(),
+        }
+    }
+
+    fn apply(&self, set: &mut ReadSet, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        match decode(event) {
+            Some(Money::Charge(e)) => charge(set, event, e),
+            Some(Money::Invoice(e)) => invoice(set, event, e),
+            Some(Money::Customer(CustomerEvent::BalanceAdjusted(b))) => {
+                let customer = b.customer_id.to_string();
+                let other = match b.source {
+                    Some(_) => format!("receivable:{customer}"),
+                    None => "balance_adjustments".to_string(),
+                };
+                Entry::new(event, b.currency.code())
+                    .debit(format!("customer_balance:{customer}"), b.amount)
+                    .credit(other, b.amount)
+                    .post(set)
+            }
+            Some(Money::TaxRate(TaxRateEvent::Created(t))) => {
+                let jurisdiction = match &t.state {
+                    Some(s) => format!("{}-{s}", t.country),
+                    None => t.country.clone(),
+                };
+                keep(
+                    set,
+                    event,
+                    tax_rate_key(t.tax_rate_id),
+                    None,
+                    &TaxRateNote { jurisdiction },
+                )
+            }
+            Some(Money::Customer(_)) | None => Ok(()),
+        }
+    }
+}
+
+fn charge(set: &mut ReadSet, event: &RecordedEvent, e: ChargeEvent) -> Result<(), ProjectionError> {
+    match e {
+        ChargeEvent::Requested(r) => {
+            let key = charge_key(r.charge_id);
+            let mut n: ChargeNote = note(set, event, &key)?;
+            n.customer = r.customer_id.map(|c| c.to_string());
+            n.amount = r.amount;
+            n.currency = r.currency.code().to_string();
+            n.gateway = r.gateway;
+            let customer = n.customer.clone();
+            keep(set, event, key, customer, &n)
+        }
+        ChargeEvent::Succeeded(s) => {
+            let n: ChargeNote = note(set, event, &charge_key(s.charge_id))?;
+            let other = match (&n.invoice, &n.customer) {
+                (Some(_), Some(c)) => format!("receivable:{c}"),
+                _ => "revenue".to_string(),
+            };
+            Entry::new(event, &n.currency)
+                .debit(format!("cash:{}", n.gateway), n.amount)
+                .credit(other, n.amount)
+                .post(set)
+        }
+        ChargeEvent::Refund(RefundEvent::Requested(r)) => {
+            let key = charge_key(r.charge_id);
+            let mut n: ChargeNote = note(set, event, &key)?;
+            n.refunds.insert(r.refund_id.to_string(), r.amount);
+            let customer = n.customer.clone();
+            keep(set, event, key, customer, &n)
+        }
+        ChargeEvent::Refund(RefundEvent::Succeeded(r)) => {
+            let n: ChargeNote = note(set, event, &charge_key(r.charge_id))?;
+            let amount = n
+                .refunds
+                .get(&r.refund_id.to_string())
+                .copied()
+                .unwrap_or(0);
+            Entry::new(event, &n.currency)
+                .debit("refunds", amount)
+                .credit(format!("cash:{}", n.gateway), amount)
+                .post(set)
+        }
+        ChargeEvent::Failed(_) | ChargeEvent::Refund(RefundEvent::Failed(_)) => Ok(()),
+    }
+}
+
+fn invoice(
+    set: &mut ReadSet,
+    event: &RecordedEvent,
+    e: InvoiceEvent,
+) -> Result<(), ProjectionError> {
+    let key = invoice_key(e.invoice_id());
+    let mut n: InvoiceNote = note(set, event, &key)?;
+    let receivable = format!("receivable:{}", n.customer);
+    match e {
+        InvoiceEvent::Drafted(d) => {
+            n.customer = d.customer_id.to_string();
+            n.currency = d.currency.code().to_string();
+            n.total = d.totals.total;
+            for tax in d.lines.iter().flat_map(|l| &l.tax) {
+                let rate: TaxRateNote = note(set, event, &tax_rate_key(tax.tax_rate_id))?;
+                let jurisdiction = if rate.jurisdiction.is_empty() {
+                    tax.tax_rate_id.to_string()
+                } else {
+                    rate.jurisdiction
+                };
+                let slot = n.tax.entry(jurisdiction).or_insert(0);
+                *slot = sum(*slot, tax.amount, event)?;
+            }
+        }
+        InvoiceEvent::Finalized(_) => {
+            n.finalized = true;
+            let tax = n.tax.values().try_fold(0, |a, t| sum(a, *t, event))?;
+            let revenue = n
+                .total
+                .checked_sub(tax)
+                .ok_or_else(|| unreadable(event, "amount overflow".into()))?;
+            let mut entry = Entry::new(event, &n.currency)
+                .debit(receivable, n.total)
+                .credit("revenue", revenue);
+            for (jurisdiction, amount) in &n.tax {
+                entry = entry.credit(format!("tax_payable:{jurisdiction}"), *amount);
+            }
+            entry.post(set)?;
+        }
+        InvoiceEvent::PaymentAttempted(a) => {
+            let ck = charge_key(a.charge_id);
+            let mut c: ChargeNote = note(set, event, &ck)?;
+            c.invoice = Some(a.invoice_id.to_string());
+            c.customer = Some(n.customer.clone());
+            let customer = c.customer.clone();
+            keep(set, event, ck, customer, &c)?;
+        }
+        InvoiceEvent::CreditNoteIssued(c) if !c.refund => {
+            n.credit_notes = sum(n.credit_notes, c.amount, event)?;
+            Entry::new(event, &n.currency)
+                .debit("credit_notes", c.amount)
+                .credit(receivable, c.amount)
+                .post(set)?;
+        }
+        InvoiceEvent::Voided(_) if n.finalized => {
+            let open = n
+                .total
+                .checked_sub(n.credit_notes)
+                .ok_or_else(|| unreadable(event, "amount overflow".into()))?;
+            Entry::new(event, &n.currency)
+                .debit("invoice_voids", open)
+                .credit(receivable, open)
+                .post(set)?;
+        }
+        _ => return Ok(()),
+    }
+    let customer = Some(n.customer.clone());
+    keep(set, event, key, customer, &n)
+}

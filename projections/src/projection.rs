@@ -1,0 +1,155 @@
+//! What a projection is: a pure function of `(read set, event)`.
+//!
+//! A projection says which read-model rows an event touches ([`Projection::reads`]); the worker
+//! loads them into a [`ReadSet`] and calls [`Projection::apply`], which changes the set without
+//! any I/O, clock or randomness. The worker then writes what changed and the projection's
+//! checkpoint in one transaction. Replaying the log therefore rebuilds the same rows.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ledger::event::RecordedEvent;
+use serde_json::Value;
+
+/// Where a projection keeps its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// Documents by id (`id`, `customer`, `status`, `created`, `position`, `body`).
+    Docs,
+    /// Documents (the projection's working state) and append-only journal lines.
+    Journal,
+}
+
+/// One read-model document: the columns lists filter on, and the body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Doc {
+    pub customer: Option<String>,
+    pub status: Option<String>,
+    /// RFC 3339 UTC with six fractional digits (sorts as text).
+    pub created: String,
+    /// Position of the last event that changed it.
+    pub position: i64,
+    pub body: Value,
+}
+
+/// One line of a journal entry. An entry's lines share `position` and balance per currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalLine {
+    pub position: i64,
+    /// Line number within the entry (1-based).
+    pub line: i32,
+    /// When the money moved (the event's business time), RFC 3339 as in [`Doc::created`].
+    pub at: String,
+    /// The event type that posted it (`InvoiceFinalized`, `ChargeSucceeded`, …).
+    pub entry: String,
+    /// `receivable:cus_…`, `cash:sandbox:usd`, `revenue`, `tax_payable:DE`, …
+    pub account: String,
+    pub currency: String,
+    pub debit: i64,
+    pub credit: i64,
+}
+
+/// The rows a batch of events may read and change.
+#[derive(Debug, Default)]
+pub struct ReadSet {
+    docs: BTreeMap<String, Option<Doc>>,
+    changed: BTreeSet<String>,
+    journal: Vec<JournalLine>,
+}
+
+/// A projection could not apply an event: the worker stops there (and retries later) rather
+/// than skip money.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("{projection}: cannot apply {event_type} at position {position}: {reason}")]
+    Unreadable {
+        projection: &'static str,
+        event_type: String,
+        position: i64,
+        reason: String,
+    },
+    #[error("{projection}: document {id} was not loaded before apply (a bug in `reads`)")]
+    NotLoaded {
+        projection: &'static str,
+        id: String,
+    },
+}
+
+impl ReadSet {
+    /// Whether `id` was loaded (found or known to be absent).
+    #[must_use]
+    pub fn has_loaded(&self, id: &str) -> bool {
+        self.docs.contains_key(id)
+    }
+
+    /// Records what the store holds for `id` (done by the worker before `apply`).
+    pub fn load(&mut self, id: String, doc: Option<Doc>) {
+        self.docs.entry(id).or_insert(doc);
+    }
+
+    /// The document `id` as the batch has it so far.
+    ///
+    /// # Errors
+    /// [`ProjectionError::NotLoaded`] when `id` was not among the ids `reads` named.
+    pub fn get(&self, projection: &'static str, id: &str) -> Result<Option<&Doc>, ProjectionError> {
+        match self.docs.get(id) {
+            Some(doc) => Ok(doc.as_ref()),
+            None => Err(ProjectionError::NotLoaded {
+                projection,
+                id: id.to_string(),
+            }),
+        }
+    }
+
+    pub fn put(&mut self, id: String, doc: Doc) {
+        self.changed.insert(id.clone());
+        self.docs.insert(id, Some(doc));
+    }
+
+    pub fn post(&mut self, line: JournalLine) {
+        self.journal.push(line);
+    }
+
+    /// The documents changed by the batch, in id order.
+    pub fn changed_docs(&self) -> impl Iterator<Item = (&str, &Doc)> {
+        self.changed.iter().filter_map(|id| {
+            self.docs
+                .get(id)
+                .and_then(Option::as_ref)
+                .map(|d| (id.as_str(), d))
+        })
+    }
+
+    pub fn journal(&self) -> &[JournalLine] {
+        &self.journal
+    }
+
+    /// Forgets everything (after a commit), keeping the allocations.
+    pub fn clear(&mut self) {
+        self.docs.clear();
+        self.changed.clear();
+        self.journal.clear();
+    }
+}
+
+/// A read model built from the log.
+pub trait Projection: Send + Sync {
+    /// Unique name: the checkpoint row and the table (`rm_<name>`).
+    fn name(&self) -> &'static str;
+
+    fn table(&self) -> Table;
+
+    /// The document ids `apply` may read for `event` (none for events it ignores).
+    fn reads(&self, event: &RecordedEvent) -> Vec<String>;
+
+    /// Applies one event. Pure: the outcome depends only on the set and the event.
+    ///
+    /// # Errors
+    /// [`ProjectionError`] when the event cannot be read; nothing of the batch is committed.
+    fn apply(&self, set: &mut ReadSet, event: &RecordedEvent) -> Result<(), ProjectionError>;
+}
+
+/// RFC 3339 UTC with six fractional digits, as every text timestamp of the read models.
+#[must_use]
+pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}

@@ -1,0 +1,272 @@
+//! One batch's transaction: lock the checkpoint, load documents, write what changed and the new
+//! checkpoint, commit. Two workers of one projection serialize on the checkpoint row.
+
+use sqlx::{Postgres, Sqlite, Transaction};
+
+use super::{Pool, ReadStore, ReadStoreError};
+use crate::projection::{Doc, ReadSet};
+
+const SELECT_CHECKPOINT_PG: &str = "SELECT position FROM {c} WHERE projection = $1 FOR UPDATE";
+const SELECT_CHECKPOINT: &str = "SELECT position FROM {c} WHERE projection = $1";
+const LOAD_PG: &str =
+    "SELECT id, customer, status, created, position, body FROM {t} WHERE id = ANY($1)";
+const LOAD_SQLITE: &str = "SELECT id, customer, status, created, position, body FROM {t} \
+     WHERE id IN (SELECT value FROM json_each($1))";
+const UPSERT_PG: &str = "INSERT INTO {t} (id, customer, status, created, position, body) \
+     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) \
+     ON CONFLICT (id) DO UPDATE SET customer = excluded.customer, status = excluded.status, \
+     created = excluded.created, position = excluded.position, body = excluded.body";
+const UPSERT_SQLITE: &str = "INSERT INTO {t} (id, customer, status, created, position, body) \
+     VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (id) DO UPDATE SET customer = excluded.customer, status = excluded.status, \
+     created = excluded.created, position = excluded.position, body = excluded.body";
+const JOURNAL_PG: &str = "INSERT INTO {l} \
+     (position, line, at, entry, account, currency, debit, credit) \
+     SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], \
+     $6::text[], $7::bigint[], $8::bigint[])";
+const JOURNAL_SQLITE: &str = "INSERT INTO {l} \
+     (position, line, at, entry, account, currency, debit, credit) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const SET_CHECKPOINT: &str = "UPDATE {c} SET position = $2 WHERE projection = $1";
+
+type Row = (String, Option<String>, Option<String>, String, i64, String);
+
+enum Inner {
+    Postgres(Transaction<'static, Postgres>),
+    Sqlite(Transaction<'static, Sqlite>),
+}
+
+/// An open batch transaction of one projection.
+pub struct ReadTx {
+    store: ReadStore,
+    projection: &'static str,
+    checkpoint: i64,
+    inner: Inner,
+}
+
+impl ReadStore {
+    /// Begins a batch of `projection`, holding its checkpoint row until commit or drop.
+    ///
+    /// # Errors
+    /// The database's (also when the projection's tables were never created: [`Self::ensure`]).
+    pub async fn begin(&self, projection: &'static str) -> Result<ReadTx, ReadStoreError> {
+        let (inner, checkpoint) = match &self.pool {
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let (position,): (i64,) = sqlx::query_as(self.sql(SELECT_CHECKPOINT_PG, ""))
+                    .bind(projection)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                (Inner::Postgres(tx), position)
+            }
+            Pool::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let (position,): (i64,) = sqlx::query_as(self.sql(SELECT_CHECKPOINT, ""))
+                    .bind(projection)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                (Inner::Sqlite(tx), position)
+            }
+        };
+        Ok(ReadTx {
+            store: self.clone(),
+            projection,
+            checkpoint,
+            inner,
+        })
+    }
+
+    /// The last position `projection` applied (0: none; also when its tables do not exist).
+    ///
+    /// # Errors
+    /// The database's.
+    pub async fn checkpoint(&self, projection: &str) -> Result<i64, ReadStoreError> {
+        let sql = self.sql(SELECT_CHECKPOINT, "");
+        let found: Result<Option<(i64,)>, sqlx::Error> = match &self.pool {
+            Pool::Postgres(pool) => {
+                sqlx::query_as(sql)
+                    .bind(projection)
+                    .fetch_optional(pool)
+                    .await
+            }
+            Pool::Sqlite(pool) => {
+                sqlx::query_as(sql)
+                    .bind(projection)
+                    .fetch_optional(pool)
+                    .await
+            }
+        };
+        match found {
+            Ok(row) => Ok(row.map_or(0, |(p,)| p)),
+            // No checkpoint table yet: nothing applied.
+            Err(sqlx::Error::Database(_)) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+pub(super) fn doc_of(row: Row) -> Result<(String, Doc), ReadStoreError> {
+    let (id, customer, status, created, position, body) = row;
+    let body = serde_json::from_str(&body).map_err(|_| ReadStoreError::Corrupt(id.clone()))?;
+    Ok((
+        id,
+        Doc {
+            customer,
+            status,
+            created,
+            position,
+            body,
+        },
+    ))
+}
+
+impl ReadTx {
+    /// The checkpoint as locked by this transaction.
+    #[must_use]
+    pub fn checkpoint(&self) -> i64 {
+        self.checkpoint
+    }
+
+    /// Loads the documents `ids` into `set` (absent ones as absent), skipping those it has.
+    ///
+    /// # Errors
+    /// The database's.
+    pub async fn load(
+        &mut self,
+        set: &mut ReadSet,
+        ids: Vec<String>,
+    ) -> Result<(), ReadStoreError> {
+        let mut ids: Vec<String> = ids.into_iter().filter(|id| !set.has_loaded(id)).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<Row> = match &mut self.inner {
+            Inner::Postgres(tx) => {
+                sqlx::query_as(self.store.sql(LOAD_PG, self.projection))
+                    .bind(&ids)
+                    .fetch_all(&mut **tx)
+                    .await?
+            }
+            Inner::Sqlite(tx) => {
+                let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+                sqlx::query_as(self.store.sql(LOAD_SQLITE, self.projection))
+                    .bind(list)
+                    .fetch_all(&mut **tx)
+                    .await?
+            }
+        };
+        for row in rows {
+            let (id, doc) = doc_of(row)?;
+            set.load(id, Some(doc));
+        }
+        for id in ids {
+            set.load(id, None);
+        }
+        Ok(())
+    }
+
+    /// Writes what `set` changed, moves the checkpoint to `position` and commits.
+    ///
+    /// # Errors
+    /// The database's; then nothing of the batch is kept.
+    pub async fn commit(mut self, set: &ReadSet, position: i64) -> Result<(), ReadStoreError> {
+        let store = self.store.clone();
+        let p = self.projection;
+        match &mut self.inner {
+            Inner::Postgres(tx) => {
+                let docs: Vec<(&str, &Doc)> = set.changed_docs().collect();
+                if !docs.is_empty() {
+                    sqlx::query(store.sql(UPSERT_PG, p))
+                        .bind(docs.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+                        .bind(
+                            docs.iter()
+                                .map(|(_, d)| d.customer.clone())
+                                .collect::<Vec<_>>(),
+                        )
+                        .bind(
+                            docs.iter()
+                                .map(|(_, d)| d.status.clone())
+                                .collect::<Vec<_>>(),
+                        )
+                        .bind(
+                            docs.iter()
+                                .map(|(_, d)| d.created.as_str())
+                                .collect::<Vec<_>>(),
+                        )
+                        .bind(docs.iter().map(|(_, d)| d.position).collect::<Vec<_>>())
+                        .bind(
+                            docs.iter()
+                                .map(|(_, d)| d.body.to_string())
+                                .collect::<Vec<_>>(),
+                        )
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                let lines = set.journal();
+                if !lines.is_empty() {
+                    sqlx::query(store.sql(JOURNAL_PG, p))
+                        .bind(lines.iter().map(|l| l.position).collect::<Vec<_>>())
+                        .bind(lines.iter().map(|l| l.line).collect::<Vec<_>>())
+                        .bind(lines.iter().map(|l| l.at.as_str()).collect::<Vec<_>>())
+                        .bind(lines.iter().map(|l| l.entry.as_str()).collect::<Vec<_>>())
+                        .bind(lines.iter().map(|l| l.account.as_str()).collect::<Vec<_>>())
+                        .bind(
+                            lines
+                                .iter()
+                                .map(|l| l.currency.as_str())
+                                .collect::<Vec<_>>(),
+                        )
+                        .bind(lines.iter().map(|l| l.debit).collect::<Vec<_>>())
+                        .bind(lines.iter().map(|l| l.credit).collect::<Vec<_>>())
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                sqlx::query(store.sql(SET_CHECKPOINT, p))
+                    .bind(p)
+                    .bind(position)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            Inner::Sqlite(tx) => {
+                let upsert = store.sql(UPSERT_SQLITE, p).0;
+                for (id, d) in set.changed_docs() {
+                    sqlx::query(sqlx::AssertSqlSafe(upsert.as_str()))
+                        .bind(id)
+                        .bind(d.customer.as_deref())
+                        .bind(d.status.as_deref())
+                        .bind(d.created.as_str())
+                        .bind(d.position)
+                        .bind(d.body.to_string())
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                let insert = store.sql(JOURNAL_SQLITE, p).0;
+                for l in set.journal() {
+                    sqlx::query(sqlx::AssertSqlSafe(insert.as_str()))
+                        .bind(l.position)
+                        .bind(l.line)
+                        .bind(l.at.as_str())
+                        .bind(l.entry.as_str())
+                        .bind(l.account.as_str())
+                        .bind(l.currency.as_str())
+                        .bind(l.debit)
+                        .bind(l.credit)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                sqlx::query(store.sql(SET_CHECKPOINT, p))
+                    .bind(p)
+                    .bind(position)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        match self.inner {
+            Inner::Postgres(tx) => tx.commit().await?,
+            Inner::Sqlite(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+}

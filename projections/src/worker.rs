@@ -1,0 +1,124 @@
+//! Applying events to a projection exactly once, whatever the delivery.
+//!
+//! [`apply`] is the one place a batch lands: it locks the projection's checkpoint, drops events
+//! at or below it (redeliveries), fills any gap from the event store (a lost or filtered
+//! message), loads the documents the events touch, applies them (pure), and commits the rows
+//! with the new checkpoint. Both feeds call it: [`local`] (reads the store, embedded and
+//! PostgreSQL without NATS) and [`nats`] (JetStream durable pull consumers).
+
+pub mod local;
+pub mod nats;
+
+use std::borrow::Cow;
+
+use ledger::event::{Position, RecordedEvent};
+use ledger::store::{EventStore, StoreError, read_page};
+
+use crate::projection::{Projection, ProjectionError, ReadSet};
+use crate::store::{ReadStore, ReadStoreError};
+
+/// Most events fetched from the store to fill one gap at a time.
+const GAP_PAGE: u32 = 1_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Read(#[from] ReadStoreError),
+    #[error("event store: {0}")]
+    Events(#[from] StoreError),
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
+    #[error("the event store has no event at position {0} (below its head)")]
+    Missing(i64),
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Events applied (delivered ones and gap fillers).
+    pub applied: usize,
+    /// Delivered events at or below the checkpoint, dropped.
+    pub skipped: usize,
+    /// Events read from the store to fill gaps.
+    pub filled: usize,
+    /// The checkpoint after the batch.
+    pub checkpoint: i64,
+}
+
+/// Applies `delivered` (any order, duplicates and gaps allowed) to `projection` in one
+/// transaction, filling gaps from `events`.
+///
+/// # Errors
+/// [`WorkerError`]; then nothing of the batch is kept and the checkpoint has not moved.
+pub async fn apply(
+    read: &ReadStore,
+    events: &dyn EventStore,
+    projection: &dyn Projection,
+    delivered: &[RecordedEvent],
+) -> Result<Applied, WorkerError> {
+    let tx = read.begin(projection.name()).await?;
+    let checkpoint = tx.checkpoint();
+    let mut fresh: Vec<&RecordedEvent> = delivered
+        .iter()
+        .filter(|e| e.position.0 > checkpoint)
+        .collect();
+    let skipped = delivered.len() - fresh.len();
+    fresh.sort_by_key(|e| e.position);
+    fresh.dedup_by_key(|e| e.position);
+    let (batch, filled) = fill_gaps(events, checkpoint, fresh).await?;
+    let Some(last) = batch.last().map(|e| e.position.0) else {
+        return Ok(Applied {
+            skipped,
+            checkpoint,
+            ..Applied::default()
+        });
+    };
+    let mut tx = tx;
+    let mut set = ReadSet::default();
+    let ids = batch.iter().flat_map(|e| projection.reads(e)).collect();
+    tx.load(&mut set, ids).await?;
+    for e in &batch {
+        projection.apply(&mut set, e)?;
+    }
+    tx.commit(&set, last).await?;
+    Ok(Applied {
+        applied: batch.len(),
+        skipped,
+        filled,
+        checkpoint: last,
+    })
+}
+
+/// `fresh` (sorted, above `checkpoint`) with every missing position before its last one read
+/// from the store: a contiguous run from `checkpoint + 1`.
+async fn fill_gaps<'e>(
+    events: &dyn EventStore,
+    checkpoint: i64,
+    fresh: Vec<&'e RecordedEvent>,
+) -> Result<(Vec<Cow<'e, RecordedEvent>>, usize), WorkerError> {
+    let mut out = Vec::with_capacity(fresh.len());
+    let mut filled = 0;
+    let mut next = checkpoint + 1;
+    for e in fresh {
+        while next < e.position.0 {
+            let want = u32::try_from(e.position.0 - next)
+                .unwrap_or(GAP_PAGE)
+                .min(GAP_PAGE);
+            let page = read_page(events, Position(next - 1), want).await?;
+            if page.first().map(|p| p.position.0) != Some(next) {
+                return Err(WorkerError::Missing(next));
+            }
+            for p in page {
+                if p.position.0 >= e.position.0 {
+                    break;
+                }
+                next = p.position.0 + 1;
+                filled += 1;
+                out.push(Cow::Owned(p));
+            }
+        }
+        next = e.position.0 + 1;
+        out.push(Cow::Borrowed(e));
+    }
+    Ok((out, filled))
+}
