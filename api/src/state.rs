@@ -37,6 +37,8 @@ pub struct AppState {
     pub key_cache: Arc<KeyCache>,
     /// The NATS connection of the relay, for `/ready`; `None` when `NATS_URL` is not set.
     pub nats: Option<projections::relay::NatsStatus>,
+    /// The read models (`projections`), for the read API.
+    pub read: projections::store::ReadStore,
     pub started: Instant,
 }
 
@@ -68,6 +70,7 @@ impl AppState {
             in_flight: Arc::default(),
             key_cache: Arc::default(),
             nats: None,
+            read: projections::store::ReadStore::live(store),
             started: Instant::now(),
         }
     }

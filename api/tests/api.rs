@@ -25,6 +25,8 @@ mod ops;
 mod payment;
 #[path = "api/plans.rs"]
 mod plans;
+#[path = "api/reads.rs"]
+mod reads;
 #[path = "api/refunds.rs"]
 mod refunds;
 #[path = "api/tax_rates.rs"]

@@ -25,8 +25,8 @@
 //! - `RefundSucceeded`: refunds +amount; cash −amount.
 //! - `CreditNoteIssued` before payment: credit notes +amount; receivable −amount. After payment
 //!   it posts nothing itself: the refund it causes does.
-//! - `InvoiceVoided` (of a finalized invoice): invoice voids +(total − credit notes);
-//!   receivable −the same.
+//! - `InvoiceVoided` (of a finalized invoice): receivable −(total − credit notes); its tax
+//!   payable reversed in full; invoice voids +the rest.
 //! - `BalanceAdjusted`: customer balance +amount; the other side is the receivable when an
 //!   invoice caused it (credit applied, credit from a negative invoice, credit given back by a
 //!   void), else balance adjustments.
@@ -401,10 +401,17 @@ fn invoice(
                 .total
                 .checked_sub(n.credit_notes)
                 .ok_or_else(|| unreadable(event, "amount overflow".into()))?;
-            Entry::new(event, &n.currency)
-                .debit("invoice_voids", open)
-                .credit(receivable, open)
-                .post(set)?;
+            let tax = n.tax.values().try_fold(0, |a, t| sum(a, *t, event))?;
+            let untaxed = open
+                .checked_sub(tax)
+                .ok_or_else(|| unreadable(event, "amount overflow".into()))?;
+            let mut entry = Entry::new(event, &n.currency)
+                .debit("invoice_voids", untaxed)
+                .credit(receivable, open);
+            for (jurisdiction, amount) in &n.tax {
+                entry = entry.debit(format!("tax_payable:{jurisdiction}"), *amount);
+            }
+            entry.post(set)?;
         }
         _ => return Ok(()),
     }

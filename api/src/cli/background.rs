@@ -1,12 +1,16 @@
-//! What `billing serve` runs beside HTTP: the recovery of pending payments, the scheduler and
-//! the relay to NATS JetStream.
+//! What `billing serve` runs beside HTTP (and `billing worker` without it): the recovery of
+//! pending payments, the scheduler, the relay to NATS JetStream and the projection workers.
 
 use std::time::Duration;
 
 use commands::billing::Scheduler;
 use commands::charge::recovery::RecoveryScan;
 use ledger::store::AnyStore;
+use projections::projection::Projection;
 use projections::relay::{self, NatsStatus, RelayConfig};
+use projections::store::ReadStore;
+use projections::worker::local::LocalFeed;
+use projections::worker::nats::NatsWorker;
 
 use crate::state::AppState;
 
@@ -91,4 +95,55 @@ pub fn spawn_relay(store: AnyStore, nats_url: String, status: NatsStatus) {
         status.set(client.clone());
         relay::run_as_leader(store, client, RelayConfig::default()).await;
     });
+}
+
+/// Creates the read-model tables if missing (so the read API answers, even without workers).
+pub async fn ensure_read_models(store: &AnyStore) -> Result<ReadStore, String> {
+    let read = ReadStore::live(store);
+    let all = projections::all();
+    let refs: Vec<&dyn Projection> = all.iter().map(|p| p.as_ref()).collect();
+    read.ensure(&refs)
+        .await
+        .map_err(|e| format!("cannot create the read-model tables: {e}"))?;
+    Ok(read)
+}
+
+/// Runs the projection workers: one JetStream durable pull consumer per projection when NATS is
+/// configured (the relay feeds the stream), else the in-process feed from the store.
+pub fn spawn_workers(store: &AnyStore, read: ReadStore, nats_url: Option<String>) {
+    let events = store.events();
+    let all = projections::all();
+    match nats_url {
+        None => {
+            tokio::spawn(LocalFeed::new(read, events, all).run());
+        }
+        Some(url) => {
+            tokio::spawn(async move {
+                let client = relay::connect(&url).await;
+                for p in all {
+                    let (client, read, events) = (client.clone(), read.clone(), events.clone());
+                    tokio::spawn(async move {
+                        // The stream exists once the relay has created it.
+                        loop {
+                            match NatsWorker::bind(
+                                client.clone(),
+                                relay::DEFAULT_STREAM,
+                                read.clone(),
+                                events.clone(),
+                                p.clone(),
+                            )
+                            .await
+                            {
+                                Ok(worker) => break worker.run().await,
+                                Err(e) => {
+                                    tracing::info!(projection = p.name(), error = %e, "projection worker waits for JetStream");
+                                    tokio::time::sleep(Duration::from_secs(1)).await;
+                                }
+                            }
+                        }
+                    });
+                }
+            });
+        }
+    }
 }

@@ -30,6 +30,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server (the default).
     Serve(serve::ServeArgs),
+    /// Run the relay, the projection workers, the scheduler and recovery, without HTTP.
+    Worker,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage API keys.
@@ -60,6 +62,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             None => serve::run(&cli.store, serve::ServeArgs::from_env()?).await,
             Some(Command::Serve(args)) => serve::run(&cli.store, args).await,
+            Some(Command::Worker) => serve::worker(&cli.store).await,
             Some(Command::Migrate) => migrate(&cli.store).await,
             Some(Command::Keys(cmd)) => keys::run(&cli.store, cmd).await,
             Some(Command::Audit(cmd)) => audit::run(&cli.store, cmd).await,

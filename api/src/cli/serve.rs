@@ -17,6 +17,9 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "BILLING_ADDR", default_value = "0.0.0.0:8000")]
     pub addr: SocketAddr,
+    /// Do not run the projection workers in this process (run `billing worker` elsewhere).
+    #[arg(long)]
+    pub no_workers: bool,
 }
 
 impl ServeArgs {
@@ -24,17 +27,48 @@ impl ServeArgs {
     /// `BILLING_ADDR` that does not parse is an error, never a silent fallback.
     pub fn from_env() -> Result<Self, String> {
         match std::env::var("BILLING_ADDR") {
-            Ok(a) => a.parse().map(|addr| ServeArgs { addr }).map_err(|e| {
-                format!("BILLING_ADDR={a:?} is not an address like 127.0.0.1:8000: {e}")
-            }),
+            Ok(a) => a
+                .parse()
+                .map(|addr| ServeArgs {
+                    addr,
+                    no_workers: false,
+                })
+                .map_err(|e| {
+                    format!("BILLING_ADDR={a:?} is not an address like 127.0.0.1:8000: {e}")
+                }),
             Err(_) => Ok(ServeArgs {
                 addr: SocketAddr::from(([0, 0, 0, 0], 8000)),
+                no_workers: false,
             }),
         }
     }
 }
 
 pub async fn run(config: &StoreConfig, args: ServeArgs) -> Result<ExitCode, String> {
+    let (mut state, store) = prepare(config).await?;
+    start_background(&mut state, &store, config, !args.no_workers).await?;
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    tracing::info!(addr = %args.addr, store = %config.describe(), gateway = state.gateway.name(), "billing API listening");
+    axum::serve(listener, crate::http::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `billing worker`: the relay, the projection workers, the scheduler and recovery, without HTTP.
+pub async fn worker(config: &StoreConfig) -> Result<ExitCode, String> {
+    let (mut state, store) = prepare(config).await?;
+    start_background(&mut state, &store, config, true).await?;
+    tracing::info!(store = %config.describe(), "billing worker running (no HTTP)");
+    shutdown_signal().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The store, migrated, and the state every part shares.
+async fn prepare(config: &StoreConfig) -> Result<(AppState, ledger::store::AnyStore), String> {
     let store = super::open_migrated(config).await?;
     let mut state = AppState::new(&store, sandbox()?, config.master_key()?);
     if crash_after_gateway_charge() {
@@ -59,6 +93,21 @@ pub async fn run(config: &StoreConfig, args: ServeArgs) -> Result<ExitCode, Stri
         }
     }
     ensure_admin_key(&state).await?;
+    Ok((state, store))
+}
+
+/// What runs beside HTTP: relay (with NATS), workers (unless `workers` is false), recovery and
+/// the scheduler.
+async fn start_background(
+    state: &mut AppState,
+    store: &ledger::store::AnyStore,
+    config: &StoreConfig,
+    workers: bool,
+) -> Result<(), String> {
+    let read = super::background::ensure_read_models(store).await?;
+    if workers {
+        super::background::spawn_workers(store, read, config.nats_url.clone());
+    }
     if let Some(url) = config.nats_url.clone() {
         let status = projections::relay::NatsStatus::new();
         state.nats = Some(status.clone());
@@ -71,16 +120,7 @@ pub async fn run(config: &StoreConfig, args: ServeArgs) -> Result<ExitCode, Stri
         config.recovery_grace(),
     );
     super::background::spawn_scheduler(state.clone(), store.clone(), config.scheduler_interval());
-
-    let listener = tokio::net::TcpListener::bind(args.addr)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
-    tracing::info!(addr = %args.addr, store = %config.describe(), gateway = state.gateway.name(), "billing API listening");
-    axum::serve(listener, crate::http::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// The sandbox gateway; with `BILLING_SANDBOX_STATE=<file>` (testing only) its book is kept in that

@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod ops;
 pub mod payment;
 pub mod plans;
+pub mod reads;
 pub mod refunds;
 pub mod respond;
 pub mod stripe_test;
@@ -48,7 +49,18 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/events", get(events::list))
         .route("/v1/events/{id}", get(events::get))
-        .route("/v1/customers", post(customers::create))
+        .route(
+            "/v1/customers",
+            post(customers::create).get(reads::lists::customers_list),
+        )
+        .route(
+            "/v1/customers/{id}/invoices",
+            get(reads::lists::customer_invoices),
+        )
+        .route(
+            "/v1/customers/{id}/charges",
+            get(reads::lists::customer_charges),
+        )
         .route(
             "/v1/customers/{id}",
             post(customers::update).get(customers::read::get),
@@ -69,7 +81,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/test_clocks", post(test_clocks::create))
         .route("/v1/test_clocks/{id}/advance", post(test_clocks::advance))
-        .route("/v1/subscriptions", post(subscriptions::create))
+        .route(
+            "/v1/subscriptions",
+            post(subscriptions::create).get(reads::lists::subscriptions_list),
+        )
         .route("/subscriptions/create", post(subscriptions::create_seed))
         .route(
             "/v1/subscriptions/{id}",
@@ -79,7 +94,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/subscriptions/{id}/pause", post(subscriptions::pause))
         .route("/v1/subscriptions/{id}/resume", post(subscriptions::resume))
         .route("/v1/subscriptions/{id}/usage", post(subscriptions::usage))
-        .route("/v1/invoices", post(invoices::create))
+        .route(
+            "/v1/invoices",
+            post(invoices::create).get(reads::lists::invoices_list),
+        )
         .route("/v1/invoices/{id}", get(invoices::get))
         .route("/v1/invoices/{id}/finalize", post(invoices::finalize))
         .route("/v1/invoices/{id}/pay", post(invoices::pay))
@@ -90,10 +108,25 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/invoices/{id}/send", post(invoices::send))
         .route("/v1/credit_notes", post(invoices::credit_note))
-        .route("/v1/plans", post(plans::create))
+        .route(
+            "/v1/plans",
+            post(plans::create).get(reads::lists::plans_list),
+        )
+        .route("/v1/plans/{id}", get(reads::lists::plan_get))
         .route("/v1/plans/{id}/archive", post(plans::archive))
-        .route("/v1/tax_rates", post(tax_rates::create))
-        .route("/v1/charges", post(charges::create))
+        .route(
+            "/v1/tax_rates",
+            post(tax_rates::create).get(reads::lists::tax_rates_list),
+        )
+        .route(
+            "/v1/charges",
+            post(charges::create).get(reads::lists::charges_list),
+        )
+        .route("/v1/charges/{id}", get(reads::lists::charge_get))
+        .route(
+            "/v1/ledger/trial_balance",
+            get(reads::ledger_api::trial_balance),
+        )
         .route("/v1/refunds", post(refunds::create))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })

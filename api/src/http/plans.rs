@@ -74,7 +74,7 @@ pub struct PlanObject {
     pub livemode: bool,
 }
 
-fn render(plan: &Plan) -> Rendered {
+pub fn render(plan: &Plan) -> Rendered {
     let object = PlanObject {
         id: plan.id.to_string(),
         object: "plan",

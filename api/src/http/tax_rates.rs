@@ -50,7 +50,7 @@ pub struct TaxRateObject {
     pub livemode: bool,
 }
 
-fn render(t: &TaxRate) -> Rendered {
+pub fn render(t: &TaxRate) -> Rendered {
     let object = TaxRateObject {
         id: t.id.to_string(),
         object: "tax_rate",

@@ -221,6 +221,13 @@ pub async fn spawn_app_with(kind: Kind, sandbox: Arc<TestGateway>) -> TestApp {
         }
     };
     store.migrate().await.expect("migrate");
+    // The read side, as `billing serve` runs it without NATS: the in-process feed.
+    let read = projections::store::ReadStore::live(&store);
+    let all = projections::all();
+    let refs: Vec<&dyn projections::projection::Projection> =
+        all.iter().map(|p| p.as_ref()).collect();
+    read.ensure(&refs).await.expect("read-model tables");
+    tokio::spawn(projections::worker::local::LocalFeed::new(read, store.events(), all).run());
     let state = AppState::new(
         &store,
         sandbox.clone() as Arc<dyn Gateway>,

@@ -262,3 +262,9 @@ impl From<TestClockError> for ApiError {
         }
     }
 }
+
+impl From<projections::store::ReadStoreError> for ApiError {
+    fn from(e: projections::store::ReadStoreError) -> Self {
+        ApiError::unavailable("read models unavailable", &e)
+    }
+}

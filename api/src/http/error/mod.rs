@@ -179,6 +179,19 @@ impl ApiError {
         )
     }
 
+    /// The read models have not reached the position a reader asked for (`min_position`).
+    pub fn read_model_behind(wanted: i64, reached: i64) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorType::ApiError,
+            "read_model_behind",
+            format!(
+                "the read models have applied the log up to position {reached}, not yet \
+                 {wanted}; retry shortly"
+            ),
+        )
+    }
+
     pub fn body(&self) -> serde_json::Value {
         let mut error = json!({
             "type": self.kind,
@@ -197,7 +210,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body())).into_response()
+        let mut response = (self.status, axum::Json(self.body())).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }
 
