@@ -29,5 +29,7 @@ mod plans;
 mod reads;
 #[path = "api/refunds.rs"]
 mod refunds;
+#[path = "api/replay.rs"]
+mod replay;
 #[path = "api/tax_rates.rs"]
 mod tax_rates;

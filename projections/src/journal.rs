@@ -117,6 +117,7 @@ struct Entry<'e> {
     event: &'e RecordedEvent,
     currency: String,
     lines: Vec<(String, i64)>,
+    customer: Option<String>,
     overflow: bool,
 }
 
@@ -126,8 +127,15 @@ impl<'e> Entry<'e> {
             event,
             currency: currency.to_string(),
             lines: Vec::new(),
+            customer: None,
             overflow: false,
         }
+    }
+
+    /// The customer the entry concerns.
+    fn of(mut self, customer: Option<&str>) -> Self {
+        self.customer = customer.filter(|c| !c.is_empty()).map(str::to_string);
+        self
     }
 
     /// Debits `amount` to `account` (a negative amount credits); zero posts nothing.
@@ -168,6 +176,7 @@ impl<'e> Entry<'e> {
                 currency: self.currency.clone(),
                 debit: amount.max(0),
                 credit: amount.checked_neg().unwrap_or(i64::MAX).max(0),
+                customer: self.customer.clone(),
             });
         }
         Ok(())
@@ -274,6 +283,7 @@ impl Projection for Journal {
                     None => "balance_adjustments".to_string(),
                 };
                 Entry::new(event, b.currency.code())
+                    .of(Some(&customer))
                     .debit(format!("customer_balance:{customer}"), b.amount)
                     .credit(other, b.amount)
                     .post(set)
@@ -315,6 +325,7 @@ fn charge(set: &mut ReadSet, event: &RecordedEvent, e: ChargeEvent) -> Result<()
                 _ => "revenue".to_string(),
             };
             Entry::new(event, &n.currency)
+                .of(n.customer.as_deref())
                 .debit(format!("cash:{}", n.gateway), n.amount)
                 .credit(other, n.amount)
                 .post(set)
@@ -334,6 +345,7 @@ fn charge(set: &mut ReadSet, event: &RecordedEvent, e: ChargeEvent) -> Result<()
                 .copied()
                 .unwrap_or(0);
             Entry::new(event, &n.currency)
+                .of(n.customer.as_deref())
                 .debit("refunds", amount)
                 .credit(format!("cash:{}", n.gateway), amount)
                 .post(set)
@@ -374,6 +386,7 @@ fn invoice(
                 .checked_sub(tax)
                 .ok_or_else(|| unreadable(event, "amount overflow".into()))?;
             let mut entry = Entry::new(event, &n.currency)
+                .of(Some(&n.customer))
                 .debit(receivable, n.total)
                 .credit("revenue", revenue);
             for (jurisdiction, amount) in &n.tax {
@@ -392,6 +405,7 @@ fn invoice(
         InvoiceEvent::CreditNoteIssued(c) if !c.refund => {
             n.credit_notes = sum(n.credit_notes, c.amount, event)?;
             Entry::new(event, &n.currency)
+                .of(Some(&n.customer))
                 .debit("credit_notes", c.amount)
                 .credit(receivable, c.amount)
                 .post(set)?;
@@ -406,6 +420,7 @@ fn invoice(
                 .checked_sub(tax)
                 .ok_or_else(|| unreadable(event, "amount overflow".into()))?;
             let mut entry = Entry::new(event, &n.currency)
+                .of(Some(&n.customer))
                 .debit("invoice_voids", untaxed)
                 .credit(receivable, open);
             for (jurisdiction, amount) in &n.tax {

@@ -5,6 +5,7 @@
 //! - [`views`]: document read models (customers, plans, tax rates, subscriptions, invoices,
 //!   charges), each the write side's own folded state per aggregate.
 //! - [`journal`]: the double-entry journal; its trial balance is zero per currency.
+//! - [`books`]: the books at any past moment, from the log alone (the journal run in memory).
 //! - [`store`]: the read-model tables (PostgreSQL or the embedded SQLite file), checkpoints, the
 //!   queries of the read API, and the atomic swap a replay ends with.
 //! - [`worker`]: exactly-once application whatever the delivery (checkpoint in the same
@@ -16,6 +17,7 @@
 //! Dependencies: `ledger` (events, stores) and `commands` (the event types and the aggregates'
 //! `evolve`, which the document views reuse).
 
+pub mod books;
 pub mod journal;
 pub mod projection;
 pub mod relay;

@@ -46,6 +46,8 @@ pub struct JournalLine {
     pub currency: String,
     pub debit: i64,
     pub credit: i64,
+    /// The customer the entry concerns, if any (the customer subledger).
+    pub customer: Option<String>,
 }
 
 /// The rows a batch of events may read and change.
@@ -121,6 +123,11 @@ impl ReadSet {
 
     pub fn journal(&self) -> &[JournalLine] {
         &self.journal
+    }
+
+    /// The journal lines posted so far, leaving none.
+    pub fn take_journal(&mut self) -> Vec<JournalLine> {
+        std::mem::take(&mut self.journal)
     }
 
     /// Forgets everything (after a commit), keeping the allocations.

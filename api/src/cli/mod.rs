@@ -5,6 +5,7 @@ mod background;
 mod bench;
 mod bench_clock;
 mod keys;
+mod replay;
 pub mod serve;
 
 use std::process::ExitCode;
@@ -32,6 +33,10 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Run the relay, the projection workers, the scheduler and recovery, without HTTP.
     Worker,
+    /// Rebuild read models from the log into fresh tables and swap them in.
+    Replay(replay::ReplayArgs),
+    /// Print the books (per currency and per customer) at a past moment, from the log alone.
+    Books(replay::BooksArgs),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage API keys.
@@ -63,6 +68,8 @@ pub fn main() -> ExitCode {
             None => serve::run(&cli.store, serve::ServeArgs::from_env()?).await,
             Some(Command::Serve(args)) => serve::run(&cli.store, args).await,
             Some(Command::Worker) => serve::worker(&cli.store).await,
+            Some(Command::Replay(args)) => replay::replay(&cli.store, args).await,
+            Some(Command::Books(args)) => replay::books_command(&cli.store, args).await,
             Some(Command::Migrate) => migrate(&cli.store).await,
             Some(Command::Keys(cmd)) => keys::run(&cli.store, cmd).await,
             Some(Command::Audit(cmd)) => audit::run(&cli.store, cmd).await,

@@ -11,7 +11,7 @@ const DOCS_BY_CREATED: &str = "CREATE INDEX {t}_by_created_{g} ON {t} (created, 
 const DOCS_BY_CUSTOMER: &str = "CREATE INDEX {t}_by_customer_{g} ON {t} (customer, created, id)";
 const JOURNAL: &str = "CREATE TABLE {l} (position BIGINT NOT NULL, line INT NOT NULL, \
      at TEXT NOT NULL, entry TEXT NOT NULL, account TEXT NOT NULL, currency TEXT NOT NULL, \
-     debit BIGINT NOT NULL, credit BIGINT NOT NULL, PRIMARY KEY (position, line))";
+     debit BIGINT NOT NULL, credit BIGINT NOT NULL, customer TEXT, PRIMARY KEY (position, line))";
 const JOURNAL_BY_AT: &str = "CREATE INDEX {l}_by_at_{g} ON {l} (at)";
 const START: &str =
     "INSERT INTO {c} (projection, position) VALUES ($1, 0) ON CONFLICT (projection) DO NOTHING";

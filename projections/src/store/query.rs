@@ -10,7 +10,7 @@ const LIST: &str = "SELECT id, customer, status, created, position, body FROM {t
      AND ($3 IS NULL OR (created, id) < (SELECT created, id FROM {t} WHERE id = $3)) \
      ORDER BY created DESC, id DESC LIMIT $4";
 const ALL: &str = "SELECT id, customer, status, created, position, body FROM {t} ORDER BY id";
-const LINES: &str = "SELECT position, line, at, entry, account, currency, debit, credit \
+const LINES: &str = "SELECT position, line, at, entry, account, currency, debit, credit, customer \
      FROM {l} ORDER BY position, line";
 const TRIAL_BALANCE: &str = "SELECT currency, account, CAST(SUM(debit) AS BIGINT), \
      CAST(SUM(credit) AS BIGINT) FROM {l} WHERE ($1 IS NULL OR at <= $1) \
@@ -116,7 +116,17 @@ impl ReadStore {
     /// # Errors
     /// The database's.
     pub async fn all_lines(&self, projection: &str) -> Result<Vec<JournalLine>, ReadStoreError> {
-        type LineRow = (i64, i32, String, String, String, String, i64, i64);
+        type LineRow = (
+            i64,
+            i32,
+            String,
+            String,
+            String,
+            String,
+            i64,
+            i64,
+            Option<String>,
+        );
         let sql = self.sql(LINES, projection);
         let rows: Vec<LineRow> = match &self.pool {
             Pool::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await?,
@@ -125,15 +135,18 @@ impl ReadStore {
         Ok(rows
             .into_iter()
             .map(
-                |(position, line, at, entry, account, currency, debit, credit)| JournalLine {
-                    position,
-                    line,
-                    at,
-                    entry,
-                    account,
-                    currency,
-                    debit,
-                    credit,
+                |(position, line, at, entry, account, currency, debit, credit, customer)| {
+                    JournalLine {
+                        position,
+                        line,
+                        at,
+                        entry,
+                        account,
+                        currency,
+                        debit,
+                        credit,
+                        customer,
+                    }
                 },
             )
             .collect())

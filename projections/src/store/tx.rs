@@ -21,12 +21,12 @@ const UPSERT_SQLITE: &str = "INSERT INTO {t} (id, customer, status, created, pos
      ON CONFLICT (id) DO UPDATE SET customer = excluded.customer, status = excluded.status, \
      created = excluded.created, position = excluded.position, body = excluded.body";
 const JOURNAL_PG: &str = "INSERT INTO {l} \
-     (position, line, at, entry, account, currency, debit, credit) \
+     (position, line, at, entry, account, currency, debit, credit, customer) \
      SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], \
-     $6::text[], $7::bigint[], $8::bigint[])";
+     $6::text[], $7::bigint[], $8::bigint[], $9::text[])";
 const JOURNAL_SQLITE: &str = "INSERT INTO {l} \
-     (position, line, at, entry, account, currency, debit, credit) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+     (position, line, at, entry, account, currency, debit, credit, customer) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 const SET_CHECKPOINT: &str = "UPDATE {c} SET position = $2 WHERE projection = $1";
 
 type Row = (String, Option<String>, Option<String>, String, i64, String);
@@ -220,6 +220,7 @@ impl ReadTx {
                         )
                         .bind(lines.iter().map(|l| l.debit).collect::<Vec<_>>())
                         .bind(lines.iter().map(|l| l.credit).collect::<Vec<_>>())
+                        .bind(lines.iter().map(|l| l.customer.clone()).collect::<Vec<_>>())
                         .execute(&mut **tx)
                         .await?;
                 }
@@ -253,6 +254,7 @@ impl ReadTx {
                         .bind(l.currency.as_str())
                         .bind(l.debit)
                         .bind(l.credit)
+                        .bind(l.customer.as_deref())
                         .execute(&mut **tx)
                         .await?;
                 }

@@ -30,7 +30,9 @@ pub enum Until {
 }
 
 impl Until {
-    fn admits(self, e: &RecordedEvent) -> bool {
+    /// Whether `e` is within the limit.
+    #[must_use]
+    pub fn admits(self, e: &RecordedEvent) -> bool {
         match self {
             Until::Head => true,
             Until::Position(p) => e.position.0 <= p,
