@@ -5,6 +5,8 @@
 #[path = "api/support.rs"]
 mod support;
 
+#[path = "api/analytics.rs"]
+mod analytics;
 #[path = "api/billing.rs"]
 mod billing;
 #[path = "api/billing_more.rs"]

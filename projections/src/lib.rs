@@ -5,6 +5,7 @@
 //! - [`views`]: document read models (customers, plans, tax rates, subscriptions, invoices,
 //!   charges), each the write side's own folded state per aggregate.
 //! - [`journal`]: the double-entry journal; its trial balance is zero per currency.
+//! - [`analytics`]: payment outcomes per day; MRR and its movements per month.
 //! - [`books`]: the books at any past moment, from the log alone (the journal run in memory).
 //! - [`store`]: the read-model tables (PostgreSQL or the embedded SQLite file), checkpoints, the
 //!   queries of the read API, and the atomic swap a replay ends with.
@@ -17,6 +18,7 @@
 //! Dependencies: `ledger` (events, stores) and `commands` (the event types and the aggregates'
 //! `evolve`, which the document views reuse).
 
+pub mod analytics;
 pub mod books;
 pub mod journal;
 pub mod projection;
@@ -40,5 +42,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(views::invoices()),
         Arc::new(views::charges()),
         Arc::new(journal::Journal),
+        Arc::new(analytics::Payments),
+        Arc::new(analytics::Mrr),
     ]
 }

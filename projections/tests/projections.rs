@@ -2,6 +2,7 @@
 //! database per test), real SQLite files and a real NATS JetStream server (`NATS_URL`).
 
 mod projections {
+    pub mod nats_worker;
     pub mod relay;
     pub mod support;
     pub mod worker;

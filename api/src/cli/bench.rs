@@ -32,6 +32,12 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         years: u32,
     },
+    /// Replay N events (appended first if the log is shorter) into fresh read models; compare
+    /// with PostgreSQL's COPY of the log; print JSON.
+    Replay {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+    },
 }
 
 pub async fn run(config: &StoreConfig, command: BenchCommand) -> Result<ExitCode, String> {
@@ -41,6 +47,9 @@ pub async fn run(config: &StoreConfig, command: BenchCommand) -> Result<ExitCode
             concurrency,
         } => (seconds, concurrency),
         BenchCommand::Clock { years } => return super::bench_clock::run(config, years).await,
+        BenchCommand::Replay { events } => {
+            return super::bench_replay::run(config, events).await;
+        }
     };
     let store = super::open_migrated(config).await?.events();
     let before = store.writer_stats();

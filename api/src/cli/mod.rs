@@ -4,6 +4,7 @@ mod audit;
 mod background;
 mod bench;
 mod bench_clock;
+mod bench_replay;
 mod keys;
 mod replay;
 pub mod serve;

@@ -127,6 +127,11 @@ pub fn router(state: AppState) -> Router {
             "/v1/ledger/trial_balance",
             get(reads::ledger_api::trial_balance),
         )
+        .route("/v1/analytics/revenue", get(reads::analytics::revenue))
+        .route("/v1/analytics/payments", get(reads::analytics::payments))
+        .route("/v1/analytics/mrr", get(reads::analytics::mrr))
+        .route("/v1/analytics/churn", get(reads::analytics::churn))
+        .route("/v1/analytics/forecast", get(reads::analytics::forecast))
         .route("/v1/refunds", post(refunds::create))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })

@@ -57,7 +57,12 @@ use utoipa::{Modify, OpenApi};
         super::reads::lists::plans_list,
         super::reads::lists::plan_get,
         super::reads::lists::tax_rates_list,
-        super::reads::ledger_api::trial_balance
+        super::reads::ledger_api::trial_balance,
+        super::reads::analytics::revenue,
+        super::reads::analytics::payments,
+        super::reads::analytics::mrr,
+        super::reads::analytics::churn,
+        super::reads::analytics::forecast
     ),
     components(schemas(
         super::payment::PaymentProcess,

@@ -103,6 +103,26 @@ impl PgStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// Reads the whole log with `COPY (SELECT * FROM events ORDER BY position) TO STDOUT` and
+    /// discards it: PostgreSQL's own rate of reading the log in order (the replay benchmark's
+    /// baseline). Answers the bytes read.
+    ///
+    /// # Errors
+    /// The database's.
+    pub async fn copy_log_out(&self) -> Result<u64, StoreError> {
+        use futures_util::StreamExt;
+        use sqlx::postgres::PgPoolCopyExt;
+        let mut copy = self
+            .pool
+            .copy_out_raw("COPY (SELECT * FROM events ORDER BY position) TO STDOUT")
+            .await?;
+        let mut bytes = 0u64;
+        while let Some(chunk) = copy.next().await {
+            bytes += chunk?.len() as u64;
+        }
+        Ok(bytes)
+    }
 }
 
 struct PgSink {

@@ -12,7 +12,7 @@ mod tx;
 use ledger::store::AnyStore;
 use sqlx::{PgPool, SqlitePool};
 
-pub use query::{ListFilter, Page, TrialBalanceLine};
+pub use query::{ListFilter, Page, RevenueLine, TrialBalanceLine};
 pub use tx::ReadTx;
 
 /// Prefix of the tables the service reads.

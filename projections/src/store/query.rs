@@ -12,6 +12,14 @@ const LIST: &str = "SELECT id, customer, status, created, position, body FROM {t
 const ALL: &str = "SELECT id, customer, status, created, position, body FROM {t} ORDER BY id";
 const LINES: &str = "SELECT position, line, at, entry, account, currency, debit, credit, customer \
      FROM {l} ORDER BY position, line";
+const BETWEEN: &str = "SELECT id, customer, status, created, position, body FROM {t} \
+     WHERE id >= $1 AND id < $2 ORDER BY id";
+const REVENUE: &str = "SELECT substr(at, 1, $4) AS bucket, currency, account, \
+     CAST(SUM(debit) AS BIGINT), CAST(SUM(credit) AS BIGINT) FROM {l} \
+     WHERE at >= $1 AND at < $2 AND ($3 IS NULL OR currency = $3) \
+     AND (account IN ('revenue', 'refunds', 'credit_notes', 'invoice_voids') \
+          OR account LIKE 'tax_payable:%') \
+     GROUP BY bucket, currency, account ORDER BY bucket, currency, account";
 const TRIAL_BALANCE: &str = "SELECT currency, account, CAST(SUM(debit) AS BIGINT), \
      CAST(SUM(credit) AS BIGINT) FROM {l} WHERE ($1 IS NULL OR at <= $1) \
      GROUP BY currency, account ORDER BY currency, account";
@@ -31,6 +39,17 @@ pub struct ListFilter {
 pub struct Page {
     pub data: Vec<(String, Doc)>,
     pub has_more: bool,
+}
+
+/// Revenue-side totals of one account in one period bucket and currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevenueLine {
+    /// `YYYY-MM-DD` or `YYYY-MM`.
+    pub bucket: String,
+    pub currency: String,
+    pub account: String,
+    pub debit: i64,
+    pub credit: i64,
 }
 
 /// One account's totals in one currency.
@@ -109,6 +128,84 @@ impl ReadStore {
             Pool::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await?,
         };
         rows.into_iter().map(doc_of).collect()
+    }
+
+    /// The documents of `projection` with ids in `[from, to)`, by id (counter documents such as
+    /// `day:2026-03-01`).
+    ///
+    /// # Errors
+    /// The database's.
+    pub async fn docs_between(
+        &self,
+        projection: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<(String, Doc)>, ReadStoreError> {
+        let sql = self.sql(BETWEEN, projection);
+        let rows: Vec<Row> = match &self.pool {
+            Pool::Postgres(pool) => {
+                sqlx::query_as(sql)
+                    .bind(from)
+                    .bind(to)
+                    .fetch_all(pool)
+                    .await?
+            }
+            Pool::Sqlite(pool) => {
+                sqlx::query_as(sql)
+                    .bind(from)
+                    .bind(to)
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        rows.into_iter().map(doc_of).collect()
+    }
+
+    /// Revenue-side journal totals (revenue, refunds, credit notes, voids, tax payable) posted
+    /// in `[from, to)` (RFC 3339 as stored), per bucket of the first `bucket_len` characters of
+    /// the time (10: day, 7: month), currency and account.
+    ///
+    /// # Errors
+    /// The database's.
+    pub async fn revenue(
+        &self,
+        projection: &str,
+        from: &str,
+        to: &str,
+        bucket_len: i32,
+        currency: Option<&str>,
+    ) -> Result<Vec<RevenueLine>, ReadStoreError> {
+        let sql = self.sql(REVENUE, projection);
+        let rows: Vec<(String, String, String, i64, i64)> = match &self.pool {
+            Pool::Postgres(pool) => {
+                sqlx::query_as(sql)
+                    .bind(from)
+                    .bind(to)
+                    .bind(currency)
+                    .bind(bucket_len)
+                    .fetch_all(pool)
+                    .await?
+            }
+            Pool::Sqlite(pool) => {
+                sqlx::query_as(sql)
+                    .bind(from)
+                    .bind(to)
+                    .bind(currency)
+                    .bind(bucket_len)
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(bucket, currency, account, debit, credit)| RevenueLine {
+                bucket,
+                currency,
+                account,
+                debit,
+                credit,
+            })
+            .collect())
     }
 
     /// Every journal line of `projection`, in posting order.

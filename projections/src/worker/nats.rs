@@ -112,7 +112,8 @@ impl NatsWorker {
         while let Some(m) = messages.next().await {
             let m = m.map_err(js)?;
             match serde_json::from_slice::<RecordedEvent>(&m.payload) {
-                Ok(e) => events.push(e),
+                // Published as stored: readers get the newest shape, as from the store.
+                Ok(e) => events.push(self.events.upcasters().apply(e)),
                 // Not an event of ours: leave it; the position, if any, is read from the store.
                 Err(e) => {
                     tracing::warn!(subject = %m.subject, error = %e, "unreadable message");

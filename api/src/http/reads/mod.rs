@@ -6,6 +6,7 @@
 //! `read_model_behind` with `Retry-After`. Answers carry `Billing-Position`: the position the
 //! read model had applied when it was read.
 
+pub mod analytics;
 pub mod ledger_api;
 pub mod lists;
 

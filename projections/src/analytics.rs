@@ -1,0 +1,353 @@
+//! Analytics read models: payment outcomes per day, and MRR with its movements per month.
+//!
+//! Both keep counters as documents (`day:<YYYY-MM-DD>`, `month:<YYYY-MM>`, `total`), each a map
+//! by currency, changed exactly once per event like every read model. Days and months are the
+//! events' business time (UTC).
+//!
+//! MRR (Stripe's definition): what active and past-due subscriptions of licensed plans bill per
+//! month — the price for the quantity (tiers included), normalized to a month: × 1/n for every
+//! n months, × 1/12n for years, × 52/12n for weeks, × 365/12n for days, rounded half-even once.
+//! Trialing, paused, canceled and unpaid subscriptions count 0; metered plans count 0 (usage is
+//! not known in advance). Each change of a subscription's MRR is one movement: `new` (first time
+//! above 0), `reactivation` (above 0 again), `expansion`, `contraction`, `churn` (to 0).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use commands::charge::ChargeEvent;
+use commands::plan::UsageType;
+use commands::pricing::calendar::IntervalUnit;
+use commands::pricing::rounding::apply_rate;
+use commands::stored::DomainEvent;
+use commands::subscription::{Subscription, SubscriptionEvent, SubscriptionStatus};
+use ledger::event::RecordedEvent;
+use rust_decimal::Decimal;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::projection::{Doc, Projection, ProjectionError, ReadSet, Table, timestamp};
+
+fn unreadable(name: &'static str, event: &RecordedEvent, reason: String) -> ProjectionError {
+    ProjectionError::Unreadable {
+        projection: name,
+        event_type: event.event_type.clone(),
+        position: event.position.0,
+        reason,
+    }
+}
+
+fn read<T: DeserializeOwned + Default>(
+    name: &'static str,
+    set: &ReadSet,
+    event: &RecordedEvent,
+    key: &str,
+) -> Result<T, ProjectionError> {
+    match set.get(name, key)? {
+        None => Ok(T::default()),
+        Some(doc) => serde_json::from_value(doc.body.clone())
+            .map_err(|e| unreadable(name, event, format!("{key}: {e}"))),
+    }
+}
+
+fn write<T: Serialize>(
+    name: &'static str,
+    set: &mut ReadSet,
+    event: &RecordedEvent,
+    key: String,
+    value: &T,
+) -> Result<(), ProjectionError> {
+    let body = serde_json::to_value(value).map_err(|e| unreadable(name, event, e.to_string()))?;
+    let created = match set.get(name, &key)? {
+        Some(d) => d.created.clone(),
+        None => timestamp(event.occurred_at),
+    };
+    set.put(
+        key,
+        Doc {
+            customer: None,
+            status: None,
+            created,
+            position: event.position.0,
+            body,
+        },
+    );
+    Ok(())
+}
+
+fn add(a: &mut i64, b: i64) {
+    // Counts and sums of i64 amounts: saturating is never reached by real volumes, and a
+    // counter is not money that is owed.
+    *a = a.saturating_add(b);
+}
+
+/// `day:<YYYY-MM-DD>` of a moment.
+#[must_use]
+pub fn day_key(t: DateTime<Utc>) -> String {
+    format!("day:{}", t.format("%Y-%m-%d"))
+}
+
+/// `month:<YYYY-MM>` of a moment.
+#[must_use]
+pub fn month_key(t: DateTime<Utc>) -> String {
+    format!("month:{}", t.format("%Y-%m"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Payments
+
+const PAYMENTS: &str = "payments";
+
+/// Payment outcomes per day and currency.
+pub struct Payments;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ChargeNote {
+    currency: String,
+    amount: i64,
+}
+
+/// One day's outcomes in one currency.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentCounts {
+    pub succeeded: i64,
+    pub succeeded_amount: i64,
+    pub failed: i64,
+    pub failed_amount: i64,
+    /// Failures by `failure_code`.
+    pub failure_codes: BTreeMap<String, i64>,
+}
+
+impl PaymentCounts {
+    pub fn merge(&mut self, other: &PaymentCounts) {
+        add(&mut self.succeeded, other.succeeded);
+        add(&mut self.succeeded_amount, other.succeeded_amount);
+        add(&mut self.failed, other.failed);
+        add(&mut self.failed_amount, other.failed_amount);
+        for (code, n) in &other.failure_codes {
+            add(self.failure_codes.entry(code.clone()).or_insert(0), *n);
+        }
+    }
+}
+
+fn charge_of(event: &RecordedEvent) -> Option<ChargeEvent> {
+    (event.stream_id.category() == "charge")
+        .then(|| ChargeEvent::from_stored(&event.event_type, &event.payload))
+        .flatten()
+}
+
+impl Projection for Payments {
+    fn name(&self) -> &'static str {
+        PAYMENTS
+    }
+
+    fn table(&self) -> Table {
+        Table::Docs
+    }
+
+    fn reads(&self, event: &RecordedEvent) -> Vec<String> {
+        match charge_of(event) {
+            Some(ChargeEvent::Requested(r)) => vec![format!("charge:{}", r.charge_id)],
+            Some(ChargeEvent::Succeeded(s)) => {
+                vec![
+                    format!("charge:{}", s.charge_id),
+                    day_key(event.occurred_at),
+                ]
+            }
+            Some(ChargeEvent::Failed(f)) => {
+                vec![
+                    format!("charge:{}", f.charge_id),
+                    day_key(event.occurred_at),
+                ]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn apply(&self, set: &mut ReadSet, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        let (charge_id, failure) = match charge_of(event) {
+            Some(ChargeEvent::Requested(r)) => {
+                let note = ChargeNote {
+                    currency: r.currency.code().to_string(),
+                    amount: r.amount,
+                };
+                return write(
+                    PAYMENTS,
+                    set,
+                    event,
+                    format!("charge:{}", r.charge_id),
+                    &note,
+                );
+            }
+            Some(ChargeEvent::Succeeded(s)) => (s.charge_id, None),
+            Some(ChargeEvent::Failed(f)) => (f.charge_id, Some(f.failure_code)),
+            _ => return Ok(()),
+        };
+        let note: ChargeNote = read(PAYMENTS, set, event, &format!("charge:{charge_id}"))?;
+        let key = day_key(event.occurred_at);
+        let mut day: BTreeMap<String, PaymentCounts> = read(PAYMENTS, set, event, &key)?;
+        let counts = day.entry(note.currency).or_default();
+        match failure {
+            None => {
+                add(&mut counts.succeeded, 1);
+                add(&mut counts.succeeded_amount, note.amount);
+            }
+            Some(code) => {
+                add(&mut counts.failed, 1);
+                add(&mut counts.failed_amount, note.amount);
+                add(counts.failure_codes.entry(code).or_insert(0), 1);
+            }
+        }
+        write(PAYMENTS, set, event, key, &day)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// MRR
+
+const MRR: &str = "mrr";
+
+/// MRR per currency, and its movements per month.
+pub struct Mrr;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SubscriptionNote {
+    state: Option<Subscription>,
+    mrr: i64,
+    currency: String,
+    /// Has had MRR above 0 before (a return is a reactivation).
+    ever: bool,
+}
+
+/// One month's MRR movements in one currency (amounts per month, minor units).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Movements {
+    pub new: i64,
+    pub expansion: i64,
+    pub contraction: i64,
+    pub churn: i64,
+    pub reactivation: i64,
+    /// Subscriptions that started counting (new + reactivated) and that stopped (churned).
+    pub subscriptions_started: i64,
+    pub subscriptions_churned: i64,
+}
+
+impl Movements {
+    /// `new + expansion + reactivation − contraction − churn`.
+    #[must_use]
+    pub fn net(&self) -> i64 {
+        self.new
+            .saturating_add(self.expansion)
+            .saturating_add(self.reactivation)
+            .saturating_sub(self.contraction)
+            .saturating_sub(self.churn)
+    }
+}
+
+/// The MRR now, in one currency.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MrrTotal {
+    pub mrr: i64,
+    pub subscriptions: i64,
+}
+
+/// What `s` bills per month now (see the module doc).
+fn monthly(s: &Subscription) -> Result<i64, String> {
+    let counts = matches!(
+        s.status,
+        SubscriptionStatus::Active | SubscriptionStatus::PastDue
+    );
+    if !counts || s.plan.usage_type == UsageType::Metered {
+        return Ok(0);
+    }
+    let per_period = s
+        .plan
+        .amount_for(u64::from(s.quantity))
+        .map_err(|e| e.to_string())?;
+    let n = Decimal::from(s.plan.interval.count());
+    let factor = match s.plan.interval.unit() {
+        IntervalUnit::Month => Decimal::ONE / n,
+        IntervalUnit::Year => Decimal::ONE / (Decimal::from(12) * n),
+        IntervalUnit::Week => Decimal::from(52) / (Decimal::from(12) * n),
+        IntervalUnit::Day => Decimal::from(365) / (Decimal::from(12) * n),
+    };
+    apply_rate(per_period, factor)
+        .map(|m| m.amount_minor())
+        .map_err(|e| e.to_string())
+}
+
+fn subscription_of(event: &RecordedEvent) -> Option<(String, SubscriptionEvent)> {
+    let id = event.stream_id.as_str().strip_prefix("subscription-")?;
+    SubscriptionEvent::from_stored(&event.event_type, &event.payload).map(|e| (id.to_string(), e))
+}
+
+impl Projection for Mrr {
+    fn name(&self) -> &'static str {
+        MRR
+    }
+
+    fn table(&self) -> Table {
+        Table::Docs
+    }
+
+    fn reads(&self, event: &RecordedEvent) -> Vec<String> {
+        match subscription_of(event) {
+            Some((id, _)) => vec![
+                format!("sub:{id}"),
+                month_key(event.occurred_at),
+                "total".to_string(),
+            ],
+            None => Vec::new(),
+        }
+    }
+
+    fn apply(&self, set: &mut ReadSet, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        use commands::aggregate::Aggregate;
+        let Some((id, e)) = subscription_of(event) else {
+            return Ok(());
+        };
+        let key = format!("sub:{id}");
+        let mut note: SubscriptionNote = read(MRR, set, event, &key)?;
+        note.state = Subscription::evolve(note.state.take(), &e, event.occurred_at);
+        let Some(state) = &note.state else {
+            return write(MRR, set, event, key, &note);
+        };
+        let now = monthly(state).map_err(|r| unreadable(MRR, event, r))?;
+        let before = note.mrr;
+        let currency = state.plan.price.currency().code().to_string();
+        if now != before {
+            let month = month_key(event.occurred_at);
+            let mut moves: BTreeMap<String, Movements> = read(MRR, set, event, &month)?;
+            let m = moves.entry(currency.clone()).or_default();
+            let delta = now.saturating_sub(before);
+            match (before, now) {
+                (0, _) if note.ever => {
+                    add(&mut m.reactivation, now);
+                    add(&mut m.subscriptions_started, 1);
+                }
+                (0, _) => {
+                    add(&mut m.new, now);
+                    add(&mut m.subscriptions_started, 1);
+                }
+                (_, 0) => {
+                    add(&mut m.churn, before);
+                    add(&mut m.subscriptions_churned, 1);
+                }
+                _ if delta > 0 => add(&mut m.expansion, delta),
+                _ => add(&mut m.contraction, -delta),
+            }
+            write(MRR, set, event, month, &moves)?;
+            let mut total: BTreeMap<String, MrrTotal> = read(MRR, set, event, "total")?;
+            let t = total.entry(currency.clone()).or_default();
+            add(&mut t.mrr, delta);
+            add(
+                &mut t.subscriptions,
+                i64::from(now > 0) - i64::from(before > 0),
+            );
+            write(MRR, set, event, "total".to_string(), &total)?;
+        }
+        note.ever |= now > 0;
+        note.mrr = now;
+        note.currency = currency;
+        write(MRR, set, event, key, &note)
+    }
+}
