@@ -10,6 +10,7 @@ url="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 base="${url%/*}"
 db="$base/kb_http_bench"
 addr="127.0.0.1:8099"
+bin="${CARGO_TARGET_DIR:-target}/release/billing"
 
 cargo build --release -q -p api
 psql -q "$url" -c "DROP DATABASE IF EXISTS kb_http_bench" -c "CREATE DATABASE kb_http_bench"
@@ -18,8 +19,8 @@ export DATABASE_URL="$db"
 BILLING_DATA_DIR="$(mktemp -d)"
 export BILLING_DATA_DIR
 export BILLING_MASTER_KEY=0000000000000000000000000000000000000000000000000000000000000001
-key=$(RUST_LOG=warn ./target/release/billing keys create --scope write 2>/dev/null)
-RUST_LOG=warn BILLING_ADDR="$addr" ./target/release/billing serve >/dev/null &
+key=$(RUST_LOG=warn "$bin" keys create --scope write 2>/dev/null)
+RUST_LOG=warn BILLING_ADDR="$addr" "$bin" serve >/dev/null &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; psql -q "$url" -c "DROP DATABASE IF EXISTS kb_http_bench"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://$addr/health" >/dev/null && break; sleep 0.1; done

@@ -36,5 +36,5 @@ pub fn to_json<T: Serialize>(t: &T) -> serde_json::Value {
 }
 
 pub fn from_json<T: DeserializeOwned>(v: &serde_json::Value) -> Option<T> {
-    serde_json::from_value(v.clone()).ok()
+    T::deserialize(v).ok()
 }

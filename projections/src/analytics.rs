@@ -44,8 +44,9 @@ fn read<T: DeserializeOwned + Default>(
 ) -> Result<T, ProjectionError> {
     match set.get(name, key)? {
         None => Ok(T::default()),
-        Some(doc) => serde_json::from_value(doc.body.clone())
-            .map_err(|e| unreadable(name, event, format!("{key}: {e}"))),
+        Some(doc) => {
+            T::deserialize(&doc.body).map_err(|e| unreadable(name, event, format!("{key}: {e}")))
+        }
     }
 }
 
@@ -182,7 +183,10 @@ impl Projection for Payments {
             Some(ChargeEvent::Failed(f)) => (f.charge_id, Some(f.failure_code)),
             _ => return Ok(()),
         };
-        let note: ChargeNote = read(PAYMENTS, set, event, &format!("charge:{charge_id}"))?;
+        let note_key = format!("charge:{charge_id}");
+        let note: ChargeNote = read(PAYMENTS, set, event, &note_key)?;
+        // The outcome is final: the note is not needed any more.
+        set.remove(&note_key);
         let key = day_key(event.occurred_at);
         let mut day: BTreeMap<String, PaymentCounts> = read(PAYMENTS, set, event, &key)?;
         let counts = day.entry(note.currency).or_default();

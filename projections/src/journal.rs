@@ -199,7 +199,7 @@ fn note<T: DeserializeOwned + Default>(
 ) -> Result<T, ProjectionError> {
     match set.get(NAME, key)? {
         None => Ok(T::default()),
-        Some(doc) => serde_json::from_value(doc.body.clone())
+        Some(doc) => T::deserialize(&doc.body)
             .map_err(|e| unreadable(event, format!("journal note {key}: {e}"))),
     }
 }

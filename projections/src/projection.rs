@@ -55,6 +55,10 @@ pub struct JournalLine {
 pub struct ReadSet {
     docs: BTreeMap<String, Option<Doc>>,
     changed: BTreeSet<String>,
+    /// Ids the store held when loaded.
+    stored: BTreeSet<String>,
+    /// Stored ids removed by the batch.
+    removed: BTreeSet<String>,
     journal: Vec<JournalLine>,
 }
 
@@ -85,7 +89,12 @@ impl ReadSet {
 
     /// Records what the store holds for `id` (done by the worker before `apply`).
     pub fn load(&mut self, id: String, doc: Option<Doc>) {
-        self.docs.entry(id).or_insert(doc);
+        if !self.docs.contains_key(&id) {
+            if doc.is_some() {
+                self.stored.insert(id.clone());
+            }
+            self.docs.insert(id, doc);
+        }
     }
 
     /// The document `id` as the batch has it so far.
@@ -103,8 +112,23 @@ impl ReadSet {
     }
 
     pub fn put(&mut self, id: String, doc: Doc) {
+        self.removed.remove(&id);
         self.changed.insert(id.clone());
         self.docs.insert(id, Some(doc));
+    }
+
+    /// Removes document `id` (kept as absent for the rest of the batch).
+    pub fn remove(&mut self, id: &str) {
+        self.changed.remove(id);
+        if self.stored.contains(id) {
+            self.removed.insert(id.to_string());
+        }
+        self.docs.insert(id.to_string(), None);
+    }
+
+    /// The stored documents the batch removed.
+    pub fn removed_docs(&self) -> impl Iterator<Item = &str> {
+        self.removed.iter().map(String::as_str)
     }
 
     pub fn post(&mut self, line: JournalLine) {
@@ -134,6 +158,8 @@ impl ReadSet {
     pub fn clear(&mut self) {
         self.docs.clear();
         self.changed.clear();
+        self.stored.clear();
+        self.removed.clear();
         self.journal.clear();
     }
 }
@@ -144,6 +170,12 @@ pub trait Projection: Send + Sync {
     fn name(&self) -> &'static str;
 
     fn table(&self) -> Table;
+
+    /// Whether the read API lists its documents (then they are indexed by creation time and by
+    /// customer); a projection's private working state is not.
+    fn listed(&self) -> bool {
+        false
+    }
 
     /// The document ids `apply` may read for `event` (none for events it ignores).
     fn reads(&self, event: &RecordedEvent) -> Vec<String>;

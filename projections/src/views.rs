@@ -59,6 +59,10 @@ where
         Table::Docs
     }
 
+    fn listed(&self) -> bool {
+        true
+    }
+
     fn reads(&self, event: &RecordedEvent) -> Vec<String> {
         self.id_of(event).map(str::to_string).into_iter().collect()
     }
@@ -75,7 +79,7 @@ where
         };
         let prior: Option<S> = set
             .get(self.name, id)?
-            .map(|d| serde_json::from_value(d.body.clone()))
+            .map(|d| S::deserialize(&d.body))
             .transpose()
             .map_err(|e| unreadable(format!("stored document: {e}")))?;
         let Some(state) = (self.fold)(prior, event).map_err(unreadable)? else {

@@ -15,7 +15,7 @@ use ledger::event::{Position, RecordedEvent};
 use ledger::store::{EventStore, StoreError, read_page};
 
 use crate::projection::{Projection, ProjectionError, ReadSet};
-use crate::store::{ReadStore, ReadStoreError};
+use crate::store::{ReadStore, ReadStoreError, ReadTx};
 
 /// Most events fetched from the store to fill one gap at a time.
 const GAP_PAGE: u32 = 1_000;
@@ -30,6 +30,8 @@ pub enum WorkerError {
     Projection(#[from] ProjectionError),
     #[error("the event store has no event at position {0} (below its head)")]
     Missing(i64),
+    #[error("projection task: {0}")]
+    Task(String),
 }
 
 /// What one batch did.
@@ -56,7 +58,31 @@ pub async fn apply(
     projection: &dyn Projection,
     delivered: &[RecordedEvent],
 ) -> Result<Applied, WorkerError> {
-    let tx = read.begin(projection.name()).await?;
+    let mut tx = read.begin(projection.name()).await?;
+    match prepare(&mut tx, events, projection, delivered).await {
+        Ok((applied, Some(set))) => {
+            tx.commit(&set, applied.checkpoint).await?;
+            Ok(applied)
+        }
+        Ok((applied, None)) => {
+            tx.rollback().await?;
+            Ok(applied)
+        }
+        Err(e) => {
+            // Release the checkpoint row now; the error is what the caller needs.
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+/// Everything of [`apply`] but the commit: the rows to write (none: nothing new).
+async fn prepare(
+    tx: &mut ReadTx,
+    events: &dyn EventStore,
+    projection: &dyn Projection,
+    delivered: &[RecordedEvent],
+) -> Result<(Applied, Option<ReadSet>), WorkerError> {
     let checkpoint = tx.checkpoint();
     let mut fresh: Vec<&RecordedEvent> = delivered
         .iter()
@@ -67,26 +93,26 @@ pub async fn apply(
     fresh.dedup_by_key(|e| e.position);
     let (batch, filled) = fill_gaps(events, checkpoint, fresh).await?;
     let Some(last) = batch.last().map(|e| e.position.0) else {
-        return Ok(Applied {
+        let nothing = Applied {
             skipped,
             checkpoint,
             ..Applied::default()
-        });
+        };
+        return Ok((nothing, None));
     };
-    let mut tx = tx;
     let mut set = ReadSet::default();
     let ids = batch.iter().flat_map(|e| projection.reads(e)).collect();
     tx.load(&mut set, ids).await?;
     for e in &batch {
         projection.apply(&mut set, e)?;
     }
-    tx.commit(&set, last).await?;
-    Ok(Applied {
+    let applied = Applied {
         applied: batch.len(),
         skipped,
         filled,
         checkpoint: last,
-    })
+    };
+    Ok((applied, Some(set)))
 }
 
 /// `fresh` (sorted, above `checkpoint`) with every missing position before its last one read

@@ -4,6 +4,7 @@
 mod projections {
     pub mod nats_worker;
     pub mod relay;
+    pub mod replay_props;
     pub mod support;
     pub mod worker;
 }

@@ -47,6 +47,10 @@ pub struct Ready {
     /// `not_configured` (no `NATS_URL`), `connected` or `disconnected`. NATS down does not make
     /// the service unready: read models lag, nothing is lost.
     pub nats: &'static str,
+    /// Events of the log the slowest projection has not applied yet (`head − checkpoint`).
+    pub projection_lag: Option<i64>,
+    /// Each projection's checkpoint (the last position it applied).
+    pub projections: std::collections::BTreeMap<String, i64>,
 }
 
 /// Readiness: the event store answers (503 otherwise).
@@ -57,14 +61,26 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     if let Err(e) = &head {
         tracing::warn!(error = %e, "readiness: event store unavailable");
     }
+    let head_position = head.ok().map(|h| h.position.0);
+    let checkpoints = state.read.checkpoints_all().await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "readiness: read-model checkpoints unavailable");
+        Default::default()
+    });
     let body = Ready {
         status: if ok { "ready" } else { "not_ready" },
         store: if ok { "ok" } else { "unavailable" },
-        head_position: head.ok().map(|h| h.position.0),
+        head_position,
         nats: state
             .nats
             .as_ref()
             .map_or("not_configured", projections::relay::NatsStatus::as_str),
+        projection_lag: head_position.and_then(|h| {
+            checkpoints
+                .values()
+                .min()
+                .map(|slowest| h.saturating_sub(*slowest))
+        }),
+        projections: checkpoints,
     };
     let status = if ok {
         StatusCode::OK

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Kind, TestApp, error_of, spawn_app};
+use crate::support::{Kind, TestApp, account_balance, error_of, spawn_app};
 
 pub(crate) async fn clock(app: &TestApp, at: &str) -> String {
     let c = app
@@ -158,6 +158,12 @@ async fn twelve_monthly_renewals_on_a_31st_anchor_keep_the_day_and_number_invoic
     .await;
     assert_eq!(status, 400);
     assert_eq!(app.head().await, head);
+    let tb = app.assert_books_balance().await;
+    assert_eq!(
+        account_balance(&tb, "usd", "cash:sandbox"),
+        13 * 2000,
+        "13 paid invoices"
+    );
 }
 
 #[tokio::test]
@@ -205,6 +211,8 @@ async fn an_upgrade_at_half_of_a_30_day_period_with_always_invoice_nets_half_the
         (1000.into(), "paid".into(), 1000.into())
     );
     assert_eq!(app.sandbox.charges_made(), 2);
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 1000 + 1000);
 }
 
 #[tokio::test]
@@ -236,6 +244,8 @@ async fn a_trial_ends_into_an_active_subscription_with_a_paid_invoice() {
     assert_eq!(inv["period_start"], "2026-03-15T00:00:00Z");
     let events = app.all_events().await;
     assert_eq!(events_of(&events, "SubscriptionTrialEnded").len(), 1);
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "eur", "cash:sandbox"), 4900);
 }
 
 #[tokio::test]
@@ -301,6 +311,7 @@ async fn a_failed_renewal_goes_past_due_is_retried_on_schedule_then_canceled() {
     let head = app.head().await;
     advance(&app, &clock, "2026-05-01T00:00:00Z").await;
     assert_eq!(app.head().await.0, head.0 + 1, "only the clock moved");
+    app.assert_books_balance().await;
 }
 
 #[tokio::test]
@@ -365,6 +376,8 @@ async fn jpy_and_kwd_invoices_are_taxed_to_the_minor_unit() {
         (inv["tax"].clone(), inv["total"].clone()),
         (0.into(), 1333.into())
     );
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "jpy", "cash:sandbox"), 4399);
 }
 
 #[tokio::test]
@@ -436,6 +449,7 @@ async fn bad_subscription_requests_are_4xx_and_record_nothing() {
         )
         .await;
     assert_eq!(sub["status"], "active");
+    app.assert_books_balance().await;
 }
 
 #[tokio::test]
@@ -499,6 +513,12 @@ async fn the_scheduler_renews_what_is_due_once_even_when_run_twice_or_twice_at_o
     let events = app.all_events().await;
     assert_eq!(events_of(&events, "SubscriptionRenewed").len(), 2);
     assert_eq!(app.sandbox.charges_made(), 4, "one charge per renewal");
+    let tb = app.assert_books_balance().await;
+    assert_eq!(
+        account_balance(&tb, "usd", "cash:sandbox"),
+        4 * 100,
+        "one charge per renewal"
+    );
 }
 
 #[tokio::test]
@@ -625,6 +645,7 @@ async fn what_review_found_stays_fixed() {
         error_of(app.post("/v1/subscriptions", &body.to_string(), None).await).await;
     assert_eq!(status, 400);
     assert_eq!(app.head().await, head);
+    app.assert_books_balance().await;
 }
 
 #[tokio::test]
@@ -699,6 +720,12 @@ async fn graduated_tiers_price_each_unit_by_its_tier() {
         );
     }
     assert_eq!(app.head().await, head);
+    let tb = app.assert_books_balance().await;
+    assert_eq!(
+        account_balance(&tb, "usd", "cash:sandbox"),
+        2 * 23_500 + 6_800,
+        "seats twice (created, renewed) and the usage"
+    );
 }
 
 #[tokio::test]
@@ -727,6 +754,8 @@ async fn invoice_actions_replay_under_their_idempotency_key() {
         ("paid".into(), 1.into())
     );
     assert_eq!(app.sandbox.charges_made(), 1);
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 5000);
 }
 
 #[tokio::test]
@@ -757,6 +786,7 @@ async fn dunning_that_cancels_leaves_a_final_invoice_for_the_usage_of_the_last_p
     );
     assert_eq!(last["attempt_count"], 0, "finalized for /pay, not charged");
     assert!(last["number"].as_str().unwrap().starts_with("KB-"));
+    app.assert_books_balance().await;
 }
 
 #[tokio::test]
@@ -836,6 +866,7 @@ async fn second_review_findings_stay_fixed() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+    app.assert_books_balance().await;
 }
 
 #[tokio::test]
@@ -884,6 +915,8 @@ async fn a_renewal_recorded_without_its_invoice_is_invoiced_by_the_next_run() {
         ("paid".into(), 700.into())
     );
     assert_eq!(app.sandbox.charges_made(), 2);
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 700 + 700);
 }
 
 #[tokio::test]
@@ -922,6 +955,8 @@ async fn what_is_owed_does_not_change_under_a_payment_without_outcome() {
         (paid["status"].clone(), paid["amount_paid"].clone()),
         ("paid".into(), 1000.into())
     );
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 1000);
 }
 
 #[tokio::test]
@@ -955,4 +990,6 @@ async fn a_renewal_payment_without_outcome_is_completed_after_a_grace() {
         ("paid".into(), 1.into())
     );
     assert_eq!(app.sandbox.charges_made(), 2);
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 700 + 700);
 }

@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use crate::billing::{advance, clock, customer, invoice, plan, subscribe, subscription};
-use crate::support::{Kind, TestApp, error_of, spawn_app};
+use crate::support::{Kind, TestApp, account_balance, error_of, spawn_app};
 
 /// POST to a subscription's path (`""` for the update itself, or `/cancel`, `/pause`, ...).
 async fn sub_post(app: &TestApp, sub: &Value, action: &str, body: Value) -> Value {
@@ -148,6 +148,8 @@ async fn an_upgrade_with_create_prorations_keeps_two_items_for_the_next_renewal_
     let events = app.all_events().await;
     assert_eq!(events_of(&events, "InvoicePaid").len(), 2);
     assert_eq!(events_of(&events, "ChargeSucceeded").len(), 2);
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 1000 + 4000);
 }
 
 // 2. proration_behavior none ------------------------------------------------------------------
@@ -182,6 +184,8 @@ async fn a_change_without_proration_bills_only_the_new_price_at_the_next_renewal
     assert_eq!(totals(&inv), (3000, 0, 3000, 3000, 3000));
     assert_eq!(inv["status"], "paid");
     assert_eq!(app.sandbox.charges_made(), 2);
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 1000 + 3000);
 }
 
 // 3. cancel -----------------------------------------------------------------------------------
@@ -232,6 +236,8 @@ async fn cancel_at_period_end_ends_the_subscription_at_the_renewal_without_billi
     advance(&app, &clock, "2026-05-01T00:00:00Z").await;
     assert_eq!(app.head().await.0, head.0 + 1, "only the clock moved");
     assert_eq!(app.sandbox.charges_made(), 1);
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 2000);
 }
 
 #[tokio::test]
@@ -262,6 +268,8 @@ async fn cancel_now_ends_the_subscription_at_once_and_twice_records_nothing_more
     assert_eq!(app.head().await.0, head.0 + 1, "only the clock moved");
     assert_eq!(subscription(&app, &sub["id"]).await["status"], "canceled");
     assert_eq!(app.sandbox.charges_made(), 1);
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 2000);
 }
 
 // 4. metered ----------------------------------------------------------------------------------
@@ -328,6 +336,8 @@ async fn metered_usage_is_billed_in_arrears_at_the_renewal() {
     assert_eq!(totals(&inv), (175, 0, 175, 175, 175));
     assert_eq!(inv["status"], "paid");
     assert_eq!(app.sandbox.charges_made(), 1);
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 175);
 }
 
 #[tokio::test]
@@ -345,6 +355,7 @@ async fn usage_on_a_licensed_plan_is_refused_and_records_nothing() {
         (400, "invalid_request_error", "subscription_not_metered")
     );
     assert_eq!(app.head().await, head);
+    app.assert_books_balance().await;
 }
 
 // 5. pause / resume ---------------------------------------------------------------------------
@@ -388,6 +399,8 @@ async fn a_paused_subscription_renews_without_billing_and_bills_again_after_resu
     assert_eq!(events_of(&events, "SubscriptionRenewed").len(), 2);
     assert_eq!(events_of(&events, "InvoiceDrafted").len(), 2);
     assert_eq!(app.sandbox.charges_made(), 2);
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 2 * 2000);
 }
 
 // 6. one-off invoices -------------------------------------------------------------------------
@@ -458,6 +471,13 @@ async fn a_one_off_invoice_goes_draft_open_paid_and_numbers_are_gapless() {
         .map(|n| n["number"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(numbers, ["KB-000001", "KB-000002", "KB-000003"]);
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 5000);
+    assert_eq!(
+        account_balance(&tb, "usd", &format!("receivable:{cus}")),
+        2400 + 900,
+        "the two invoices left open"
+    );
 }
 
 #[tokio::test]
@@ -487,6 +507,8 @@ async fn an_uncollectible_invoice_can_still_be_paid() {
     );
     assert_eq!(app.sandbox.charges_made(), 1);
     assert_eq!(count(&app, "InvoicePaid").await, 1);
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 2400);
 }
 
 // 7. credit notes -----------------------------------------------------------------------------
@@ -555,6 +577,9 @@ async fn a_credit_note_on_an_open_invoice_lowers_what_is_due_and_never_below_zer
     assert_eq!(settled["amount_paid"], 0);
     assert_eq!(app.sandbox.charges_made(), 0);
     assert_eq!(count(&app, "RefundRequested").await, 0);
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "credit_notes"), 300 + 700);
+    assert_eq!(account_balance(&tb, "usd", &format!("receivable:{cus}")), 0);
 }
 
 #[tokio::test]
@@ -627,6 +652,9 @@ async fn a_credit_note_on_a_paid_invoice_is_a_refund_and_replays_under_its_key()
     assert_eq!((status, code.as_str()), (400, "amount_invalid"));
     assert_eq!(app.head().await, head);
     assert_eq!(app.sandbox.refunded_minor(&gateway_charge), Some(400));
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 1000 - 400);
+    assert_eq!(account_balance(&tb, "usd", "refunds"), 400);
 }
 
 #[tokio::test]
@@ -663,6 +691,7 @@ async fn crediting_all_of_a_past_due_renewal_settles_it_and_the_subscription_rec
     advance(&app, &clock, "2026-02-20T00:00:00Z").await;
     assert_eq!(count(&app, "InvoicePaymentFailed").await, 1);
     assert_eq!(subscription(&app, &sub["id"]).await["status"], "active");
+    app.assert_books_balance().await;
 }
 
 // 8. customer credit balance ------------------------------------------------------------------
@@ -712,6 +741,17 @@ async fn a_downgrade_credit_goes_to_the_balance_and_pays_the_next_renewal() {
     let adjusted = events_of(&app.all_events().await, "CustomerBalanceAdjusted");
     assert_eq!(adjusted.len(), 2);
     assert_eq!(adjusted[1]["balance_after"], 0);
+    let tb = app.assert_books_balance().await;
+    assert_eq!(
+        account_balance(&tb, "usd", "cash:sandbox"),
+        3000,
+        "only the first invoice was charged"
+    );
+    assert_eq!(
+        account_balance(&tb, "usd", &format!("customer_balance:{cus}")),
+        0,
+        "the credit was used up"
+    );
 }
 
 // 9. JPY with tax -----------------------------------------------------------------------------
@@ -773,6 +813,11 @@ async fn jpy_renewals_with_an_exclusive_tax_are_exact_to_the_yen() {
         .sum();
     assert_eq!(paid, 3 * 1078 + 3 * 4399);
     assert_eq!(app.sandbox.charges_made(), 6);
+    let tb = app.assert_books_balance().await;
+    assert_eq!(
+        account_balance(&tb, "jpy", "cash:sandbox"),
+        3 * 1078 + 3 * 4399
+    );
 }
 
 // 10. concurrent advances ---------------------------------------------------------------------
@@ -831,6 +876,12 @@ async fn two_concurrent_advances(kind: Kind) {
         .await;
     assert_eq!(clock_now["current_period_start"], "2026-04-10T00:00:00Z");
     assert_eq!(clock_now["status"], "active");
+    let tb = app.assert_books_balance().await;
+    assert_eq!(
+        account_balance(&tb, "usd", "cash:sandbox"),
+        4 * 2000,
+        "{kind:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

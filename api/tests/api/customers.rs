@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::support::{Kind, TestApp, error_of, spawn_app};
+use crate::support::{Kind, TestApp, account_balance, error_of, spawn_app};
 
 const ADA: &str = r#"{"name":"Ada Lovelace","email":"ada@example.com","phone":"+44 20 7946 0000",
   "address":{"line1":"12 St James's Square","city":"London","postal_code":"SW1Y 4JH","country":"gb"},
@@ -268,6 +268,7 @@ async fn erasure_destroys_the_key_so_the_log_keeps_money_facts_but_loses_the_per
         let verify: Value = verify.json().await.unwrap();
         assert_eq!(verify["first_break"], Value::Null, "{verify}");
         assert_eq!(verify["checked"], app.head().await.0);
+        app.assert_books_balance().await;
     }
 }
 
@@ -324,6 +325,8 @@ async fn a_customer_is_charged_with_its_default_or_a_named_payment_method() {
     .await;
     assert_eq!(status, 404, "another customer's method");
     assert_eq!((app.sandbox.charges_made(), app.sandbox.calls()), (1, 2));
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "gbp", "cash:sandbox"), 500);
 }
 
 #[tokio::test]
@@ -368,6 +371,12 @@ async fn balance_adjustments_add_up_and_bad_ones_record_nothing() {
         assert_eq!((status, c.as_str()), (400, code), "{body}");
     }
     assert_eq!(app.head().await, head);
+    let tb = app.assert_books_balance().await;
+    assert_eq!(
+        account_balance(&tb, "gbp", &format!("customer_balance:{}", id(&c))),
+        -1500,
+        "credit held for the customer"
+    );
 }
 
 #[tokio::test]

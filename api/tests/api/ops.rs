@@ -32,6 +32,34 @@ async fn health_and_ready_need_no_key() {
     let ready: Value = ready.json().await.unwrap();
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["head_position"], 2);
+    // Every projection reports its checkpoint; the lag is what the slowest has not applied.
+    let checkpoints = ready["projections"].as_object().unwrap();
+    assert!(checkpoints.contains_key("journal") && checkpoints.contains_key("charges"));
+    let slowest = checkpoints
+        .values()
+        .map(|v| v.as_i64().unwrap())
+        .min()
+        .unwrap();
+    assert_eq!(ready["projection_lag"], 2 - slowest);
+    // The in-process feed catches up: the lag drains to 0.
+    let mut lag = ready["projection_lag"].as_i64().unwrap();
+    for _ in 0..200 {
+        if lag == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        let r: Value = app
+            .client
+            .get(app.url("/ready"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        lag = r["projection_lag"].as_i64().unwrap();
+    }
+    assert_eq!(lag, 0);
 }
 
 #[tokio::test]

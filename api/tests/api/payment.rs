@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{Kind, TestApp, error_of, spawn_app};
+use crate::support::{Kind, TestApp, account_balance, error_of, spawn_app};
 
 const CHARGE: &str = r#"{"amount":1000,"currency":"usd"}"#;
 
@@ -44,6 +44,13 @@ async fn succeeds_in_two_phases(kind: Kind) {
         "Billing-Position is the outcome's position"
     );
     assert_eq!(app.sandbox.charges_made(), 1);
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 1000);
+    assert_eq!(
+        account_balance(&tb, "usd", "revenue"),
+        -1000,
+        "a one-off charge is revenue"
+    );
 }
 
 #[tokio::test]
@@ -76,6 +83,12 @@ async fn a_decline_is_a_402_card_error_with_the_charge_recorded_as_failed() {
         events[1].payload["charge_id"].as_str().unwrap()
     );
     assert_eq!(app.sandbox.charges_made(), 0);
+    let tb = app.assert_books_balance().await;
+    assert_eq!(
+        account_balance(&tb, "eur", "cash:sandbox"),
+        0,
+        "a declined charge posts nothing"
+    );
 }
 
 #[tokio::test]
@@ -93,6 +106,8 @@ async fn a_lost_gateway_response_is_retried_with_the_same_key_and_charges_once()
         .map(|e| e.event_type)
         .collect();
     assert_eq!(types, ["ChargeRequested", "ChargeSucceeded"]);
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 700);
 }
 
 #[tokio::test]
@@ -111,6 +126,12 @@ async fn an_unknown_outcome_leaves_a_pending_charge_and_answers_202() {
         .collect();
     assert_eq!(types, ["ChargeRequested"], "no outcome is invented");
     assert_eq!(app.sandbox.charges_made(), 0);
+    let tb = app.assert_books_balance().await;
+    assert_eq!(
+        account_balance(&tb, "usd", "cash:sandbox"),
+        0,
+        "a pending charge posts nothing"
+    );
 }
 
 #[tokio::test]
@@ -243,6 +264,8 @@ async fn keys_are_required_and_scoped() {
         .await
         .unwrap();
     assert_eq!(admin.status(), 200, "admin includes write");
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 1000);
 }
 
 #[tokio::test]
@@ -266,6 +289,12 @@ async fn idempotency_key_replays_the_first_response() {
         2,
         "the replay appended nothing"
     );
+    let tb = app.assert_books_balance().await;
+    assert_eq!(
+        account_balance(&tb, "usd", "cash:sandbox"),
+        1000,
+        "the replay posted nothing"
+    );
 }
 
 #[tokio::test]
@@ -280,6 +309,7 @@ async fn a_declined_response_is_replayed_too() {
     assert_eq!(second.headers()["idempotent-replayed"], "true");
     assert_eq!(second.text().await.unwrap(), first_body);
     assert_eq!(app.all_events().await.len(), 2);
+    app.assert_books_balance().await;
 }
 
 #[tokio::test]
@@ -311,6 +341,8 @@ async fn idempotency_key_with_another_body_is_422_and_changes_nothing() {
         .unwrap();
     assert_eq!(admin.status(), 200);
     assert_eq!(app.sandbox.charges_made(), 2);
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 1000 + 2000);
 }
 
 #[tokio::test]
@@ -346,6 +378,8 @@ async fn idempotency_key_in_flight_is_409() {
     // Once finished, the same key replays.
     let again = app.post("/payment/process", CHARGE, Some("slow")).await;
     assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 1000);
 }
 
 #[tokio::test]
@@ -390,6 +424,8 @@ async fn a_pending_charge_completes_on_retry_and_only_for_the_same_request() {
     assert_eq!(app.sandbox.charges_made(), 1);
     let replay = app.post("/payment/process", CHARGE, Some("p1")).await;
     assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 1000);
 }
 
 #[tokio::test]
@@ -428,6 +464,8 @@ async fn a_client_that_disconnects_does_not_lose_the_outcome() {
         "the response was stored too"
     );
     assert_eq!(app.sandbox.charges_made(), 1);
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 1000);
 }
 
 /// Polls a condition every 10 ms, for at most 10 s.
@@ -508,6 +546,8 @@ async fn idempotent_charges_from_two_servers_on_one_database_charge_once() {
         .collect();
     assert_eq!(types, ["ChargeRequested", "ChargeSucceeded"]);
     assert_eq!(a.sandbox.charges_made(), 1);
+    let tb = a.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 1000);
 }
 
 async fn a_db_url(app: &TestApp) -> String {
@@ -543,4 +583,6 @@ async fn a_revoked_key_stops_working_within_the_cache_ttl() {
         401,
         "revoked, once the cache entry expired"
     );
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 1000);
 }

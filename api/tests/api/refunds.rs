@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Kind, TestApp, error_of, spawn_app};
+use crate::support::{Kind, TestApp, account_balance, error_of, spawn_app};
 
 async fn charge(app: &TestApp, amount: i64, token: &str) -> Value {
     let body = json!({"amount": amount, "currency": "usd", "payment_method": token}).to_string();
@@ -78,6 +78,13 @@ async fn partial_and_repeated_refunds_stop_at_the_captured_amount() {
     );
     let gateway_charge = ch["gateway_charge_id"].as_str().unwrap();
     assert_eq!(app.sandbox.refunded_minor(gateway_charge), Some(1000));
+    let tb = app.assert_books_balance().await;
+    assert_eq!(
+        account_balance(&tb, "usd", "cash:sandbox"),
+        0,
+        "all of it given back"
+    );
+    assert_eq!(account_balance(&tb, "usd", "refunds"), 1000);
 }
 
 #[tokio::test]
@@ -137,6 +144,12 @@ async fn refunds_that_cannot_be_are_4xx_and_append_nothing() {
         assert_eq!((got_status, got_code.as_str()), (status, code), "{body}");
     }
     assert_eq!(app.head().await, before, "nothing appended");
+    let tb = app.assert_books_balance().await;
+    assert_eq!(
+        account_balance(&tb, "usd", "cash:sandbox"),
+        500,
+        "only the charge that succeeded"
+    );
 }
 
 #[tokio::test]
@@ -191,6 +204,9 @@ async fn fifty_concurrent_refunds_never_exceed_the_charge() {
             .refunded_minor(ch["gateway_charge_id"].as_str().unwrap()),
         Some(990)
     );
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 1000 - 990);
+    assert_eq!(account_balance(&tb, "usd", "refunds"), 990);
 }
 
 #[tokio::test]
@@ -216,6 +232,8 @@ async fn a_refund_is_idempotent() {
             .refunded_minor(ch["gateway_charge_id"].as_str().unwrap()),
         Some(100)
     );
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 1000 - 100);
 }
 
 #[tokio::test]
@@ -271,6 +289,8 @@ async fn a_pending_refund_keeps_its_amount_reserved_and_completes_on_retry() {
             "RefundSucceeded"
         ]
     );
+    let tb = app.assert_books_balance().await;
+    assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 1000 - 600);
 }
 
 #[tokio::test]
@@ -351,5 +371,10 @@ async fn recovery_completes_pending_charges_and_refunds_once() {
         app.sandbox
             .refunded_minor(paid["gateway_charge_id"].as_str().unwrap()),
         Some(250)
+    );
+    let tb = app.assert_books_balance().await;
+    assert_eq!(
+        account_balance(&tb, "usd", "cash:sandbox"),
+        1000 + 700 - 250
     );
 }

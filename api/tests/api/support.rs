@@ -351,6 +351,66 @@ impl TestApp {
             .await
             .expect("read log")
     }
+
+    /// The books balance: the trial balance at the current head (the journal having applied
+    /// it) is zero in every currency — debits equal credits, `balanced` is true, and the
+    /// accounts' balances sum to 0. Answers the trial balance for more asserts (see
+    /// [`account_balance`]).
+    pub async fn assert_books_balance(&self) -> serde_json::Value {
+        let head = self.head().await.0;
+        let tb = self
+            .get_ok(&format!("/v1/ledger/trial_balance?min_position={head}"))
+            .await;
+        assert_eq!(tb["object"], "trial_balance", "{tb}");
+        let currencies = tb["currencies"]
+            .as_array()
+            .unwrap_or_else(|| panic!("currencies in {tb}"));
+        for c in currencies {
+            let currency = c["currency"].as_str().unwrap_or_default();
+            let amount = |k: &str| {
+                c[k].as_i64()
+                    .unwrap_or_else(|| panic!("{currency}: {k} in {c}"))
+            };
+            assert_eq!(
+                amount("debits"),
+                amount("credits"),
+                "{currency}: debits and credits differ at position {head}: {c}"
+            );
+            assert_eq!(
+                c["balanced"], true,
+                "{currency}: not balanced at position {head}: {c}"
+            );
+            let sum: i64 = c["accounts"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{currency}: accounts in {c}"))
+                .iter()
+                .map(|a| {
+                    a["balance"]
+                        .as_i64()
+                        .unwrap_or_else(|| panic!("{currency}: balance in {a}"))
+                })
+                .sum();
+            assert_eq!(
+                sum, 0,
+                "{currency}: the accounts' balances sum to {sum} at position {head}: {c}"
+            );
+        }
+        tb
+    }
+}
+
+/// The balance (`debit − credit`) of `account` in `currency` in a trial balance answer; 0 when
+/// the journal has no line for it.
+pub fn account_balance(tb: &serde_json::Value, currency: &str, account: &str) -> i64 {
+    tb["currencies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["currency"] == currency)
+        .flat_map(|c| c["accounts"].as_array().into_iter().flatten())
+        .filter(|a| a["account"] == account)
+        .map(|a| a["balance"].as_i64().unwrap_or_default())
+        .sum()
 }
 
 /// The error object's `type` and `code`.

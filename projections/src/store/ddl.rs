@@ -16,19 +16,16 @@ const JOURNAL_BY_AT: &str = "CREATE INDEX {l}_by_at_{g} ON {l} (at)";
 const START: &str =
     "INSERT INTO {c} (projection, position) VALUES ($1, 0) ON CONFLICT (projection) DO NOTHING";
 
-/// The statements that create a projection's table. Index names carry `generation`, because
+/// The statements that create a projection's tables. Index names carry `generation`, because
 /// a table swapped in keeps the index names it was built with.
-fn create(table: Table, generation: &str) -> Vec<String> {
-    let statements: &[&str] = match table {
-        Table::Docs => &[DOCS, DOCS_BY_CREATED, DOCS_BY_CUSTOMER],
-        Table::Journal => &[
-            DOCS,
-            DOCS_BY_CREATED,
-            DOCS_BY_CUSTOMER,
-            JOURNAL,
-            JOURNAL_BY_AT,
-        ],
-    };
+fn create(p: &dyn Projection, generation: &str) -> Vec<String> {
+    let mut statements = vec![DOCS];
+    if p.listed() {
+        statements.extend([DOCS_BY_CREATED, DOCS_BY_CUSTOMER]);
+    }
+    if p.table() == Table::Journal {
+        statements.extend([JOURNAL, JOURNAL_BY_AT]);
+    }
     statements
         .iter()
         .map(|s| s.replace("{g}", generation))
@@ -62,7 +59,7 @@ impl ReadStore {
                         .fetch_one(&mut *tx)
                         .await?;
                     if !exists {
-                        for s in create(p.table(), &generation()) {
+                        for s in create(*p, &generation()) {
                             sqlx::query(self.sql(&s, p.name()))
                                 .execute(&mut *tx)
                                 .await?;
@@ -88,7 +85,7 @@ impl ReadStore {
                     .fetch_optional(&mut *tx)
                     .await?;
                     if found.is_none() {
-                        for s in create(p.table(), &generation()) {
+                        for s in create(*p, &generation()) {
                             sqlx::query(self.sql(&s, p.name()))
                                 .execute(&mut *tx)
                                 .await?;
@@ -134,6 +131,20 @@ impl ReadStore {
         projections: &[&dyn Projection],
     ) -> Result<(), ReadStoreError> {
         let mut statements = Vec::new();
+        if let Pool::Postgres(_) = self.pool {
+            // The checkpoint rows first, as every batch takes them first: a batch running now
+            // finishes before the swap, and none waits on a table the swap holds while holding
+            // a row the swap needs (no deadlock).
+            let names: Vec<String> = projections
+                .iter()
+                .map(|p| format!("'{}'", p.name()))
+                .collect();
+            statements.push(format!(
+                "SELECT position FROM {} WHERE projection IN ({}) ORDER BY projection FOR UPDATE",
+                live.checkpoints(),
+                names.join(", ")
+            ));
+        }
         for p in projections {
             let mut tables = vec![(live.table(p.name()), self.table(p.name()))];
             if p.table() == Table::Journal {

@@ -27,6 +27,8 @@ const JOURNAL_PG: &str = "INSERT INTO {l} \
 const JOURNAL_SQLITE: &str = "INSERT INTO {l} \
      (position, line, at, entry, account, currency, debit, credit, customer) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+const DELETE_PG: &str = "DELETE FROM {t} WHERE id = ANY($1)";
+const DELETE_SQLITE: &str = "DELETE FROM {t} WHERE id = $1";
 const SET_CHECKPOINT: &str = "UPDATE {c} SET position = $2 WHERE projection = $1";
 
 type Row = (String, Option<String>, Option<String>, String, i64, String);
@@ -53,6 +55,12 @@ impl ReadStore {
         let (inner, checkpoint) = match &self.pool {
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
+                // A read-model commit need not wait for its WAL flush: a crash loses the rows and
+                // the checkpoint together, and the events are applied again (the log is the
+                // truth; a message acknowledged meanwhile is read from the store as a gap).
+                sqlx::query("SET LOCAL synchronous_commit TO OFF")
+                    .execute(&mut *tx)
+                    .await?;
                 let (position,): (i64,) = sqlx::query_as(self.sql(SELECT_CHECKPOINT_PG, ""))
                     .bind(projection)
                     .fetch_one(&mut *tx)
@@ -100,6 +108,27 @@ impl ReadStore {
             Ok(row) => Ok(row.map_or(0, |(p,)| p)),
             // No checkpoint table yet: nothing applied.
             Err(sqlx::Error::Database(_)) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl ReadStore {
+    /// Every projection's checkpoint, by name (empty before the tables exist).
+    ///
+    /// # Errors
+    /// The database's.
+    pub async fn checkpoints_all(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, i64>, ReadStoreError> {
+        let sql = self.sql("SELECT projection, position FROM {c}", "");
+        let rows: Result<Vec<(String, i64)>, sqlx::Error> = match &self.pool {
+            Pool::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+            Pool::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+        };
+        match rows {
+            Ok(rows) => Ok(rows.into_iter().collect()),
+            Err(sqlx::Error::Database(_)) => Ok(Default::default()),
             Err(e) => Err(e.into()),
         }
     }
@@ -167,6 +196,19 @@ impl ReadTx {
         Ok(())
     }
 
+    /// Ends the transaction without a change (releasing the checkpoint row now, not when the
+    /// pool next uses the connection).
+    ///
+    /// # Errors
+    /// The database's.
+    pub async fn rollback(self) -> Result<(), ReadStoreError> {
+        match self.inner {
+            Inner::Postgres(tx) => tx.rollback().await?,
+            Inner::Sqlite(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+
     /// Writes what `set` changed, moves the checkpoint to `position` and commits.
     ///
     /// # Errors
@@ -176,6 +218,13 @@ impl ReadTx {
         let p = self.projection;
         match &mut self.inner {
             Inner::Postgres(tx) => {
+                let removed: Vec<&str> = set.removed_docs().collect();
+                if !removed.is_empty() {
+                    sqlx::query(store.sql(DELETE_PG, p))
+                        .bind(removed)
+                        .execute(&mut **tx)
+                        .await?;
+                }
                 let docs: Vec<(&str, &Doc)> = set.changed_docs().collect();
                 if !docs.is_empty() {
                     sqlx::query(store.sql(UPSERT_PG, p))
@@ -231,6 +280,13 @@ impl ReadTx {
                     .await?;
             }
             Inner::Sqlite(tx) => {
+                let delete = store.sql(DELETE_SQLITE, p).0;
+                for id in set.removed_docs() {
+                    sqlx::query(sqlx::AssertSqlSafe(delete.as_str()))
+                        .bind(id)
+                        .execute(&mut **tx)
+                        .await?;
+                }
                 let upsert = store.sql(UPSERT_SQLITE, p).0;
                 for (id, d) in set.changed_docs() {
                     sqlx::query(sqlx::AssertSqlSafe(upsert.as_str()))

@@ -13,7 +13,7 @@ use crate::projection::Projection;
 use crate::store::ReadStore;
 
 /// Events read from the store per round.
-pub const PAGE: u32 = 1_000;
+pub const PAGE: u32 = 5_000;
 /// Pause between rounds when caught up.
 const IDLE: Duration = Duration::from_millis(20);
 const BACKOFF: Duration = Duration::from_secs(1);
@@ -50,7 +50,11 @@ pub struct LocalFeed {
     checkpoints: Option<Vec<i64>>,
     until: Until,
     page: u32,
+    /// The next page, being read while the current one is applied: `(after, read)`.
+    ahead: Option<(i64, Prefetch)>,
 }
+
+type Prefetch = tokio::task::JoinHandle<Result<Vec<RecordedEvent>, ledger::store::StoreError>>;
 
 impl LocalFeed {
     #[must_use]
@@ -66,6 +70,7 @@ impl LocalFeed {
             checkpoints: None,
             until: Until::Head,
             page: PAGE,
+            ahead: None,
         }
     }
 
@@ -98,29 +103,62 @@ impl LocalFeed {
             }
         };
         let from = known.iter().copied().min().unwrap_or(0);
-        let mut page = match read_page(self.events.as_ref(), Position(from), self.page).await {
+        let read = match self.ahead.take() {
+            Some((after, next)) if after == from => next
+                .await
+                .unwrap_or_else(|e| Err(ledger::store::StoreError::Unavailable(e.to_string()))),
+            _ => read_page(self.events.as_ref(), Position(from), self.page).await,
+        };
+        let mut page = match read {
             Ok(page) => page,
             Err(e) => {
                 self.checkpoints = Some(known);
                 return Err(e.into());
             }
         };
+        if page.len() == self.page as usize
+            && let Some(last) = page.last().map(|e| e.position.0)
+        {
+            let (events, size) = (self.events.clone(), self.page);
+            self.ahead = Some((
+                last,
+                tokio::spawn(async move { read_page(events.as_ref(), Position(last), size).await }),
+            ));
+        }
         let until = self.until;
         if let Some(cut) = page.iter().position(|e| !until.admits(e)) {
             page.truncate(cut);
         }
         let mut next = known.clone();
         let mut failure = None;
-        for (i, p) in self.projections.iter().enumerate() {
-            match apply(&self.read, self.events.as_ref(), p.as_ref(), &page).await {
-                Ok(applied) => next[i] = applied.checkpoint,
-                Err(e) => failure = Some(e),
+        let len = page.len();
+        // Each projection applies the page in its own task and transaction: their I/O overlaps
+        // and their CPU work spreads over the cores.
+        let page = Arc::new(page);
+        let tasks: Vec<_> = self
+            .projections
+            .iter()
+            .map(|p| {
+                let (read, events, p, page) = (
+                    self.read.clone(),
+                    self.events.clone(),
+                    p.clone(),
+                    page.clone(),
+                );
+                tokio::spawn(async move { apply(&read, events.as_ref(), p.as_ref(), &page).await })
+            })
+            .collect();
+        for (i, task) in tasks.into_iter().enumerate() {
+            match task.await {
+                Ok(Ok(applied)) => next[i] = applied.checkpoint,
+                Ok(Err(e)) => failure = Some(e),
+                Err(e) => failure = Some(WorkerError::Task(e.to_string())),
             }
         }
         self.checkpoints = Some(next);
         match failure {
             Some(e) => Err(e),
-            None => Ok(page.len()),
+            None => Ok(len),
         }
     }
 

@@ -130,7 +130,9 @@ impl NatsWorker {
         )
         .await?;
         if let Some(m) = last {
-            m.ack().await.map_err(js)?;
+            // Acknowledged with the server's confirmation: once `batch` returns, the batch is
+            // off the consumer (an unconfirmed ack lost would only mean a redelivery, skipped).
+            m.double_ack().await.map_err(js)?;
         }
         Ok(applied)
     }

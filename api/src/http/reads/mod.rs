@@ -135,6 +135,6 @@ pub fn list_response(url: &str, page: Page, bodies: Vec<String>, position: i64) 
 
 /// A document's body as the write side's state type.
 pub fn state_of<T: serde::de::DeserializeOwned>(doc: &Doc) -> Result<T, ApiError> {
-    serde_json::from_value(doc.body.clone())
+    T::deserialize(&doc.body)
         .map_err(|e| ApiError::internal("read-model document does not decode", &e))
 }
