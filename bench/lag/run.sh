@@ -49,11 +49,14 @@ echo "billing: POST /payment/process, 32 connections, ${seconds}s, lag sampled e
 BILLING_KEY="$key" wrk -t2 -c32 -d"${seconds}s" -s bench/http/charge.lua "http://$addr" > /tmp/kb-lag-wrk.txt &
 load=$!
 max=0
+series=""
 while kill -0 $load 2>/dev/null; do
   read -r lag head < <(sample)
   (( lag > max )) && max=$lag
+  series+=" $lag"
   sleep 0.25
 done
+echo "lag samples (events, every 0.25 s):$series"
 tail -n 1 /tmp/kb-lag-wrk.txt
 stopped=$(date +%s.%N)
 read -r lag head < <(sample)
