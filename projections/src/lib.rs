@@ -4,6 +4,7 @@
 //!   network or randomness — so replaying the log rebuilds the live read models exactly.
 //! - [`views`]: document read models (customers, plans, tax rates, subscriptions, invoices,
 //!   charges), each the write side's own folded state per aggregate.
+//! - [`pointers`]: refunds and credit notes by their own id (they live in charges and invoices).
 //! - [`journal`]: the double-entry journal; its trial balance is zero per currency.
 //! - [`analytics`]: payment outcomes per day; MRR and its movements per month.
 //! - [`books`]: the books at any past moment, from the log alone (the journal run in memory).
@@ -21,6 +22,7 @@
 pub mod analytics;
 pub mod books;
 pub mod journal;
+pub mod pointers;
 pub mod projection;
 pub mod relay;
 pub mod store;
@@ -41,6 +43,8 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(views::subscriptions()),
         Arc::new(views::invoices()),
         Arc::new(views::charges()),
+        Arc::new(pointers::Refunds),
+        Arc::new(pointers::CreditNotes),
         Arc::new(journal::Journal),
         Arc::new(analytics::Payments),
         Arc::new(analytics::Mrr),

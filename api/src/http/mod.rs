@@ -107,7 +107,11 @@ pub fn router(state: AppState) -> Router {
             post(invoices::mark_uncollectible),
         )
         .route("/v1/invoices/{id}/send", post(invoices::send))
-        .route("/v1/credit_notes", post(invoices::credit_note))
+        .route(
+            "/v1/credit_notes",
+            post(invoices::credit_note).get(reads::held::credit_notes_list),
+        )
+        .route("/v1/credit_notes/{id}", get(reads::held::credit_note_get))
         .route(
             "/v1/plans",
             post(plans::create).get(reads::lists::plans_list),
@@ -132,7 +136,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/analytics/mrr", get(reads::analytics::mrr))
         .route("/v1/analytics/churn", get(reads::analytics::churn))
         .route("/v1/analytics/forecast", get(reads::analytics::forecast))
-        .route("/v1/refunds", post(refunds::create))
+        .route(
+            "/v1/refunds",
+            post(refunds::create).get(reads::held::refunds_list),
+        )
+        .route("/v1/refunds/{id}", get(reads::held::refund_get))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(axum::middleware::from_fn(metrics::track))

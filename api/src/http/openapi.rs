@@ -62,7 +62,11 @@ use utoipa::{Modify, OpenApi};
         super::reads::analytics::payments,
         super::reads::analytics::mrr,
         super::reads::analytics::churn,
-        super::reads::analytics::forecast
+        super::reads::analytics::forecast,
+        super::reads::held::refunds_list,
+        super::reads::held::refund_get,
+        super::reads::held::credit_notes_list,
+        super::reads::held::credit_note_get
     ),
     components(schemas(
         super::payment::PaymentProcess,

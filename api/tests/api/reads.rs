@@ -343,3 +343,76 @@ async fn the_trial_balance_balances_per_currency_after_a_billing_scenario() {
         .await;
     assert_eq!(before["currencies"], json!([]));
 }
+
+#[tokio::test]
+async fn refunds_and_credit_notes_are_listed_and_fetched_by_their_own_id() {
+    let app = spawn_app(Kind::Sqlite).await;
+    let body = r#"{"amount":1000,"currency":"usd","payment_method":"tok_visa"}"#;
+    let ch = app.post_ok("/payment/process", body).await;
+    let mut refunds = Vec::new();
+    for amount in [300, 200] {
+        let r = json!({"charge_id": ch["id"], "amount": amount});
+        refunds.push(app.post_ok("/v1/refunds", &r.to_string()).await);
+    }
+    let clock = clock(&app, "2026-05-01T00:00:00Z").await;
+    let cus = customer(&app, &clock, "usd", "US", "tok_visa").await;
+    let inv = one_off_invoice(&app, &cus, 1000).await;
+    let inv_id = inv["id"].as_str().unwrap();
+    app.post_ok(&format!("/v1/invoices/{inv_id}/finalize"), "")
+        .await;
+    let cn = json!({"invoice_id": inv_id, "amount": 250, "reason": "order_change"});
+    let credited = app.post_ok("/v1/credit_notes", &cn.to_string()).await;
+    let head = app.head().await.0;
+
+    // Each refund, listed and fetched, is the object POST /v1/refunds answered.
+    let list = app
+        .get_ok(&format!("/v1/refunds?min_position={head}"))
+        .await;
+    let mut listed = ids(&list);
+    listed.sort();
+    let mut want: Vec<String> = refunds
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    want.sort();
+    assert_eq!(listed, want);
+    for r in &refunds {
+        let got = app
+            .get_ok(&format!("/v1/refunds/{}", r["id"].as_str().unwrap()))
+            .await;
+        assert_eq!(&got, r);
+    }
+    assert_eq!(
+        ids(&app.get_ok("/v1/refunds?status=succeeded").await).len(),
+        2
+    );
+    assert_eq!(
+        ids(&app.get_ok("/v1/refunds?status=pending").await).len(),
+        0
+    );
+
+    let notes = app
+        .get_ok(&format!("/v1/credit_notes?min_position={head}"))
+        .await;
+    let note_id = credited["credit_notes"][0]["id"].as_str().unwrap();
+    assert_eq!(ids(&notes), [note_id]);
+    let note = app.get_ok(&format!("/v1/credit_notes/{note_id}")).await;
+    assert_eq!(note, notes["data"][0]);
+    assert_eq!(
+        (
+            note["invoice"].as_str(),
+            note["customer"].as_str(),
+            note["amount"].as_i64()
+        ),
+        (Some(inv_id), Some(cus.as_str()), Some(250))
+    );
+    assert_eq!(
+        (note["currency"].as_str(), note["type"].as_str()),
+        (Some("usd"), Some("pre_payment"))
+    );
+
+    let (status, _, code) = error_of(get(&app, &format!("/v1/refunds?customer={cus}")).await).await;
+    assert_eq!((status, code.as_str()), (400, "parameter_invalid"));
+    assert_eq!(get(&app, "/v1/refunds/re_nothing").await.status(), 404);
+    assert_eq!(get(&app, "/v1/credit_notes/cn_nothing").await.status(), 404);
+}

@@ -1,0 +1,127 @@
+//! Refunds and credit notes live inside their charge and invoice documents; these read models
+//! index them by their own id (`re_…`, `cn_…`), pointing at the document that holds them, so they
+//! can be listed and fetched on their own. The read API renders them from the holder.
+
+use commands::charge::ChargeEvent;
+use commands::charge::refund::RefundEvent;
+use commands::invoice::InvoiceEvent;
+use commands::stored::DomainEvent;
+use ledger::event::RecordedEvent;
+use serde_json::json;
+
+use crate::projection::{Doc, Projection, ProjectionError, ReadSet, Table, timestamp};
+
+/// `refunds`: refund id → `{"charge": "ch_…"}`, status `pending` / `succeeded` / `failed`.
+pub struct Refunds;
+
+/// `credit_notes`: credit note id → `{"invoice": "in_…"}`.
+pub struct CreditNotes;
+
+fn refund_of(event: &RecordedEvent) -> Option<RefundEvent> {
+    if event.stream_id.category() != "charge" {
+        return None;
+    }
+    match ChargeEvent::from_stored(&event.event_type, &event.payload)? {
+        ChargeEvent::Refund(r) => Some(r),
+        _ => None,
+    }
+}
+
+impl Projection for Refunds {
+    fn name(&self) -> &'static str {
+        "refunds"
+    }
+
+    fn table(&self) -> Table {
+        Table::Docs
+    }
+
+    fn listed(&self) -> bool {
+        true
+    }
+
+    fn reads(&self, event: &RecordedEvent) -> Vec<String> {
+        match refund_of(event) {
+            Some(RefundEvent::Requested(r)) => vec![r.refund_id.to_string()],
+            Some(RefundEvent::Succeeded(r)) => vec![r.refund_id.to_string()],
+            Some(RefundEvent::Failed(r)) => vec![r.refund_id.to_string()],
+            None => Vec::new(),
+        }
+    }
+
+    fn apply(&self, set: &mut ReadSet, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        let (id, status) = match refund_of(event) {
+            Some(RefundEvent::Requested(r)) => {
+                let doc = Doc {
+                    customer: None,
+                    status: Some("pending".into()),
+                    created: timestamp(event.occurred_at),
+                    position: event.position.0,
+                    body: json!({"charge": r.charge_id.to_string()}),
+                };
+                set.put(r.refund_id.to_string(), doc);
+                return Ok(());
+            }
+            Some(RefundEvent::Succeeded(r)) => (r.refund_id.to_string(), "succeeded"),
+            Some(RefundEvent::Failed(r)) => (r.refund_id.to_string(), "failed"),
+            None => return Ok(()),
+        };
+        if let Some(prior) = set.get(self.name(), &id)?.cloned() {
+            let doc = Doc {
+                status: Some(status.into()),
+                position: event.position.0,
+                ..prior
+            };
+            set.put(id, doc);
+        }
+        Ok(())
+    }
+}
+
+impl Projection for CreditNotes {
+    fn name(&self) -> &'static str {
+        "credit_notes"
+    }
+
+    fn table(&self) -> Table {
+        Table::Docs
+    }
+
+    fn listed(&self) -> bool {
+        true
+    }
+
+    fn reads(&self, event: &RecordedEvent) -> Vec<String> {
+        match issued(event) {
+            Some((id, _)) => vec![id],
+            None => Vec::new(),
+        }
+    }
+
+    fn apply(&self, set: &mut ReadSet, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        if let Some((id, invoice)) = issued(event) {
+            let doc = Doc {
+                customer: None,
+                status: None,
+                created: timestamp(event.occurred_at),
+                position: event.position.0,
+                body: json!({"invoice": invoice}),
+            };
+            set.put(id, doc);
+        }
+        Ok(())
+    }
+}
+
+/// `(credit note id, invoice id)` of a `CreditNoteIssued`.
+fn issued(event: &RecordedEvent) -> Option<(String, String)> {
+    if event.stream_id.category() != "invoice" {
+        return None;
+    }
+    match InvoiceEvent::from_stored(&event.event_type, &event.payload)? {
+        InvoiceEvent::CreditNoteIssued(c) => {
+            Some((c.credit_note_id.to_string(), c.invoice_id.to_string()))
+        }
+        _ => None,
+    }
+}
