@@ -170,6 +170,18 @@ impl StoreConfig {
         chrono::Duration::seconds(i64::from(seconds))
     }
 
+    /// `STRIPE_WEBHOOK_SECRET`: the endpoint secrets (`whsec_…`), comma-separated (several
+    /// during a rotation). Empty: `POST /webhooks/stripe` refuses every delivery.
+    pub fn stripe_webhook_secrets() -> Vec<String> {
+        std::env::var("STRIPE_WEBHOOK_SECRET")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
     /// "postgres" or "sqlite (<dir>)", for logs.
     pub fn describe(&self) -> String {
         match self.database_url.as_deref().filter(|u| !u.is_empty()) {

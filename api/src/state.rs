@@ -39,6 +39,8 @@ pub struct AppState {
     pub nats: Option<projections::relay::NatsStatus>,
     /// The read models (`projections`), for the read API.
     pub read: projections::store::ReadStore,
+    /// Secrets that sign Stripe's webhooks (`STRIPE_WEBHOOK_SECRET`; several while rotating).
+    pub stripe_webhook_secrets: Arc<Vec<String>>,
     pub started: Instant,
 }
 
@@ -71,6 +73,7 @@ impl AppState {
             key_cache: Arc::default(),
             nats: None,
             read: projections::store::ReadStore::live(store),
+            stripe_webhook_secrets: Arc::default(),
             started: Instant::now(),
         }
     }

@@ -35,3 +35,5 @@ mod refunds;
 mod replay;
 #[path = "api/tax_rates.rs"]
 mod tax_rates;
+#[path = "api/webhooks.rs"]
+mod webhooks;

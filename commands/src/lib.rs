@@ -16,6 +16,7 @@ pub mod charge;
 pub mod clock;
 pub mod customer;
 pub mod error;
+pub mod gateway_event;
 pub mod invoice;
 pub mod plan;
 pub mod pricing;

@@ -18,6 +18,7 @@
 
 pub mod gateway;
 pub mod sandbox;
+pub mod webhook;
 
 pub use gateway::{
     ChargeOutcome, ChargeRequest, FailureCode, Gateway, GatewayError, RefundOutcome, RefundRequest,

@@ -17,6 +17,9 @@ use ledger::store::{EventStore, StoreError, read_page};
 use crate::projection::{Projection, ProjectionError, ReadSet};
 use crate::store::{ReadStore, ReadStoreError, ReadTx};
 
+/// Tries of a batch whose checkpoint moved back under it.
+const MOVED_RETRIES: usize = 3;
+
 /// Most events fetched from the store to fill one gap at a time.
 const GAP_PAGE: u32 = 1_000;
 
@@ -32,6 +35,8 @@ pub enum WorkerError {
     Missing(i64),
     #[error("projection task: {0}")]
     Task(String),
+    #[error("{0}: the checkpoint kept moving back under the batch (a replay's swap?)")]
+    Moved(&'static str),
 }
 
 /// What one batch did.
@@ -50,6 +55,12 @@ pub struct Applied {
 /// Applies `delivered` (any order, duplicates and gaps allowed) to `projection` in one
 /// transaction, filling gaps from `events`.
 ///
+/// Gaps are read from the store *before* the transaction takes its connection: a transaction
+/// that waited for a second connection of the same pool could wait for ever once every
+/// connection is held by such a transaction. If the checkpoint moved meanwhile (another worker,
+/// a replay's swap), the batch is cut to what follows the locked checkpoint, or left for the
+/// next call when a gap opened.
+///
 /// # Errors
 /// [`WorkerError`]; then nothing of the batch is kept and the checkpoint has not moved.
 pub async fn apply(
@@ -58,15 +69,62 @@ pub async fn apply(
     projection: &dyn Projection,
     delivered: &[RecordedEvent],
 ) -> Result<Applied, WorkerError> {
-    let mut tx = read.begin(projection.name()).await?;
-    match prepare(&mut tx, events, projection, delivered).await {
-        Ok((applied, Some(set))) => {
-            tx.commit(&set, applied.checkpoint).await?;
-            Ok(applied)
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt(read, events, projection, delivered).await? {
+            // The checkpoint moved back between the read and the lock (a swap): read again.
+            None if tries < MOVED_RETRIES => {}
+            None => return Err(WorkerError::Moved(projection.name())),
+            Some(applied) => return Ok(applied),
         }
-        Ok((applied, None)) => {
+    }
+}
+
+/// One try of [`apply`]; `None` when a gap opened under it.
+async fn attempt(
+    read: &ReadStore,
+    events: &dyn EventStore,
+    projection: &dyn Projection,
+    delivered: &[RecordedEvent],
+) -> Result<Option<Applied>, WorkerError> {
+    let seen = read.checkpoint(projection.name()).await?;
+    let mut fresh: Vec<&RecordedEvent> = delivered.iter().filter(|e| e.position.0 > seen).collect();
+    fresh.sort_by_key(|e| e.position);
+    fresh.dedup_by_key(|e| e.position);
+    let (mut batch, mut filled) = fill_gaps(events, seen, fresh).await?;
+    let mut tx = read.begin(projection.name()).await?;
+    let checkpoint = tx.checkpoint();
+    if checkpoint != seen {
+        batch.retain(|e| e.position.0 > checkpoint);
+        let contiguous = batch.first().is_none_or(|e| e.position.0 == checkpoint + 1);
+        if !contiguous {
             tx.rollback().await?;
-            Ok(applied)
+            return Ok(None);
+        }
+        filled = batch.iter().filter(|e| matches!(e, Cow::Owned(_))).count();
+    }
+    let skipped = delivered
+        .iter()
+        .filter(|e| e.position.0 <= checkpoint)
+        .count();
+    let Some(last) = batch.last().map(|e| e.position.0) else {
+        tx.rollback().await?;
+        return Ok(Some(Applied {
+            skipped,
+            checkpoint,
+            ..Applied::default()
+        }));
+    };
+    match fold(&mut tx, projection, &batch).await {
+        Ok(set) => {
+            tx.commit(&set, last).await?;
+            Ok(Some(Applied {
+                applied: batch.len(),
+                skipped,
+                filled,
+                checkpoint: last,
+            }))
         }
         Err(e) => {
             // Release the checkpoint row now; the error is what the caller needs.
@@ -76,43 +134,19 @@ pub async fn apply(
     }
 }
 
-/// Everything of [`apply`] but the commit: the rows to write (none: nothing new).
-async fn prepare(
+/// Loads what `batch` touches and applies it (pure).
+async fn fold(
     tx: &mut ReadTx,
-    events: &dyn EventStore,
     projection: &dyn Projection,
-    delivered: &[RecordedEvent],
-) -> Result<(Applied, Option<ReadSet>), WorkerError> {
-    let checkpoint = tx.checkpoint();
-    let mut fresh: Vec<&RecordedEvent> = delivered
-        .iter()
-        .filter(|e| e.position.0 > checkpoint)
-        .collect();
-    let skipped = delivered.len() - fresh.len();
-    fresh.sort_by_key(|e| e.position);
-    fresh.dedup_by_key(|e| e.position);
-    let (batch, filled) = fill_gaps(events, checkpoint, fresh).await?;
-    let Some(last) = batch.last().map(|e| e.position.0) else {
-        let nothing = Applied {
-            skipped,
-            checkpoint,
-            ..Applied::default()
-        };
-        return Ok((nothing, None));
-    };
+    batch: &[Cow<'_, RecordedEvent>],
+) -> Result<ReadSet, WorkerError> {
     let mut set = ReadSet::default();
     let ids = batch.iter().flat_map(|e| projection.reads(e)).collect();
     tx.load(&mut set, ids).await?;
-    for e in &batch {
+    for e in batch {
         projection.apply(&mut set, e)?;
     }
-    let applied = Applied {
-        applied: batch.len(),
-        skipped,
-        filled,
-        checkpoint: last,
-    };
-    Ok((applied, Some(set)))
+    Ok(set)
 }
 
 /// `fresh` (sorted, above `checkpoint`) with every missing position before its last one read

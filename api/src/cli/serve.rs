@@ -83,6 +83,7 @@ async fn prepare(config: &StoreConfig) -> Result<(AppState, ledger::store::AnySt
             std::process::exit(137);
         })));
     }
+    state.stripe_webhook_secrets = Arc::new(StoreConfig::stripe_webhook_secrets());
     // After the charge service is final: the billing flows charge through it.
     state.configure_billing(config.billing()?);
     for var in ["STRIPE_SECRET_KEY", "PAYPAL_CLIENT_ID"] {

@@ -24,6 +24,7 @@ pub mod stripe_test;
 pub mod subscriptions;
 pub mod tax_rates;
 pub mod test_clocks;
+pub mod webhooks;
 
 use std::any::Any;
 
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::document))
         .route("/payment/process", post(payment::process))
         .route("/payment/stripe/test", post(stripe_test::check))
+        .route("/webhooks/stripe", post(webhooks::stripe))
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/events", get(events::list))
         .route("/v1/events/{id}", get(events::get))

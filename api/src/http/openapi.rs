@@ -66,7 +66,8 @@ use utoipa::{Modify, OpenApi};
         super::reads::held::refunds_list,
         super::reads::held::refund_get,
         super::reads::held::credit_notes_list,
-        super::reads::held::credit_note_get
+        super::reads::held::credit_note_get,
+        super::webhooks::stripe
     ),
     components(schemas(
         super::payment::PaymentProcess,

@@ -7,14 +7,18 @@ use serde_json::{Value, json};
 
 use crate::support::{Kind, TestApp, spawn_app};
 
-fn billing(app: &TestApp, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_billing"))
+/// Runs the binary off the test's runtime: the server under test lives on that runtime, and a
+/// swap waits for the server's open batches to finish.
+async fn billing(app: &TestApp, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_billing"));
+    command
         .args(args)
         .env("DATABASE_URL", app.db_url().expect("a PostgreSQL app"))
         .env_remove("NATS_URL")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run billing")
+        .env("RUST_LOG", "warn");
+    tokio::task::spawn_blocking(move || command.output().expect("run billing"))
+        .await
+        .expect("the billing process")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -79,11 +83,11 @@ async fn books_as_of_a_moment_equal_the_live_books_then_and_replay_rebuilds_the_
 
     // The books of that moment, from the log alone, are the live books captured then.
     let at = moment.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    let out = billing(&app, &["books", "--as-of", &at, "--json"]);
+    let out = billing(&app, &["books", "--as-of", &at, "--json"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let books: Value = serde_json::from_slice(&out.stdout).expect("books JSON");
     assert_eq!(book_balances(&books), then);
-    let table = billing(&app, &["books", "--as-of", &at]);
+    let table = billing(&app, &["books", "--as-of", &at]).await;
     assert!(
         text(&table.stdout).contains("cash:sandbox"),
         "{}",
@@ -100,7 +104,7 @@ async fn books_as_of_a_moment_equal_the_live_books_then_and_replay_rebuilds_the_
     let charges_before = app
         .get_ok(&format!("/v1/charges?limit=100&min_position={head}"))
         .await;
-    let out = billing(&app, &["replay"]);
+    let out = billing(&app, &["replay"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let said = text(&out.stdout);
     assert!(
@@ -117,18 +121,19 @@ async fn books_as_of_a_moment_equal_the_live_books_then_and_replay_rebuilds_the_
     let out = billing(
         &app,
         &["replay", "--projection", "journal", "--to-position", "3"],
-    );
+    )
+    .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("not swapped in"));
     assert_eq!(live_balances(&app).await, now);
 
-    let out = billing(&app, &["replay", "--projection", "nope"]);
+    let out = billing(&app, &["replay", "--projection", "nope"]).await;
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("known: customers"),
         "{}",
         text(&out.stderr)
     );
-    let out = billing(&app, &["books", "--as-of", "yesterday"]);
+    let out = billing(&app, &["books", "--as-of", "yesterday"]).await;
     assert!(!out.status.success());
 }

@@ -19,6 +19,9 @@ use sqlx::{AssertSqlSafe, Connection};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::Semaphore;
 
+/// The Stripe webhook secrets of a test app: the current one and the one being rotated out.
+pub const WEBHOOK_SECRETS: [&str; 2] = ["whsec_test_current", "whsec_test_previous"];
+
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 pub fn database_url() -> String {
@@ -228,11 +231,13 @@ pub async fn spawn_app_with(kind: Kind, sandbox: Arc<TestGateway>) -> TestApp {
         all.iter().map(|p| p.as_ref()).collect();
     read.ensure(&refs).await.expect("read-model tables");
     tokio::spawn(projections::worker::local::LocalFeed::new(read, store.events(), all).run());
-    let state = AppState::new(
+    let mut state = AppState::new(
         &store,
         sandbox.clone() as Arc<dyn Gateway>,
         ledger::vault::Key::generate().expect("master key"),
     );
+    state.stripe_webhook_secrets =
+        Arc::new(WEBHOOK_SECRETS.iter().map(|s| (*s).to_string()).collect());
     let charges = state.charges.clone();
     let customers = state.customers.clone();
     let billing = state.billing.clone();

@@ -61,6 +61,12 @@ impl ReadStore {
         }
     }
 
+    /// Whether several transactions can write at once (PostgreSQL), or one at a time (SQLite).
+    #[must_use]
+    pub fn concurrent_writes(&self) -> bool {
+        matches!(self.pool, Pool::Postgres(_))
+    }
+
     #[must_use]
     pub fn prefix(&self) -> &'static str {
         self.prefix

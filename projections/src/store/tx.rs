@@ -106,8 +106,8 @@ impl ReadStore {
         };
         match found {
             Ok(row) => Ok(row.map_or(0, |(p,)| p)),
-            // No checkpoint table yet: nothing applied.
-            Err(sqlx::Error::Database(_)) => Ok(0),
+            // No checkpoint table yet: nothing applied. Any other failure is one.
+            Err(e) if missing_table(&e) => Ok(0),
             Err(e) => Err(e.into()),
         }
     }
@@ -128,9 +128,19 @@ impl ReadStore {
         };
         match rows {
             Ok(rows) => Ok(rows.into_iter().collect()),
-            Err(sqlx::Error::Database(_)) => Ok(Default::default()),
+            Err(e) if missing_table(&e) => Ok(Default::default()),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// The table does not exist (PostgreSQL `42P01`; SQLite "no such table").
+fn missing_table(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            db.code().as_deref() == Some("42P01") || db.message().contains("no such table")
+        }
+        _ => false,
     }
 }
 

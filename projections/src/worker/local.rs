@@ -17,6 +17,8 @@ pub const PAGE: u32 = 5_000;
 /// Pause between rounds when caught up.
 const IDLE: Duration = Duration::from_millis(20);
 const BACKOFF: Duration = Duration::from_secs(1);
+/// Idle rounds (of 20 ms) between two re-reads of the checkpoints from the database.
+const IDLE_REFRESH_ROUNDS: u64 = 50;
 
 /// Where a feed stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +54,10 @@ pub struct LocalFeed {
     page: u32,
     /// The next page, being read while the current one is applied: `(after, read)`.
     ahead: Option<(i64, Prefetch)>,
+    /// Which projections failed in the last round.
+    failed: Vec<bool>,
+    /// Rounds in a row that found nothing new.
+    idle_rounds: u64,
 }
 
 type Prefetch = tokio::task::JoinHandle<Result<Vec<RecordedEvent>, ledger::store::StoreError>>;
@@ -66,11 +72,13 @@ impl LocalFeed {
         Self {
             read,
             events,
+            failed: vec![false; projections.len()],
             projections,
             checkpoints: None,
             until: Until::Head,
             page: PAGE,
             ahead: None,
+            idle_rounds: 0,
         }
     }
 
@@ -86,11 +94,13 @@ impl LocalFeed {
         self
     }
 
-    /// One round: the page after the lowest checkpoint, applied to every projection (each
-    /// skips what it already has). Answers how many events the page held (0: caught up).
+    /// One round: the page after the lowest checkpoint of the projections that did not fail
+    /// last time, applied to every projection (each skips what it already has; one that failed
+    /// and is behind fills its gap from the store), so a projection that keeps failing does not
+    /// hold the others back. Answers how many events the page held (0: caught up).
     ///
     /// # Errors
-    /// [`WorkerError`]: the projections that failed keep their checkpoint.
+    /// [`WorkerError`] of a projection that failed; the others went on.
     pub async fn round(&mut self) -> Result<usize, WorkerError> {
         let known = match self.checkpoints.take() {
             Some(k) => k,
@@ -102,7 +112,13 @@ impl LocalFeed {
                 k
             }
         };
-        let from = known.iter().copied().min().unwrap_or(0);
+        let healthy = known
+            .iter()
+            .zip(&self.failed)
+            .filter(|(_, failed)| !**failed)
+            .map(|(k, _)| *k)
+            .min();
+        let from = healthy.or_else(|| known.iter().copied().min()).unwrap_or(0);
         let read = match self.ahead.take() {
             Some((after, next)) if after == from => next
                 .await
@@ -129,31 +145,67 @@ impl LocalFeed {
         if let Some(cut) = page.iter().position(|e| !until.admits(e)) {
             page.truncate(cut);
         }
-        let mut next = known.clone();
-        let mut failure = None;
         let len = page.len();
-        // Each projection applies the page in its own task and transaction: their I/O overlaps
-        // and their CPU work spreads over the cores.
         let page = Arc::new(page);
-        let tasks: Vec<_> = self
-            .projections
-            .iter()
-            .map(|p| {
-                let (read, events, p, page) = (
-                    self.read.clone(),
-                    self.events.clone(),
-                    p.clone(),
-                    page.clone(),
+        let outcomes = if self.read.concurrent_writes() {
+            // Each projection in its own task and transaction: their I/O overlaps and their CPU
+            // work spreads over the cores.
+            let tasks: Vec<_> = self
+                .projections
+                .iter()
+                .map(|p| {
+                    let (read, events, p, page) = (
+                        self.read.clone(),
+                        self.events.clone(),
+                        p.clone(),
+                        page.clone(),
+                    );
+                    tokio::spawn(
+                        async move { apply(&read, events.as_ref(), p.as_ref(), &page).await },
+                    )
+                })
+                .collect();
+            let mut outcomes = Vec::with_capacity(tasks.len());
+            for task in tasks {
+                outcomes.push(
+                    task.await
+                        .unwrap_or_else(|e| Err(WorkerError::Task(e.to_string()))),
                 );
-                tokio::spawn(async move { apply(&read, events.as_ref(), p.as_ref(), &page).await })
-            })
-            .collect();
-        for (i, task) in tasks.into_iter().enumerate() {
-            match task.await {
-                Ok(Ok(applied)) => next[i] = applied.checkpoint,
-                Ok(Err(e)) => failure = Some(e),
-                Err(e) => failure = Some(WorkerError::Task(e.to_string())),
             }
+            outcomes
+        } else {
+            // One write lock (SQLite): one after the other, leaving room to the other writers.
+            let mut outcomes = Vec::with_capacity(self.projections.len());
+            for p in &self.projections {
+                outcomes.push(apply(&self.read, self.events.as_ref(), p.as_ref(), &page).await);
+            }
+            outcomes
+        };
+        let mut next = known;
+        let mut failure = None;
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            match outcome {
+                Ok(applied) => {
+                    next[i] = applied.checkpoint;
+                    self.failed[i] = false;
+                }
+                Err(e) => {
+                    tracing::warn!(projection = self.projections[i].name(), error = %e, "projection failed");
+                    self.failed[i] = true;
+                    failure = Some(e);
+                }
+            }
+        }
+        // Caught up: now and then, re-read the checkpoints from the database, in case they
+        // moved back (a replay's swap, rows lost by an asynchronous commit at a crash).
+        if len == 0 {
+            self.idle_rounds += 1;
+            if self.idle_rounds.is_multiple_of(IDLE_REFRESH_ROUNDS) {
+                self.checkpoints = None;
+                return failure.map_or(Ok(0), Err);
+            }
+        } else {
+            self.idle_rounds = 0;
         }
         self.checkpoints = Some(next);
         match failure {

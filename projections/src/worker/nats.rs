@@ -109,11 +109,15 @@ impl NatsWorker {
             .map_err(js)?;
         let mut events = Vec::new();
         let mut last = None;
+        let mut last_position = 0;
         while let Some(m) = messages.next().await {
             let m = m.map_err(js)?;
             match serde_json::from_slice::<RecordedEvent>(&m.payload) {
                 // Published as stored: readers get the newest shape, as from the store.
-                Ok(e) => events.push(self.events.upcasters().apply(e)),
+                Ok(e) => {
+                    last_position = last_position.max(e.position.0);
+                    events.push(self.events.upcasters().apply(e));
+                }
                 // Not an event of ours: leave it; the position, if any, is read from the store.
                 Err(e) => {
                     tracing::warn!(subject = %m.subject, error = %e, "unreadable message");
@@ -129,7 +133,9 @@ impl NatsWorker {
             &events,
         )
         .await?;
-        if let Some(m) = last {
+        // Acknowledged (all, by the last) only when everything delivered is applied; otherwise
+        // it comes again after the ack wait.
+        if let Some(m) = last.filter(|_| applied.checkpoint >= last_position) {
             // Acknowledged with the server's confirmation: once `batch` returns, the batch is
             // off the consumer (an unconfirmed ack lost would only mean a redelivery, skipped).
             m.double_ack().await.map_err(js)?;

@@ -179,6 +179,16 @@ impl ApiError {
         )
     }
 
+    /// `STRIPE_WEBHOOK_SECRET` is not set: deliveries cannot be authenticated (Stripe retries).
+    pub fn webhooks_not_configured() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorType::ApiError,
+            "webhooks_not_configured",
+            "no webhook secret is configured (STRIPE_WEBHOOK_SECRET); nothing was recorded",
+        )
+    }
+
     /// The read models have not reached the position a reader asked for (`min_position`).
     pub fn read_model_behind(wanted: i64, reached: i64) -> Self {
         Self::new(
