@@ -22,11 +22,14 @@
 //! - `InvoiceFinalized`: receivable +total; revenue −(total − tax); tax payable −tax per rate.
 //! - `ChargeSucceeded`: cash +amount; receivable −amount when an invoice attempt made the charge
 //!   (`InvoicePaymentAttempted` is recorded before its charge), else revenue −amount.
-//! - `RefundSucceeded`: refunds +amount; cash −amount.
-//! - `CreditNoteIssued` before payment: credit notes +amount; receivable −amount. After payment
-//!   it posts nothing itself: the refund it causes does.
-//! - `InvoiceVoided` (of a finalized invoice): receivable −(total − credit notes); its tax
-//!   payable reversed in full; invoice voids +the rest.
+//! - `RefundSucceeded`: cash −amount; refunds +amount less its tax share; for the payment of a
+//!   taxed invoice, tax payable +that share (amount × the invoice's open tax / what the charge
+//!   paid, half-even, per jurisdiction).
+//! - `CreditNoteIssued` before payment: receivable −amount; credit notes +amount less its tax
+//!   share (amount × tax / total); tax payable +that share. After payment it posts nothing
+//!   itself: the refund it causes does.
+//! - `InvoiceVoided` (of a finalized invoice): receivable −(total − credit notes); the tax still
+//!   open reversed; invoice voids +the rest.
 //! - `BalanceAdjusted`: customer balance +amount; the other side is the receivable when an
 //!   invoice caused it (credit applied, credit from a negative invoice, credit given back by a
 //!   void), else balance adjustments.
@@ -62,6 +65,15 @@ struct ChargeNote {
     gateway: String,
     /// Refunds requested, by id.
     refunds: BTreeMap<String, i64>,
+    /// For a charge that pays an invoice: what it pays, and the invoice's tax still payable
+    /// then, per jurisdiction — a refund gives back that share of tax.
+    #[serde(default)]
+    paid_for: i64,
+    #[serde(default)]
+    tax_in_payment: BTreeMap<String, i64>,
+    /// Tax already given back by refunds, per jurisdiction.
+    #[serde(default)]
+    tax_refunded: BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -69,11 +81,47 @@ struct InvoiceNote {
     customer: String,
     currency: String,
     total: i64,
-    /// Tax per jurisdiction.
+    /// Tax per jurisdiction, as invoiced.
     tax: BTreeMap<String, i64>,
+    /// Tax per jurisdiction still payable (less the tax share of credit notes).
+    #[serde(default)]
+    tax_open: Option<BTreeMap<String, i64>>,
     /// Credit notes issued before payment.
     credit_notes: i64,
     finalized: bool,
+}
+
+impl InvoiceNote {
+    fn open_tax(&self) -> BTreeMap<String, i64> {
+        self.tax_open.clone().unwrap_or_else(|| self.tax.clone())
+    }
+}
+
+/// The tax share of `amount` out of `base`, per jurisdiction: `amount × tax / base`, rounded
+/// half-even (the one rounding rule), never more than what is left in `left`.
+fn tax_share(
+    amount: i64,
+    base: i64,
+    tax: &BTreeMap<String, i64>,
+    left: &BTreeMap<String, i64>,
+) -> BTreeMap<String, i64> {
+    if base <= 0 {
+        return BTreeMap::new();
+    }
+    tax.iter()
+        .map(|(j, t)| {
+            let exact = rust_decimal::Decimal::from(amount) * rust_decimal::Decimal::from(*t)
+                / rust_decimal::Decimal::from(base);
+            let share = commands::pricing::round_minor(exact).unwrap_or(0);
+            let cap = left.get(j).copied().unwrap_or(0).max(0);
+            (j.clone(), share.clamp(0, cap))
+        })
+        .filter(|(_, s)| *s != 0)
+        .collect()
+}
+
+fn total_of(m: &BTreeMap<String, i64>) -> i64 {
+    m.values().fold(0i64, |a, v| a.saturating_add(*v))
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -338,17 +386,38 @@ fn charge(set: &mut ReadSet, event: &RecordedEvent, e: ChargeEvent) -> Result<()
             keep(set, event, key, customer, &n)
         }
         ChargeEvent::Refund(RefundEvent::Succeeded(r)) => {
-            let n: ChargeNote = note(set, event, &charge_key(r.charge_id))?;
+            let key = charge_key(r.charge_id);
+            let mut n: ChargeNote = note(set, event, &key)?;
             let amount = n
                 .refunds
                 .get(&r.refund_id.to_string())
                 .copied()
                 .unwrap_or(0);
-            Entry::new(event, &n.currency)
+            // A refund of an invoice's payment gives back its share of the invoice's tax.
+            let left: BTreeMap<String, i64> = n
+                .tax_in_payment
+                .iter()
+                .map(|(j, t)| {
+                    let refunded = n.tax_refunded.get(j).copied().unwrap_or(0);
+                    (j.clone(), t.saturating_sub(refunded))
+                })
+                .collect();
+            let tax = tax_share(amount, n.paid_for, &n.tax_in_payment, &left);
+            let mut entry = Entry::new(event, &n.currency)
                 .of(n.customer.as_deref())
-                .debit("refunds", amount)
-                .credit(format!("cash:{}", n.gateway), amount)
-                .post(set)
+                .debit("refunds", amount.saturating_sub(total_of(&tax)))
+                .credit(format!("cash:{}", n.gateway), amount);
+            for (j, t) in &tax {
+                entry = entry.debit(format!("tax_payable:{j}"), *t);
+                let slot = n.tax_refunded.entry(j.clone()).or_insert(0);
+                *slot = slot.saturating_add(*t);
+            }
+            entry.post(set)?;
+            if tax.is_empty() {
+                return Ok(());
+            }
+            let customer = n.customer.clone();
+            keep(set, event, key, customer, &n)
         }
         ChargeEvent::Failed(_) | ChargeEvent::Refund(RefundEvent::Failed(_)) => Ok(()),
     }
@@ -399,23 +468,37 @@ fn invoice(
             let mut c: ChargeNote = note(set, event, &ck)?;
             c.invoice = Some(a.invoice_id.to_string());
             c.customer = Some(n.customer.clone());
+            c.paid_for = n.total.saturating_sub(n.credit_notes);
+            c.tax_in_payment = n.open_tax();
             let customer = c.customer.clone();
             keep(set, event, ck, customer, &c)?;
         }
         InvoiceEvent::CreditNoteIssued(c) if !c.refund => {
-            n.credit_notes = sum(n.credit_notes, c.amount, event)?;
-            Entry::new(event, &n.currency)
+            // The note takes back its share of the invoice's tax.
+            let open = n.open_tax();
+            let tax = tax_share(c.amount, n.total, &n.tax, &open);
+            let mut entry = Entry::new(event, &n.currency)
                 .of(Some(&n.customer))
-                .debit("credit_notes", c.amount)
-                .credit(receivable, c.amount)
-                .post(set)?;
+                .debit("credit_notes", c.amount.saturating_sub(total_of(&tax)))
+                .credit(receivable, c.amount);
+            let mut left = open;
+            for (j, t) in &tax {
+                entry = entry.debit(format!("tax_payable:{j}"), *t);
+                if let Some(slot) = left.get_mut(j) {
+                    *slot = slot.saturating_sub(*t);
+                }
+            }
+            entry.post(set)?;
+            n.tax_open = Some(left);
+            n.credit_notes = sum(n.credit_notes, c.amount, event)?;
         }
         InvoiceEvent::Voided(_) if n.finalized => {
             let open = n
                 .total
                 .checked_sub(n.credit_notes)
                 .ok_or_else(|| unreadable(event, "amount overflow".into()))?;
-            let tax = n.tax.values().try_fold(0, |a, t| sum(a, *t, event))?;
+            let tax_open = n.open_tax();
+            let tax = tax_open.values().try_fold(0, |a, t| sum(a, *t, event))?;
             let untaxed = open
                 .checked_sub(tax)
                 .ok_or_else(|| unreadable(event, "amount overflow".into()))?;
@@ -423,10 +506,11 @@ fn invoice(
                 .of(Some(&n.customer))
                 .debit("invoice_voids", untaxed)
                 .credit(receivable, open);
-            for (jurisdiction, amount) in &n.tax {
+            for (jurisdiction, amount) in &tax_open {
                 entry = entry.debit(format!("tax_payable:{jurisdiction}"), *amount);
             }
             entry.post(set)?;
+            n.tax_open = Some(BTreeMap::new());
         }
         _ => return Ok(()),
     }

@@ -303,13 +303,21 @@ async fn the_trial_balance_balances_per_currency_after_a_billing_scenario() {
     assert_eq!(at("eur", "cash:sandbox"), 5000 - 1200);
     assert_eq!(at("eur", "revenue"), -5000, "a one-off charge is revenue");
     assert_eq!(at("eur", "refunds"), 1200);
-    assert_eq!(at("usd", "refunds"), 250, "the credit note's refund");
-    assert_eq!(at("usd", "credit_notes"), 200);
+    // The credit note's refund of 250 on the first invoice (1,000 + 100 tax) gives back its tax
+    // share: 250 × 100 / 1,100 = 22.7 → 23.
+    assert_eq!(
+        at("usd", "refunds"),
+        250 - 23,
+        "the credit note's refund, without tax"
+    );
+    // 200 credited on 700 + 70 tax: 200 × 70 / 770 = 18.2 → 18 of tax; then the void reverses
+    // the 52 of tax still open and the rest.
+    assert_eq!(at("usd", "credit_notes"), 200 - 18);
     let open_total = open["total"].as_i64().unwrap();
     assert_eq!(open_total, 770, "700 and 10 % tax");
     assert_eq!(
         at("usd", "invoice_voids"),
-        open_total - 200 - 70,
+        open_total - 200 - 52,
         "what the credit note left, voided, less the tax reversed"
     );
     assert_eq!(
@@ -323,7 +331,8 @@ async fn the_trial_balance_balances_per_currency_after_a_billing_scenario() {
         0,
         "every invoice paid or voided"
     );
-    // Tax payable is what the finalized invoices not voided taxed, in the rate's jurisdiction.
+    // Tax payable is what the finalized invoices not voided taxed, in the rate's jurisdiction,
+    // less the refund's share.
     let invoices = app
         .get_ok(&format!("/v1/customers/{cus}/invoices?limit=100"))
         .await;
@@ -335,7 +344,7 @@ async fn the_trial_balance_balances_per_currency_after_a_billing_scenario() {
         .map(|i| i["tax"].as_i64().unwrap())
         .sum();
     assert!(taxed > 0);
-    assert_eq!(at("usd", "tax_payable:US-CA"), -taxed);
+    assert_eq!(at("usd", "tax_payable:US-CA"), -(taxed - 23));
 
     // As of a moment before anything happened: nothing.
     let before = app
