@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use commands::charge::ChargeEvent;
 use commands::plan::UsageType;
 use commands::pricing::calendar::IntervalUnit;
-use commands::pricing::rounding::apply_rate;
+use commands::pricing::rounding::round_minor;
 use commands::stored::DomainEvent;
 use commands::subscription::{Subscription, SubscriptionEvent, SubscriptionStatus};
 use ledger::event::RecordedEvent;
@@ -267,16 +267,19 @@ fn monthly(s: &Subscription) -> Result<i64, String> {
         .plan
         .amount_for(u64::from(s.quantity))
         .map_err(|e| e.to_string())?;
+    // amount × periods per year / 12, divided once and rounded once.
     let n = Decimal::from(s.plan.interval.count());
-    let factor = match s.plan.interval.unit() {
-        IntervalUnit::Month => Decimal::ONE / n,
-        IntervalUnit::Year => Decimal::ONE / (Decimal::from(12) * n),
-        IntervalUnit::Week => Decimal::from(52) / (Decimal::from(12) * n),
-        IntervalUnit::Day => Decimal::from(365) / (Decimal::from(12) * n),
+    let per_year = match s.plan.interval.unit() {
+        IntervalUnit::Month => Decimal::from(12),
+        IntervalUnit::Year => Decimal::ONE,
+        IntervalUnit::Week => Decimal::from(52),
+        IntervalUnit::Day => Decimal::from(365),
     };
-    apply_rate(per_period, factor)
-        .map(|m| m.amount_minor())
-        .map_err(|e| e.to_string())
+    let exact = Decimal::from(per_period.amount_minor())
+        .checked_mul(per_year)
+        .and_then(|x| x.checked_div(Decimal::from(12) * n))
+        .ok_or("MRR overflow")?;
+    round_minor(exact).map_err(|e| e.to_string())
 }
 
 fn subscription_of(event: &RecordedEvent) -> Option<(String, SubscriptionEvent)> {

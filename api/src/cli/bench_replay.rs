@@ -31,6 +31,11 @@ pub async fn run(config: &StoreConfig, events: u64) -> Result<ExitCode, String> 
     let AnyStore::Postgres(pg) = &store else {
         return Err("bench replay compares with PostgreSQL's COPY: set DATABASE_URL".into());
     };
+    let _guard = store
+        .try_lead("replay")
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("a replay is running on this database")?;
     let log = store.events();
     let filled = fill(log.clone(), events).await?;
     let head = log.head().await.map_err(|e| e.to_string())?.position.0;

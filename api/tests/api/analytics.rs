@@ -91,14 +91,14 @@ async fn mrr_churn_forecast_payments_and_revenue_follow_the_subscriptions() {
         ]
     );
 
-    let churn = read(&app, "/v1/analytics/churn").await;
+    let churn = read(&app, "/v1/analytics/churn?through=2026-03").await;
     let march = &churn["data"][0]["months"][2];
     assert_eq!(march["mrr_start"], 7000);
     assert_eq!(march["revenue_churn_rate"], "0.4286");
     assert_eq!(march["subscription_churn_rate"], "0.3333");
 
     // c = mean(0 / 2,000 for February, 3,000 / 7,000 for March) = 3/14; mrr_k = 4,000 × (11/14)^k.
-    let forecast = read(&app, "/v1/analytics/forecast?months=3").await;
+    let forecast = read(&app, "/v1/analytics/forecast?months=3&through=2026-03").await;
     let points: Vec<i64> = forecast["data"][0]["forecast"]
         .as_array()
         .unwrap()
@@ -108,6 +108,11 @@ async fn mrr_churn_forecast_payments_and_revenue_follow_the_subscriptions() {
     assert_eq!(points, [3143, 2469, 1940], "{forecast}");
     assert_eq!(forecast["data"][0]["monthly_churn_rate"], "0.2143");
     assert!(forecast["method"].as_str().unwrap().contains("(1 − c)^k"));
+
+    // Quiet months count as months without churn: through May, c = mean(3/7, 0, 0) = 1/7.
+    let later = read(&app, "/v1/analytics/forecast?months=1&through=2026-05").await;
+    assert_eq!(later["data"][0]["forecast"][0]["mrr"], 3429, "{later}");
+    assert_eq!(later["data"][0]["monthly_churn_rate"], "0.1429");
 
     // Payments: what the log says succeeded and failed.
     let events = app.all_events().await;
@@ -154,6 +159,8 @@ async fn mrr_churn_forecast_payments_and_revenue_follow_the_subscriptions() {
         "/v1/analytics/revenue?from=2026-03-01&to=2026-02-01",
         "/v1/analytics/revenue?from=2026-01-01&to=2026-02-01&interval=week",
         "/v1/analytics/forecast?months=0",
+        "/v1/analytics/forecast?through=2026-13",
+        "/v1/analytics/payments?from=2026-01-01&to=2026-01-31&interval=day",
         "/v1/analytics/mrr?currency=xyz",
     ] {
         let r = app

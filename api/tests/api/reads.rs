@@ -160,13 +160,27 @@ async fn lists_come_from_the_read_models_with_read_your_writes() {
 
 #[tokio::test]
 async fn a_read_behind_the_asked_position_answers_503_with_retry_after() {
-    let app = spawn_app(Kind::Sqlite).await;
-    let ahead = app.head().await.0 + 1_000;
-    let r = get(&app, &format!("/v1/charges?min_position={ahead}")).await;
+    // No worker: the read models stay behind the log.
+    let app = crate::support::spawn_app_opts(Kind::Sqlite, Default::default(), false).await;
+    let body = r#"{"amount":1000,"currency":"usd","payment_method":"tok_visa"}"#;
+    app.post_ok("/payment/process", body).await;
+    let head = app.head().await.0;
+    let r = get(&app, &format!("/v1/charges?min_position={head}")).await;
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers()["retry-after"], "1");
     let (_, _, code) = error_of(r).await;
     assert_eq!(code, "read_model_behind");
+    // Without min_position the list answers what it has, saying how far it is.
+    let r = get(&app, "/v1/charges").await;
+    assert_eq!(r.headers()["billing-position"], "0");
+    // A position beyond the log's head can never be reached: 400, not a wait.
+    let (status, _, code) =
+        error_of(get(&app, &format!("/v1/charges?min_position={}", head + 1)).await).await;
+    assert_eq!((status, code.as_str()), (400, "min_position_invalid"));
+    // An unknown cursor is a 404, as Stripe answers it.
+    let app2 = spawn_app(Kind::Sqlite).await;
+    let r = get(&app2, "/v1/charges?starting_after=ch_nothing").await;
+    assert_eq!(r.status(), 404);
 }
 
 /// Sums `(debit − credit)` per `(currency, account)` of a trial balance answer.

@@ -203,6 +203,12 @@ pub async fn spawn_app(kind: Kind) -> TestApp {
 }
 
 pub async fn spawn_app_with(kind: Kind, sandbox: Arc<TestGateway>) -> TestApp {
+    spawn_app_opts(kind, sandbox, true).await
+}
+
+/// `workers: false`: no projection worker runs (`billing serve --no-workers`), so the read
+/// models stay where they are.
+pub async fn spawn_app_opts(kind: Kind, sandbox: Arc<TestGateway>, workers: bool) -> TestApp {
     let (store, db, dir) = match kind {
         Kind::Sqlite => {
             let dir = TempDir::new();
@@ -230,7 +236,9 @@ pub async fn spawn_app_with(kind: Kind, sandbox: Arc<TestGateway>) -> TestApp {
     let refs: Vec<&dyn projections::projection::Projection> =
         all.iter().map(|p| p.as_ref()).collect();
     read.ensure(&refs).await.expect("read-model tables");
-    tokio::spawn(projections::worker::local::LocalFeed::new(read, store.events(), all).run());
+    if workers {
+        tokio::spawn(projections::worker::local::LocalFeed::new(read, store.events(), all).run());
+    }
     let mut state = AppState::new(
         &store,
         sandbox.clone() as Arc<dyn Gateway>,

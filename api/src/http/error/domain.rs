@@ -265,6 +265,13 @@ impl From<TestClockError> for ApiError {
 
 impl From<projections::store::ReadStoreError> for ApiError {
     fn from(e: projections::store::ReadStoreError) -> Self {
-        ApiError::unavailable("read models unavailable", &e)
+        match e {
+            projections::store::ReadStoreError::Db(_) => {
+                ApiError::unavailable("read models unavailable", &e)
+            }
+            projections::store::ReadStoreError::Corrupt(_) => {
+                ApiError::internal("read-model document", &e)
+            }
+        }
     }
 }

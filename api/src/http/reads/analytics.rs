@@ -50,6 +50,8 @@ pub struct MrrQuery {
     pub currency: Option<String>,
     /// Months to forecast (forecast only; 1 to 36, default 12).
     pub months: Option<u32>,
+    /// The last month counted (`YYYY-MM`; churn and forecast; default: the current month).
+    pub through: Option<String>,
     /// Wait until the read model has applied this log position.
     pub min_position: Option<i64>,
 }
@@ -183,6 +185,13 @@ pub async fn payments(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
     let q = query(q)?;
+    if q.interval.is_some() {
+        return Err(ApiError::invalid(
+            "parameter_invalid",
+            Some("interval"),
+            "payment analytics total the period; interval is for revenue",
+        ));
+    }
     let (from, to) = range(&q)?;
     let cur = currency(q.currency.as_deref())?;
     let position = wait_for(&state, "payments", q.min_position).await?;
@@ -272,6 +281,51 @@ pub async fn mrr(
     Ok(answer(json!({"object": "mrr", "data": data}), position))
 }
 
+/// The `through` month: given (checked), or the current one.
+fn through(state: &AppState, q: &MrrQuery) -> Result<String, ApiError> {
+    match &q.through {
+        None => Ok(state.clock.now().format("%Y-%m").to_string()),
+        Some(t) => NaiveDate::parse_from_str(&format!("{t}-01"), "%Y-%m-%d")
+            .map(|d| d.format("%Y-%m").to_string())
+            .map_err(|_| {
+                ApiError::invalid(
+                    "through_invalid",
+                    Some("through"),
+                    "through must be a month like 2026-03",
+                )
+            }),
+    }
+}
+
+/// `months` (sorted, `YYYY-MM`) with every calendar month from the first through `through`
+/// present: a month without movement is a month with none (0 churn), not a missing one.
+fn calendar(months: Vec<(String, Movements)>, through: &str) -> Vec<(String, Movements)> {
+    let parse = |m: &str| -> Option<(i32, u32)> {
+        let (y, mo) = m.split_once('-')?;
+        Some((y.parse().ok()?, mo.parse().ok()?))
+    };
+    let Some(mut at) = months.first().and_then(|(m, _)| parse(m)) else {
+        return months;
+    };
+    let last = months.last().and_then(|(m, _)| parse(m)).unwrap_or(at);
+    let end = parse(through).map_or(last, |t| t.max(last));
+    let mut given = months.into_iter().peekable();
+    let mut out = Vec::new();
+    while at <= end && out.len() < 1_200 {
+        let key = format!("{:04}-{:02}", at.0, at.1);
+        match given.peek() {
+            Some((m, _)) if *m == key => out.extend(given.next()),
+            _ => out.push((key, Movements::default())),
+        }
+        at = if at.1 == 12 {
+            (at.0 + 1, 1)
+        } else {
+            (at.0, at.1 + 1)
+        };
+    }
+    out
+}
+
 /// Per month: MRR and subscriptions at its start, and what churned in it.
 struct ChurnMonth {
     month: String,
@@ -312,11 +366,12 @@ pub async fn churn(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
     let q = query(q)?;
+    let through = through(&state, &q)?;
     let (position, data) = mrr_data(&state, &q).await?;
     let data: Vec<Value> = data
         .into_iter()
         .map(|(currency, (_, months))| {
-            let rows: Vec<Value> = churn_months(&months)
+            let rows: Vec<Value> = churn_months(&calendar(months, &through))
                 .into_iter()
                 .map(|c| {
                     json!({
@@ -336,8 +391,9 @@ pub async fn churn(
 
 const FORECAST_METHOD: &str = "mrr_k = mrr_now × (1 − c)^k, rounded half-even to the minor unit, \
      where c is the mean monthly revenue churn rate (churned MRR / MRR at the month's start) of \
-     the last 3 months with MRR movements and MRR at their start (business time); new business \
-     and expansion are not forecast (a conservative run-off of the current book).";
+     the last 3 calendar months with MRR at their start, through the current month (a month \
+     without churn counts as 0); new business and expansion are not forecast (a conservative \
+     run-off of the current book).";
 
 #[utoipa::path(get, path = "/v1/analytics/forecast", params(MrrQuery),
     responses((status = 200, description = "MRR for the next months from active subscriptions and trailing churn; the method is in the answer")),
@@ -357,10 +413,11 @@ pub async fn forecast(
             format!("months must be 1 to {FORECAST_MONTHS_MAX}"),
         ));
     }
+    let through = through(&state, &q)?;
     let (position, data) = mrr_data(&state, &q).await?;
     let mut out = Vec::new();
     for (currency, (total, history)) in data {
-        let rows = churn_months(&history);
+        let rows = churn_months(&calendar(history, &through));
         let trailing: Vec<Decimal> = rows
             .iter()
             .rev()

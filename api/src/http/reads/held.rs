@@ -55,7 +55,16 @@ fn holder_id(doc: &Doc, key: &str) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::internal("read-model pointer", &key))
 }
 
+/// Waits until `holder` has applied what the pointer `doc` was last changed by: the pointer and
+/// its holder are separate read models, each with its own checkpoint.
+async fn holder_caught_up(state: &AppState, holder: &str, doc: &Doc) -> Result<(), ApiError> {
+    wait_for(state, holder, Some(doc.position))
+        .await
+        .map(|_| ())
+}
+
 async fn refund_body(state: &AppState, id: &str, doc: &Doc) -> Result<String, ApiError> {
+    holder_caught_up(state, "charges", doc).await?;
     let charge_id = holder_id(doc, "charge")?;
     let charge = state
         .read
@@ -66,10 +75,19 @@ async fn refund_body(state: &AppState, id: &str, doc: &Doc) -> Result<String, Ap
     let refund: RefundId = id
         .parse()
         .map_err(|_| ApiError::not_found("no such refund"))?;
-    Ok(refunds::render(&charge, refund).body)
+    let rendered = refunds::render(&charge, refund);
+    if rendered.status == 404 {
+        // The charges read model has applied the refund's event: it must hold it.
+        return Err(ApiError::internal(
+            "refund read model",
+            &"refund not in its charge",
+        ));
+    }
+    Ok(rendered.body)
 }
 
 async fn credit_note_body(state: &AppState, id: &str, doc: &Doc) -> Result<String, ApiError> {
+    holder_caught_up(state, "invoices", doc).await?;
     let invoice_id = holder_id(doc, "invoice")?;
     let invoice = state
         .read
@@ -81,7 +99,7 @@ async fn credit_note_body(state: &AppState, id: &str, doc: &Doc) -> Result<Strin
         .credit_notes
         .iter()
         .find(|n| n.id.to_string() == id)
-        .ok_or_else(|| ApiError::not_found("no such credit note"))?;
+        .ok_or_else(|| ApiError::internal("credit note read model", &"note not in its invoice"))?;
     let reason = serde_json::to_value(note.reason).unwrap_or_default();
     Ok(json!({
         "id": id, "object": "credit_note", "invoice": invoice_id,
@@ -106,7 +124,7 @@ pub async fn refunds_list(
     no_customer(&q)?;
     let filter = q.filter(&["pending", "succeeded", "failed"])?;
     let position = both(&state, "refunds", "charges", q.min_position).await?;
-    let page = state.read.list("refunds", &filter).await?;
+    let page = super::page(&state, "refunds", &filter).await?;
     let mut bodies = Vec::with_capacity(page.data.len());
     for (id, doc) in &page.data {
         bodies.push(refund_body(&state, id, doc).await?);
@@ -148,7 +166,7 @@ pub async fn credit_notes_list(
     no_customer(&q)?;
     let filter = q.filter(&[])?;
     let position = both(&state, "credit_notes", "invoices", q.min_position).await?;
-    let page = state.read.list("credit_notes", &filter).await?;
+    let page = super::page(&state, "credit_notes", &filter).await?;
     let mut bodies = Vec::with_capacity(page.data.len());
     for (id, doc) in &page.data {
         bodies.push(credit_note_body(&state, id, doc).await?);

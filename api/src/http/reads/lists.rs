@@ -42,7 +42,7 @@ async fn list_of<T: DeserializeOwned>(
 ) -> Result<Response, ApiError> {
     let filter = q.filter(statuses)?;
     let position = wait_for(state, projection, q.min_position).await?;
-    let page = state.read.list(projection, &filter).await?;
+    let page = super::page(state, projection, &filter).await?;
     let bodies = page
         .data
         .iter()
@@ -72,6 +72,9 @@ async fn one_of<T: DeserializeOwned>(
 
 /// The customer filter of a `/v1/customers/{id}/…` list: the path's.
 fn for_customer(id: String, mut q: ListQuery) -> Result<ListQuery, ApiError> {
+    if id.parse::<ledger::ids::CustomerId>().is_err() {
+        return Err(ApiError::not_found("no such customer"));
+    }
     if q.customer.is_some() {
         return Err(ApiError::invalid(
             "parameter_invalid",
@@ -95,7 +98,7 @@ pub async fn customers_list(
     let q = query(q)?;
     let filter = q.filter(&["active", "erased"])?;
     let position = wait_for(&state, "customers", q.min_position).await?;
-    let page = state.read.list("customers", &filter).await?;
+    let page = super::page(&state, "customers", &filter).await?;
     let mut bodies = Vec::with_capacity(page.data.len());
     for (_, doc) in &page.data {
         let view = state.customers.view(state_of::<Customer>(doc)?).await?;

@@ -110,6 +110,16 @@ pub async fn wait_for(
         ));
     }
     let wanted = min_position.unwrap_or(0);
+    if wanted > 0 {
+        let head = state.store.head().await?.position.0;
+        if wanted > head {
+            return Err(ApiError::invalid(
+                "min_position_invalid",
+                Some("min_position"),
+                format!("min_position {wanted} is beyond the log's head ({head})"),
+            ));
+        }
+    }
     let deadline = tokio::time::Instant::now() + READ_WAIT;
     loop {
         let reached = state.read.checkpoint(projection).await?;
@@ -121,6 +131,22 @@ pub async fn wait_for(
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// A page of `projection`; an unknown `starting_after` is a 404, as Stripe answers it.
+pub async fn page(
+    state: &AppState,
+    projection: &str,
+    filter: &ListFilter,
+) -> Result<Page, ApiError> {
+    if let Some(after) = &filter.starting_after
+        && state.read.get(projection, after).await?.is_none()
+    {
+        return Err(ApiError::not_found(format!(
+            "no such object: starting_after {after}"
+        )));
+    }
+    Ok(state.read.list(projection, filter).await?)
 }
 
 /// A Stripe list object from already rendered JSON bodies.
