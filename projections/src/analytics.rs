@@ -145,20 +145,18 @@ impl Projection for Payments {
         Table::Docs
     }
 
+    /// Read from the payload's ids, without decoding the whole event (`apply` decodes it).
     fn reads(&self, event: &RecordedEvent) -> Vec<String> {
-        match charge_of(event) {
-            Some(ChargeEvent::Requested(r)) => vec![format!("charge:{}", r.charge_id)],
-            Some(ChargeEvent::Succeeded(s)) => {
-                vec![
-                    format!("charge:{}", s.charge_id),
-                    day_key(event.occurred_at),
-                ]
-            }
-            Some(ChargeEvent::Failed(f)) => {
-                vec![
-                    format!("charge:{}", f.charge_id),
-                    day_key(event.occurred_at),
-                ]
+        if event.stream_id.category() != "charge" {
+            return Vec::new();
+        }
+        let Some(id) = event.payload.get("charge_id").and_then(|v| v.as_str()) else {
+            return Vec::new();
+        };
+        match event.event_type.as_str() {
+            "ChargeRequested" => vec![format!("charge:{id}")],
+            "ChargeSucceeded" | "ChargeFailed" => {
+                vec![format!("charge:{id}"), day_key(event.occurred_at)]
             }
             _ => Vec::new(),
         }

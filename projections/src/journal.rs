@@ -291,32 +291,27 @@ impl Projection for Journal {
         Table::Journal
     }
 
+    /// Read from the payload's ids, without decoding the whole event (`apply` decodes it).
     fn reads(&self, event: &RecordedEvent) -> Vec<String> {
-        match decode(event) {
-            Some(Money::Charge(e)) => vec![charge_key(match &e {
-                ChargeEvent::Requested(r) => r.charge_id,
-                ChargeEvent::Succeeded(s) => s.charge_id,
-                ChargeEvent::Failed(f) => f.charge_id,
-                ChargeEvent::Refund(RefundEvent::Requested(r)) => r.charge_id,
-                ChargeEvent::Refund(RefundEvent::Succeeded(r)) => r.charge_id,
-                ChargeEvent::Refund(RefundEvent::Failed(r)) => r.charge_id,
-            })],
-            Some(Money::Invoice(e)) => {
-                let mut keys = vec![invoice_key(e.invoice_id())];
-                match &e {
-                    InvoiceEvent::PaymentAttempted(a) => keys.push(charge_key(a.charge_id)),
-                    InvoiceEvent::Drafted(d) => keys.extend(
-                        d.lines
-                            .iter()
-                            .flat_map(|l| &l.tax)
-                            .map(|t| tax_rate_key(t.tax_rate_id)),
-                    ),
-                    _ => {}
+        let p = &event.payload;
+        let id = |field: &str| p.get(field).and_then(|v| v.as_str());
+        match event.stream_id.category() {
+            "charge" => id("charge_id").map(charge_key).into_iter().collect(),
+            "invoice" => {
+                let mut keys: Vec<String> = id("invoice_id").map(invoice_key).into_iter().collect();
+                keys.extend(id("charge_id").map(charge_key));
+                if let Some(lines) = p.get("lines").and_then(|l| l.as_array()) {
+                    let rates = lines
+                        .iter()
+                        .filter_map(|l| l.get("tax").and_then(|t| t.as_array()))
+                        .flatten()
+                        .filter_map(|t| t.get("tax_rate_id").and_then(|r| r.as_str()));
+                    keys.extend(rates.map(tax_rate_key));
                 }
                 keys
             }
-            Some(Money::TaxRate(TaxRateEvent::Created(t))) => vec![tax_rate_key(t.tax_rate_id)],
-            Some(Money::Customer(_)) | None => Vec::new(),
+            "taxrate" => id("tax_rate_id").map(tax_rate_key).into_iter().collect(),
+            _ => Vec::new(),
         }
     }
 

@@ -41,12 +41,20 @@ impl Projection for Refunds {
     }
 
     fn reads(&self, event: &RecordedEvent) -> Vec<String> {
-        match refund_of(event) {
-            Some(RefundEvent::Requested(r)) => vec![r.refund_id.to_string()],
-            Some(RefundEvent::Succeeded(r)) => vec![r.refund_id.to_string()],
-            Some(RefundEvent::Failed(r)) => vec![r.refund_id.to_string()],
-            None => Vec::new(),
+        let refund = matches!(
+            event.event_type.as_str(),
+            "RefundRequested" | "RefundSucceeded" | "RefundFailed"
+        );
+        if !refund || event.stream_id.category() != "charge" {
+            return Vec::new();
         }
+        event
+            .payload
+            .get("refund_id")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .into_iter()
+            .collect()
     }
 
     fn apply(&self, set: &mut ReadSet, event: &RecordedEvent) -> Result<(), ProjectionError> {
@@ -92,10 +100,16 @@ impl Projection for CreditNotes {
     }
 
     fn reads(&self, event: &RecordedEvent) -> Vec<String> {
-        match issued(event) {
-            Some((id, _)) => vec![id],
-            None => Vec::new(),
+        if event.event_type != "CreditNoteIssued" || event.stream_id.category() != "invoice" {
+            return Vec::new();
         }
+        event
+            .payload
+            .get("credit_note_id")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .into_iter()
+            .collect()
     }
 
     fn apply(&self, set: &mut ReadSet, event: &RecordedEvent) -> Result<(), ProjectionError> {
