@@ -17,6 +17,8 @@ pub const PAGE: u32 = 5_000;
 /// Pause between rounds when caught up.
 const IDLE: Duration = Duration::from_millis(20);
 const BACKOFF: Duration = Duration::from_secs(1);
+/// Projections applying a page at the same time (PostgreSQL).
+const PARALLEL: usize = 4;
 /// Idle rounds (of 20 ms) between two re-reads of the checkpoints from the database.
 const IDLE_REFRESH_ROUNDS: u64 = 50;
 
@@ -150,19 +152,23 @@ impl LocalFeed {
         let outcomes = if self.read.concurrent_writes() {
             // Each projection in its own task and transaction: their I/O overlaps and their CPU
             // work spreads over the cores.
+            // At most PARALLEL at once: bounded connections and memory.
+            let permits = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
             let tasks: Vec<_> = self
                 .projections
                 .iter()
                 .map(|p| {
-                    let (read, events, p, page) = (
+                    let (read, events, p, page, permits) = (
                         self.read.clone(),
                         self.events.clone(),
                         p.clone(),
                         page.clone(),
+                        permits.clone(),
                     );
-                    tokio::spawn(
-                        async move { apply(&read, events.as_ref(), p.as_ref(), &page).await },
-                    )
+                    tokio::spawn(async move {
+                        let _permit = permits.acquire_owned().await;
+                        apply(&read, events.as_ref(), p.as_ref(), &page).await
+                    })
                 })
                 .collect();
             let mut outcomes = Vec::with_capacity(tasks.len());
