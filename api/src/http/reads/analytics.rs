@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
 
-use super::{state_of, wait_for};
+use super::{query, state_of, wait_for};
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::respond::{json_text, with_position};
@@ -54,11 +54,6 @@ pub struct MrrQuery {
     pub through: Option<String>,
     /// Wait until the read model has applied this log position.
     pub min_position: Option<i64>,
-}
-
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(q)| q)
-        .map_err(|e| ApiError::invalid("parameter_invalid", None, e.body_text()))
 }
 
 fn day(text: &str, param: &'static str) -> Result<NaiveDate, ApiError> {

@@ -13,17 +13,12 @@ use ledger::ids::RefundId;
 use projections::projection::Doc;
 use serde_json::json;
 
-use super::{ListQuery, PositionQuery, list_response, state_of, wait_for};
+use super::{ListQuery, PositionQuery, list_response, query, state_of, wait_for};
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::refunds;
 use crate::http::respond::{json_text, with_position};
 use crate::state::AppState;
-
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(q)| q)
-        .map_err(|e| ApiError::invalid("parameter_invalid", None, e.body_text()))
-}
 
 fn no_customer(q: &ListQuery) -> Result<(), ApiError> {
     match q.customer {

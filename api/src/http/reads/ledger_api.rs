@@ -71,7 +71,7 @@ pub async fn trial_balance(
     q: Result<Query<TrialBalanceQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
-    let Query(q) = q.map_err(|e| ApiError::invalid("parameter_invalid", None, e.body_text()))?;
+    let q = super::query(q)?;
     let as_of = q
         .as_of
         .as_deref()

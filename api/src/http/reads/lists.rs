@@ -13,7 +13,7 @@ use ledger::access::Scope;
 use ledger::event::Position;
 use serde::de::DeserializeOwned;
 
-use super::{ListQuery, PositionQuery, list_response, state_of, wait_for};
+use super::{ListQuery, PositionQuery, list_response, query, state_of, wait_for};
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::respond::{json_text, with_position};
@@ -25,11 +25,6 @@ const SUBSCRIPTION_STATUSES: &[&str] = &[
 ];
 const INVOICE_STATUSES: &[&str] = &["draft", "open", "paid", "void", "uncollectible"];
 const CHARGE_STATUSES: &[&str] = &["pending", "succeeded", "failed"];
-
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(q)| q)
-        .map_err(|e| ApiError::invalid("parameter_invalid", None, e.body_text()))
-}
 
 /// A list of `projection`'s documents as `T`, each rendered by `render`.
 async fn list_of<T: DeserializeOwned>(

@@ -93,6 +93,14 @@ impl ListQuery {
     }
 }
 
+/// The parsed query string; a bad one is a 400 `parameter_invalid`.
+pub fn query<T>(
+    q: Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, ApiError> {
+    q.map(|axum::extract::Query(q)| q)
+        .map_err(|e| ApiError::invalid("parameter_invalid", None, e.body_text()))
+}
+
 /// Waits until `projection` has applied `min_position` (if given); answers the position it
 /// has applied.
 pub async fn wait_for(
