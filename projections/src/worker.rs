@@ -20,6 +20,9 @@ use crate::store::{ReadStore, ReadStoreError, ReadTx};
 /// Tries of a batch whose checkpoint moved back under it.
 const MOVED_RETRIES: usize = 3;
 
+/// Most events one batch reads from the store to fill gaps.
+const FILL_MAX: usize = 20_000;
+
 /// Most events fetched from the store to fill one gap at a time.
 const GAP_PAGE: u32 = 1_000;
 
@@ -161,6 +164,11 @@ async fn fill_gaps<'e>(
     let mut next = checkpoint + 1;
     for e in fresh {
         while next < e.position.0 {
+            if filled >= FILL_MAX {
+                // A long gap is filled over several batches: the rest of this delivery waits
+                // (a JetStream batch is then not acknowledged and comes again).
+                return Ok((out, filled));
+            }
             let want = u32::try_from(e.position.0 - next)
                 .unwrap_or(GAP_PAGE)
                 .min(GAP_PAGE);

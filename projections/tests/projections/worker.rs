@@ -258,3 +258,41 @@ async fn a_replay_to_a_position_stops_there() {
         .expect("nothing recorded a day ago");
     assert_eq!(until_time, 0);
 }
+
+#[tokio::test]
+async fn a_long_gap_is_filled_over_several_batches() {
+    use ledger::event::{AppendRequest, ExpectedVersion, NewEvent};
+    let s = TestStore::open(Kind::Sqlite).await;
+    let all = projections();
+    s.read.ensure(&refs(&all)).await.expect("ensure");
+    // 21,000 events no projection reads, then a charge.
+    for i in 0..21 {
+        let stream = StreamId::new(format!("noise-{i}")).unwrap();
+        let events = (0..1_000)
+            .map(|n| NewEvent::new("NoiseRecorded", serde_json::json!({ "n": n }), at(0)))
+            .collect();
+        s.events
+            .append(AppendRequest::new(stream, ExpectedVersion::Any, events))
+            .await
+            .expect("append");
+    }
+    charge(s.events.as_ref(), 500, "usd", true, at(1)).await;
+    let head = s.events.head().await.unwrap().position.0;
+    let last = read_page(s.events.as_ref(), Position(head - 1), 1)
+        .await
+        .unwrap();
+    let journal = projections::journal::Journal;
+    // Only the newest event is delivered: the gap before it is read from the store, 20,000
+    // events per batch at most, and the delivered event waits for the gap to be filled.
+    let first = apply(&s.read, s.events.as_ref(), &journal, &last)
+        .await
+        .unwrap();
+    assert_eq!((first.filled, first.checkpoint), (20_000, 20_000));
+    let second = apply(&s.read, s.events.as_ref(), &journal, &last)
+        .await
+        .unwrap();
+    assert_eq!(second.checkpoint, head);
+    assert_eq!(second.filled, usize::try_from(head - 20_001).unwrap());
+    let lines = s.read.all_lines("journal").await.unwrap();
+    assert_eq!(lines.len(), 2, "the charge posted once");
+}
