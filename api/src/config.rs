@@ -83,6 +83,22 @@ pub struct StoreConfig {
     /// NATS server: `billing serve` relays the log to its JetStream stream `BILLING_EVENTS`.
     #[arg(long, env = "NATS_URL", global = true)]
     pub nats_url: Option<String>,
+    /// The JetStream stream of this store's events (one stream per event store).
+    #[arg(
+        long,
+        env = "BILLING_NATS_STREAM",
+        default_value = "BILLING_EVENTS",
+        global = true
+    )]
+    pub nats_stream: String,
+    /// The subjects' prefix: events go to `<prefix>.<category>.<EventType>`.
+    #[arg(
+        long,
+        env = "BILLING_NATS_SUBJECT_PREFIX",
+        default_value = "billing.events",
+        global = true
+    )]
+    pub nats_subject_prefix: String,
 }
 
 impl StoreConfig {
@@ -98,7 +114,17 @@ impl StoreConfig {
             recovery_interval_s: 30,
             recovery_grace_s: 60,
             nats_url: None,
+            nats_stream: projections::relay::DEFAULT_STREAM.into(),
+            nats_subject_prefix: projections::relay::DEFAULT_SUBJECT_PREFIX.into(),
         }
+    }
+
+    /// Where the relay publishes and the workers consume.
+    pub fn relay(&self) -> projections::relay::RelayConfig {
+        projections::relay::RelayConfig::named(
+            self.nats_stream.clone(),
+            self.nats_subject_prefix.clone(),
+        )
     }
 
     /// Opens the configured store (does not migrate).

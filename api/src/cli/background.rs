@@ -89,11 +89,11 @@ pub fn spawn_scheduler(state: AppState, store: AnyStore, interval: Duration) {
 /// Publishes the log to NATS JetStream (`projections::relay`) in the one process that holds the
 /// relay role. NATS being down never stops the service: the connection is retried with backoff in
 /// the background (and logged), and `status` says whether it is up, for `/ready`.
-pub fn spawn_relay(store: AnyStore, nats_url: String, status: NatsStatus) {
+pub fn spawn_relay(store: AnyStore, nats_url: String, status: NatsStatus, config: RelayConfig) {
     tokio::spawn(async move {
         let client = relay::connect(&nats_url).await;
         status.set(client.clone());
-        relay::run_as_leader(store, client, RelayConfig::default()).await;
+        relay::run_as_leader(store, client, config).await;
     });
 }
 
@@ -110,24 +110,25 @@ pub async fn ensure_read_models(store: &AnyStore) -> Result<ReadStore, String> {
 
 /// Runs the projection workers: one JetStream durable pull consumer per projection when NATS is
 /// configured (the relay feeds the stream), else the in-process feed from the store.
-pub fn spawn_workers(store: &AnyStore, read: ReadStore, nats_url: Option<String>) {
+pub fn spawn_workers(store: &AnyStore, read: ReadStore, nats: Option<(String, RelayConfig)>) {
     let events = store.events();
     let all = projections::all();
-    match nats_url {
+    match nats {
         None => {
             tokio::spawn(LocalFeed::new(read, events, all).run());
         }
-        Some(url) => {
+        Some((url, config)) => {
             tokio::spawn(async move {
                 let client = relay::connect(&url).await;
                 for p in all {
                     let (client, read, events) = (client.clone(), read.clone(), events.clone());
+                    let stream = config.stream.clone();
                     tokio::spawn(async move {
                         // The stream exists once the relay has created it.
                         loop {
                             match NatsWorker::bind(
                                 client.clone(),
-                                relay::DEFAULT_STREAM,
+                                &stream,
                                 read.clone(),
                                 events.clone(),
                                 p.clone(),

@@ -107,12 +107,13 @@ async fn start_background(
 ) -> Result<(), String> {
     let read = super::background::ensure_read_models(store).await?;
     if workers {
-        super::background::spawn_workers(store, read, config.nats_url.clone());
+        let nats = config.nats_url.clone().map(|url| (url, config.relay()));
+        super::background::spawn_workers(store, read, nats);
     }
     if let Some(url) = config.nats_url.clone() {
         let status = projections::relay::NatsStatus::new();
         state.nats = Some(status.clone());
-        super::background::spawn_relay(store.clone(), url, status);
+        super::background::spawn_relay(store.clone(), url, status, config.relay());
     }
 
     super::background::spawn_recovery(

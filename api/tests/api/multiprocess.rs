@@ -97,3 +97,109 @@ async fn a_tailing_reader_never_skips_with_writers_in_three_processes() {
     assert_eq!(report.first_break, None);
     assert_eq!(report.checked, appended);
 }
+
+/// A free port on the loopback interface.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The production topology: `billing serve --no-workers` takes commands, `billing worker` (relay
+/// and JetStream workers, no HTTP) builds the read models, on one PostgreSQL database and NATS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_process_builds_the_read_models_a_serving_process_answers_from() {
+    let db = TestDb::create().await;
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    let stream = format!("TEST_TOPOLOGY_{unique}");
+    let nats_url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let dir = crate::support::TempDir::new();
+    let port = free_port();
+    let command = |args: &[&str]| {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_billing"));
+        c.args(args)
+            .env("DATABASE_URL", &db.url)
+            .env("NATS_URL", &nats_url)
+            .env("BILLING_NATS_STREAM", &stream)
+            .env(
+                "BILLING_NATS_SUBJECT_PREFIX",
+                format!("test.{unique}.events"),
+            )
+            .env("BILLING_DATA_DIR", dir.path())
+            .env("BILLING_ADDR", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true);
+        c
+    };
+    let key = command(&["keys", "create", "--scope", "write"])
+        .output()
+        .await
+        .expect("billing keys create");
+    let key = String::from_utf8(key.stdout).unwrap().trim().to_string();
+    let _worker = command(&["worker"]).spawn().expect("billing worker");
+    let _server = command(&["serve", "--no-workers"])
+        .spawn()
+        .expect("billing serve");
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if client.get(format!("{base}/health")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut head = 0;
+    for amount in [500, 700] {
+        let r = client
+            .post(format!("{base}/payment/process"))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(format!(
+                r#"{{"amount":{amount},"currency":"eur","payment_method":"tok_visa"}}"#
+            ))
+            .send()
+            .await
+            .expect("charge");
+        assert_eq!(r.status(), 200);
+        head = r.headers()["billing-position"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+    }
+    // The serving process runs no worker: the read models move only through the worker
+    // process, fed by JetStream.
+    let tb: serde_json::Value = client
+        .get(format!(
+            "{base}/v1/ledger/trial_balance?min_position={head}"
+        ))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let eur = &tb["currencies"][0];
+    assert_eq!(
+        (eur["currency"].as_str(), eur["debits"].as_i64()),
+        (Some("eur"), Some(1200)),
+        "{tb}"
+    );
+    let ready: serde_json::Value = client
+        .get(format!("{base}/ready"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["nats"], "connected");
+    assert_eq!(ready["projections"]["journal"], head);
+
+    let nats = async_nats::connect(&nats_url).await.expect("NATS");
+    let _ = async_nats::jetstream::new(nats)
+        .delete_stream(&stream)
+        .await;
+}
