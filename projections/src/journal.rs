@@ -74,6 +74,9 @@ struct ChargeNote {
     /// Tax already given back by refunds, per jurisdiction.
     #[serde(default)]
     tax_refunded: BTreeMap<String, i64>,
+    /// Refunded so far (succeeded refunds).
+    #[serde(default)]
+    refunded: i64,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -97,9 +100,29 @@ impl InvoiceNote {
     }
 }
 
-/// The tax share of `amount` out of `base`, per jurisdiction: `amount × tax / base`, rounded
-/// half-even (the one rounding rule), never more than what is left in `left`.
+/// `x × t / base` rounded half-even (the one rounding rule), exact for any `i64`s: the product
+/// is taken in `i128`; a result beyond `i64` saturates (it is capped by what is left anyway).
+fn share_of(x: i64, t: i64, base: i64) -> i64 {
+    let num = i128::from(x) * i128::from(t);
+    let den = i128::from(base.max(1));
+    let (q, r) = (num / den, num % den);
+    let Ok(q) = i64::try_from(q) else {
+        return if num > 0 { i64::MAX } else { i64::MIN };
+    };
+    let fraction = rust_decimal::Decimal::from(i64::try_from(r).unwrap_or(0))
+        / rust_decimal::Decimal::from(base.max(1));
+    rust_decimal::Decimal::from(q)
+        .checked_add(fraction)
+        .and_then(|exact| commands::pricing::round_minor(exact).ok())
+        .unwrap_or(q)
+}
+
+/// The tax share of `amount` when `before` was already given back out of `base`, per
+/// jurisdiction: allocated on the running total — `round((before + amount) × tax / base) −
+/// round(before × tax / base)` — so that the shares of several notes or refunds add up to the
+/// whole tax when they add up to the whole base; never more than what is `left`.
 fn tax_share(
+    before: i64,
     amount: i64,
     base: i64,
     tax: &BTreeMap<String, i64>,
@@ -108,11 +131,10 @@ fn tax_share(
     if base <= 0 {
         return BTreeMap::new();
     }
+    let after = before.saturating_add(amount);
     tax.iter()
         .map(|(j, t)| {
-            let exact = rust_decimal::Decimal::from(amount) * rust_decimal::Decimal::from(*t)
-                / rust_decimal::Decimal::from(base);
-            let share = commands::pricing::round_minor(exact).unwrap_or(0);
+            let share = share_of(after, *t, base).saturating_sub(share_of(before, *t, base));
             let cap = left.get(j).copied().unwrap_or(0).max(0);
             (j.clone(), share.clamp(0, cap))
         })
@@ -397,7 +419,8 @@ fn charge(set: &mut ReadSet, event: &RecordedEvent, e: ChargeEvent) -> Result<()
                     (j.clone(), t.saturating_sub(refunded))
                 })
                 .collect();
-            let tax = tax_share(amount, n.paid_for, &n.tax_in_payment, &left);
+            let tax = tax_share(n.refunded, amount, n.paid_for, &n.tax_in_payment, &left);
+            n.refunded = n.refunded.saturating_add(amount);
             let mut entry = Entry::new(event, &n.currency)
                 .of(n.customer.as_deref())
                 .debit("refunds", amount.saturating_sub(total_of(&tax)))
@@ -408,7 +431,8 @@ fn charge(set: &mut ReadSet, event: &RecordedEvent, e: ChargeEvent) -> Result<()
                 *slot = slot.saturating_add(*t);
             }
             entry.post(set)?;
-            if tax.is_empty() {
+            if n.tax_in_payment.is_empty() {
+                // No tax to give back, ever: nothing to remember.
                 return Ok(());
             }
             let customer = n.customer.clone();
@@ -471,7 +495,7 @@ fn invoice(
         InvoiceEvent::CreditNoteIssued(c) if !c.refund => {
             // The note takes back its share of the invoice's tax.
             let open = n.open_tax();
-            let tax = tax_share(c.amount, n.total, &n.tax, &open);
+            let tax = tax_share(n.credit_notes, c.amount, n.total, &n.tax, &open);
             let mut entry = Entry::new(event, &n.currency)
                 .of(Some(&n.customer))
                 .debit("credit_notes", c.amount.saturating_sub(total_of(&tax)))
@@ -511,4 +535,42 @@ fn invoice(
     }
     let customer = Some(n.customer.clone());
     keep(set, event, key, customer, &n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(j: &str, v: i64) -> BTreeMap<String, i64> {
+        BTreeMap::from([(j.to_string(), v)])
+    }
+
+    #[test]
+    fn shares_on_the_running_total_add_up_to_the_whole_tax() {
+        // 1,000 + 200 tax, credited in six notes of 200: 33, 34, 33, 33, 34, 33 = 200.
+        let tax = map("FR", 200);
+        let (mut before, mut given) = (0, 0);
+        for _ in 0..6 {
+            let left = map("FR", 200 - given);
+            let share = tax_share(before, 200, 1_200, &tax, &left);
+            given += share.get("FR").copied().unwrap_or(0);
+            before += 200;
+        }
+        assert_eq!(given, 200);
+    }
+
+    #[test]
+    fn shares_never_overflow_nor_exceed_what_is_left() {
+        let tax = map("X", i64::MAX / 2);
+        let share = tax_share(0, i64::MAX / 2, 3, &tax, &map("X", 5));
+        assert_eq!(share.get("X"), Some(&5));
+        assert!(
+            tax_share(0, 100, 0, &tax, &map("X", 5)).is_empty(),
+            "no base, no share"
+        );
+        // Half-even: 1 × 1 / 2 = 0.5 → 0; 3 × 1 / 2 = 1.5 → 2.
+        assert_eq!(share_of(1, 1, 2), 0);
+        assert_eq!(share_of(3, 1, 2), 2);
+        assert_eq!(share_of(i64::MAX, i64::MAX, 1), i64::MAX);
+    }
 }

@@ -47,7 +47,10 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::document))
         .route("/payment/process", post(payment::process))
         .route("/payment/stripe/test", post(stripe_test::check))
-        .route("/webhooks/stripe", post(webhooks::stripe))
+        .route(
+            "/webhooks/stripe",
+            post(webhooks::stripe).layer(DefaultBodyLimit::max(webhooks::BODY_MAX_BYTES)),
+        )
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/events", get(events::list))
         .route("/v1/events/{id}", get(events::get))

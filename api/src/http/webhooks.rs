@@ -22,6 +22,9 @@ use super::respond::{json_text, with_position};
 use crate::state::AppState;
 
 const SIGNATURE_HEADER: &str = "stripe-signature";
+/// Largest delivery accepted: Stripe's events can be larger than a command's body (an invoice
+/// with many lines); the raw body must still fit one event of the log (1 MiB as JSON).
+pub const BODY_MAX_BYTES: usize = 512 * 1024;
 
 fn refused(e: &SignatureError) -> ApiError {
     let code = match e {
@@ -48,7 +51,12 @@ pub async fn stripe(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body_bytes(body)?;
+    let body = match body {
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(ApiError::too_large(BODY_MAX_BYTES));
+        }
+        other => body_bytes(other)?,
+    };
     if state.stripe_webhook_secrets.is_empty() {
         return Err(ApiError::webhooks_not_configured());
     }

@@ -202,6 +202,21 @@ async fn a_bad_expired_or_missing_signature_is_400_and_records_nothing() {
         assert_eq!((status, got.as_str()), (400, code));
     }
     assert_eq!(app.head().await, head, "nothing recorded");
+    // A large signed event (an invoice with many lines, 200 KB) is recorded; beyond 512 KiB, 413.
+    let lines: Vec<Value> = (0..1_500)
+        .map(|i| json!({"id": format!("il_{i:020}"), "amount": 100, "description": "Seat license, monthly"}))
+        .collect();
+    let big = event(
+        "evt_1big",
+        "invoice.finalized",
+        json!({"id": "in_1", "lines": {"data": lines}}),
+    );
+    assert!(big.len() > 100_000, "{}", big.len());
+    let r = deliver(&app, &big, signed(&big, WEBHOOK_SECRETS[0], now())).await;
+    assert_eq!(r.status(), 200);
+    let huge = "x".repeat(600 * 1024);
+    let r = deliver(&app, &huge, signed(&huge, WEBHOOK_SECRETS[0], now())).await;
+    assert_eq!(r.status(), 413);
     // A replayed delivery (captured, sent again later with its old signature) is refused.
     let old = signed(&body, WEBHOOK_SECRETS[0], now() - 3_600);
     let (status, _, code) = error_of(deliver(&app, &body, old).await).await;

@@ -12,6 +12,10 @@ type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
 /// Stripe's default tolerance between the signature's time and ours.
 pub const TOLERANCE_S: i64 = 300;
+/// Longest header considered (Stripe sends one `v1`, two during a secret's rotation).
+pub const HEADER_MAX_BYTES: usize = 1_024;
+/// Most `v1` signatures considered in one header.
+pub const SIGNATURES_MAX: usize = 8;
 
 /// Why a delivery is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,41 +46,47 @@ pub fn verify(
     tolerance_s: i64,
 ) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
+    if header.len() > HEADER_MAX_BYTES {
+        return Err(SignatureError::Malformed);
+    }
     let mut timestamp = None;
     let mut signatures = Vec::new();
     for part in header.split(',') {
         match part.trim().split_once('=') {
-            Some(("t", t)) => timestamp = t.parse::<i64>().ok(),
-            Some(("v1", s)) => signatures.push(s),
+            Some(("t", t)) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => {
+                timestamp = t.parse::<i64>().ok();
+            }
+            Some(("t", _)) => return Err(SignatureError::Malformed),
+            // Only what HMAC-SHA256 gives: 64 lower-case hex digits; anything else cannot match.
+            Some(("v1", s)) => signatures.extend(from_hex(s)),
             _ => {}
         }
     }
     let t = timestamp.ok_or(SignatureError::Malformed)?;
-    if signatures.is_empty() {
+    if signatures.is_empty() || signatures.len() > SIGNATURES_MAX {
         return Err(SignatureError::Malformed);
     }
-    let matched = secrets.iter().any(|secret| {
-        signatures.iter().any(|hex| {
-            let Some(expected) = from_hex(hex) else {
-                return false;
-            };
-            let Ok(mut mac) = HmacSha256::new_from_slice(secret.as_bytes()) else {
-                return false;
-            };
-            mac.update(t.to_string().as_bytes());
-            mac.update(b".");
-            mac.update(body);
-            // Constant time (`subtle`), whatever the position of a first wrong byte.
-            mac.verify_slice(&expected).is_ok()
-        })
-    });
-    if !matched {
-        return Err(SignatureError::NoMatch);
-    }
+    // The time first: a stale or far-future delivery costs no MAC.
     if now.abs_diff(t) > tolerance_s.unsigned_abs() {
         return Err(SignatureError::Expired);
     }
-    Ok(())
+    // One MAC per secret; each compared with every signature in constant time (`subtle`).
+    let matched = secrets.iter().any(|secret| {
+        let Ok(mut mac) = HmacSha256::new_from_slice(secret.as_bytes()) else {
+            return false;
+        };
+        mac.update(t.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        signatures
+            .iter()
+            .any(|expected| mac.clone().verify_slice(expected).is_ok())
+    });
+    if matched {
+        Ok(())
+    } else {
+        Err(SignatureError::NoMatch)
+    }
 }
 
 /// A `Stripe-Signature` header for `body` at time `t` (stand-ins and tests sign as Stripe does).
@@ -99,14 +109,22 @@ pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
     format!("t={t},v1={hex}")
 }
 
-fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || s.len() > 128 {
+/// The 32 bytes of a 64-digit lower-case hex signature.
+fn from_hex(s: &str) -> Option<[u8; 32]> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let bytes = s.as_bytes();
+    if bytes.len() != 64 {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(out)
 }
 
 /// The envelope fields of a Stripe event that the inbox records.
@@ -131,7 +149,9 @@ pub fn envelope(body: &[u8]) -> Option<Envelope> {
     let id_ok = e.id.starts_with("evt_")
         && e.id.len() <= 150
         && e.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    let type_ok = !e.event_type.is_empty() && e.event_type.len() <= 100;
+    let type_ok = !e.event_type.is_empty()
+        && e.event_type.len() <= 100
+        && !e.event_type.chars().any(char::is_control);
     (id_ok && type_ok).then_some(e)
 }
 
@@ -209,10 +229,33 @@ mod tests {
             verify(Some(&moved), BODY, &s, 1_000, 300),
             Err(SignatureError::NoMatch)
         );
+        // Only 64 lower-case hex digits count as a signature; a plain decimal time only.
+        let v1 = h.split_once(",v1=").unwrap().1;
+        for bad in [
+            "t=1000,v1=zz".to_string(),
+            format!("t=1000,v1={}", v1.to_uppercase()),
+            format!("t=+1000,v1={v1}"),
+            format!("t=1000,v1={}", &v1[..62]),
+        ] {
+            assert_eq!(
+                verify(Some(&bad), BODY, &s, 1_000, 300),
+                Err(SignatureError::Malformed),
+                "{bad}"
+            );
+        }
+        // Bounded work: many signatures or a long header are refused before any MAC.
+        let many = format!("t=1000{}", format!(",v1={v1}").repeat(9));
         assert_eq!(
-            verify(Some("t=1000,v1=zz"), BODY, &s, 1_000, 300),
-            Err(SignatureError::NoMatch)
+            verify(Some(&many), BODY, &s, 1_000, 300),
+            Err(SignatureError::Malformed)
         );
+        let long = format!("{h},{}", "x".repeat(1_100));
+        assert_eq!(
+            verify(Some(&long), BODY, &s, 1_000, 300),
+            Err(SignatureError::Malformed)
+        );
+        // A NUL in the type is not an event type.
+        assert!(envelope(b"{\"id\":\"evt_1\",\"type\":\"a\\u0000b\",\"created\":1}").is_none());
     }
 
     #[test]
