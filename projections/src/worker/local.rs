@@ -180,10 +180,24 @@ impl LocalFeed {
             }
             outcomes
         } else {
-            // One write lock (SQLite): one after the other, leaving room to the other writers.
+            // One write lock (SQLite): one after the other, leaving room to the other writers;
+            // each in a task of its own all the same, so that a panic is one projection's error.
             let mut outcomes = Vec::with_capacity(self.projections.len());
             for p in &self.projections {
-                outcomes.push(apply(&self.read, self.events.as_ref(), p.as_ref(), &page).await);
+                let (read, events, p, page) = (
+                    self.read.clone(),
+                    self.events.clone(),
+                    p.clone(),
+                    page.clone(),
+                );
+                let task =
+                    tokio::spawn(
+                        async move { apply(&read, events.as_ref(), p.as_ref(), &page).await },
+                    );
+                outcomes.push(
+                    task.await
+                        .unwrap_or_else(|e| Err(WorkerError::Task(e.to_string()))),
+                );
             }
             outcomes
         };
