@@ -115,7 +115,16 @@ pub fn spawn_workers(store: &AnyStore, read: ReadStore, nats: Option<(String, Re
     let all = projections::all();
     match nats {
         None => {
-            tokio::spawn(LocalFeed::new(read, events, all).run());
+            tokio::spawn(async move {
+                // The feed runs for ever; should it panic, it starts again from the checkpoints.
+                loop {
+                    let feed = LocalFeed::new(read.clone(), events.clone(), all.clone());
+                    if let Err(e) = tokio::spawn(feed.run()).await {
+                        tracing::error!(error = %e, "projection feed stopped; starting it again");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            });
         }
         Some((url, config)) => {
             tokio::spawn(async move {
@@ -135,7 +144,13 @@ pub fn spawn_workers(store: &AnyStore, read: ReadStore, nats: Option<(String, Re
                             )
                             .await
                             {
-                                Ok(worker) => break worker.run().await,
+                                // Runs for ever; should it panic, it is bound and started again.
+                                Ok(worker) => {
+                                    if let Err(e) = tokio::spawn(worker.run()).await {
+                                        tracing::error!(projection = p.name(), error = %e, "projection worker stopped; starting it again");
+                                        tokio::time::sleep(Duration::from_secs(1)).await;
+                                    }
+                                }
                                 Err(e) => {
                                     tracing::info!(projection = p.name(), error = %e, "projection worker waits for JetStream");
                                     tokio::time::sleep(Duration::from_secs(1)).await;
