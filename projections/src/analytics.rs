@@ -22,57 +22,12 @@ use commands::stored::DomainEvent;
 use commands::subscription::{Subscription, SubscriptionEvent, SubscriptionStatus};
 use ledger::event::RecordedEvent;
 use rust_decimal::Decimal;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::projection::{Doc, Projection, ProjectionError, ReadSet, Table, timestamp};
+use crate::projection::{Projection, ProjectionError, ReadSet, Table};
 
 fn unreadable(name: &'static str, event: &RecordedEvent, reason: String) -> ProjectionError {
-    ProjectionError::Unreadable {
-        projection: name,
-        event_type: event.event_type.clone(),
-        position: event.position.0,
-        reason,
-    }
-}
-
-fn read<T: DeserializeOwned + Default>(
-    name: &'static str,
-    set: &ReadSet,
-    event: &RecordedEvent,
-    key: &str,
-) -> Result<T, ProjectionError> {
-    match set.get(name, key)? {
-        None => Ok(T::default()),
-        Some(doc) => {
-            T::deserialize(&doc.body).map_err(|e| unreadable(name, event, format!("{key}: {e}")))
-        }
-    }
-}
-
-fn write<T: Serialize>(
-    name: &'static str,
-    set: &mut ReadSet,
-    event: &RecordedEvent,
-    key: String,
-    value: &T,
-) -> Result<(), ProjectionError> {
-    let body = serde_json::to_value(value).map_err(|e| unreadable(name, event, e.to_string()))?;
-    let created = match set.get(name, &key)? {
-        Some(d) => d.created.clone(),
-        None => timestamp(event.occurred_at),
-    };
-    set.put(
-        key,
-        Doc {
-            customer: None,
-            status: None,
-            created,
-            position: event.position.0,
-            body,
-        },
-    );
-    Ok(())
+    ProjectionError::unreadable(name, event, reason)
 }
 
 fn add(a: &mut i64, b: i64) {
@@ -169,24 +124,19 @@ impl Projection for Payments {
                     currency: r.currency.code().to_string(),
                     amount: r.amount,
                 };
-                return write(
-                    PAYMENTS,
-                    set,
-                    event,
-                    format!("charge:{}", r.charge_id),
-                    &note,
-                );
+                let key = format!("charge:{}", r.charge_id);
+                return set.keep(PAYMENTS, event, key, None, &note);
             }
             Some(ChargeEvent::Succeeded(s)) => (s.charge_id, None),
             Some(ChargeEvent::Failed(f)) => (f.charge_id, Some(f.failure_code)),
             _ => return Ok(()),
         };
         let note_key = format!("charge:{charge_id}");
-        let note: ChargeNote = read(PAYMENTS, set, event, &note_key)?;
+        let note: ChargeNote = set.note(PAYMENTS, event, &note_key)?;
         // The outcome is final: the note is not needed any more.
         set.remove(&note_key);
         let key = day_key(event.occurred_at);
-        let mut day: BTreeMap<String, PaymentCounts> = read(PAYMENTS, set, event, &key)?;
+        let mut day: BTreeMap<String, PaymentCounts> = set.note(PAYMENTS, event, &key)?;
         let counts = day.entry(note.currency).or_default();
         match failure {
             None => {
@@ -199,7 +149,7 @@ impl Projection for Payments {
                 add(counts.failure_codes.entry(code).or_insert(0), 1);
             }
         }
-        write(PAYMENTS, set, event, key, &day)
+        set.keep(PAYMENTS, event, key, None, &day)
     }
 }
 
@@ -311,17 +261,17 @@ impl Projection for Mrr {
             return Ok(());
         };
         let key = format!("sub:{id}");
-        let mut note: SubscriptionNote = read(MRR, set, event, &key)?;
+        let mut note: SubscriptionNote = set.note(MRR, event, &key)?;
         note.state = Subscription::evolve(note.state.take(), &e, event.occurred_at);
         let Some(state) = &note.state else {
-            return write(MRR, set, event, key, &note);
+            return set.keep(MRR, event, key, None, &note);
         };
         let now = monthly(state).map_err(|r| unreadable(MRR, event, r))?;
         let before = note.mrr;
         let currency = state.plan.price.currency().code().to_string();
         if now != before {
             let month = month_key(event.occurred_at);
-            let mut moves: BTreeMap<String, Movements> = read(MRR, set, event, &month)?;
+            let mut moves: BTreeMap<String, Movements> = set.note(MRR, event, &month)?;
             let m = moves.entry(currency.clone()).or_default();
             let delta = now.saturating_sub(before);
             match (before, now) {
@@ -340,19 +290,19 @@ impl Projection for Mrr {
                 _ if delta > 0 => add(&mut m.expansion, delta),
                 _ => add(&mut m.contraction, -delta),
             }
-            write(MRR, set, event, month, &moves)?;
-            let mut total: BTreeMap<String, MrrTotal> = read(MRR, set, event, "total")?;
+            set.keep(MRR, event, month, None, &moves)?;
+            let mut total: BTreeMap<String, MrrTotal> = set.note(MRR, event, "total")?;
             let t = total.entry(currency.clone()).or_default();
             add(&mut t.mrr, delta);
             add(
                 &mut t.subscriptions,
                 i64::from(now > 0) - i64::from(before > 0),
             );
-            write(MRR, set, event, "total".to_string(), &total)?;
+            set.keep(MRR, event, "total".to_string(), None, &total)?;
         }
         note.ever |= now > 0;
         note.mrr = now;
         note.currency = currency;
-        write(MRR, set, event, key, &note)
+        set.keep(MRR, event, key, None, &note)
     }
 }

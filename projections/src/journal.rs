@@ -46,10 +46,9 @@ use commands::invoice::InvoiceEvent;
 use commands::stored::DomainEvent;
 use commands::tax_rate::TaxRateEvent;
 use ledger::event::RecordedEvent;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::projection::{Doc, JournalLine, Projection, ProjectionError, ReadSet, Table, timestamp};
+use crate::projection::{JournalLine, Projection, ProjectionError, ReadSet, Table, timestamp};
 
 const NAME: &str = "journal";
 
@@ -254,49 +253,7 @@ impl<'e> Entry<'e> {
 }
 
 fn unreadable(event: &RecordedEvent, reason: String) -> ProjectionError {
-    ProjectionError::Unreadable {
-        projection: NAME,
-        event_type: event.event_type.clone(),
-        position: event.position.0,
-        reason,
-    }
-}
-
-fn note<T: DeserializeOwned + Default>(
-    set: &ReadSet,
-    event: &RecordedEvent,
-    key: &str,
-) -> Result<T, ProjectionError> {
-    match set.get(NAME, key)? {
-        None => Ok(T::default()),
-        Some(doc) => T::deserialize(&doc.body)
-            .map_err(|e| unreadable(event, format!("journal note {key}: {e}"))),
-    }
-}
-
-fn keep<T: Serialize>(
-    set: &mut ReadSet,
-    event: &RecordedEvent,
-    key: String,
-    customer: Option<String>,
-    value: &T,
-) -> Result<(), ProjectionError> {
-    let body = serde_json::to_value(value).map_err(|e| unreadable(event, e.to_string()))?;
-    let created = match set.get(NAME, &key)? {
-        Some(d) => d.created.clone(),
-        None => timestamp(event.occurred_at),
-    };
-    set.put(
-        key,
-        Doc {
-            customer,
-            status: None,
-            created,
-            position: event.position.0,
-            body,
-        },
-    );
-    Ok(())
+    ProjectionError::unreadable(NAME, event, reason)
 }
 
 fn sum(a: i64, b: i64, event: &RecordedEvent) -> Result<i64, ProjectionError> {
@@ -358,8 +315,8 @@ impl Projection for Journal {
                     Some(s) => format!("{}-{s}", t.country),
                     None => t.country.clone(),
                 };
-                keep(
-                    set,
+                set.keep(
+                    NAME,
                     event,
                     tax_rate_key(t.tax_rate_id),
                     None,
@@ -375,16 +332,16 @@ fn charge(set: &mut ReadSet, event: &RecordedEvent, e: ChargeEvent) -> Result<()
     match e {
         ChargeEvent::Requested(r) => {
             let key = charge_key(r.charge_id);
-            let mut n: ChargeNote = note(set, event, &key)?;
+            let mut n: ChargeNote = set.note(NAME, event, &key)?;
             n.customer = r.customer_id.map(|c| c.to_string());
             n.amount = r.amount;
             n.currency = r.currency.code().to_string();
             n.gateway = r.gateway;
             let customer = n.customer.clone();
-            keep(set, event, key, customer, &n)
+            set.keep(NAME, event, key, customer, &n)
         }
         ChargeEvent::Succeeded(s) => {
-            let n: ChargeNote = note(set, event, &charge_key(s.charge_id))?;
+            let n: ChargeNote = set.note(NAME, event, &charge_key(s.charge_id))?;
             let other = match (&n.invoice, &n.customer) {
                 (Some(_), Some(c)) => format!("receivable:{c}"),
                 _ => "revenue".to_string(),
@@ -397,14 +354,14 @@ fn charge(set: &mut ReadSet, event: &RecordedEvent, e: ChargeEvent) -> Result<()
         }
         ChargeEvent::Refund(RefundEvent::Requested(r)) => {
             let key = charge_key(r.charge_id);
-            let mut n: ChargeNote = note(set, event, &key)?;
+            let mut n: ChargeNote = set.note(NAME, event, &key)?;
             n.refunds.insert(r.refund_id.to_string(), r.amount);
             let customer = n.customer.clone();
-            keep(set, event, key, customer, &n)
+            set.keep(NAME, event, key, customer, &n)
         }
         ChargeEvent::Refund(RefundEvent::Succeeded(r)) => {
             let key = charge_key(r.charge_id);
-            let mut n: ChargeNote = note(set, event, &key)?;
+            let mut n: ChargeNote = set.note(NAME, event, &key)?;
             let amount = n
                 .refunds
                 .get(&r.refund_id.to_string())
@@ -436,7 +393,7 @@ fn charge(set: &mut ReadSet, event: &RecordedEvent, e: ChargeEvent) -> Result<()
                 return Ok(());
             }
             let customer = n.customer.clone();
-            keep(set, event, key, customer, &n)
+            set.keep(NAME, event, key, customer, &n)
         }
         ChargeEvent::Failed(_) | ChargeEvent::Refund(RefundEvent::Failed(_)) => Ok(()),
     }
@@ -448,7 +405,7 @@ fn invoice(
     e: InvoiceEvent,
 ) -> Result<(), ProjectionError> {
     let key = invoice_key(e.invoice_id());
-    let mut n: InvoiceNote = note(set, event, &key)?;
+    let mut n: InvoiceNote = set.note(NAME, event, &key)?;
     let receivable = format!("receivable:{}", n.customer);
     match e {
         InvoiceEvent::Drafted(d) => {
@@ -456,7 +413,7 @@ fn invoice(
             n.currency = d.currency.code().to_string();
             n.total = d.totals.total;
             for tax in d.lines.iter().flat_map(|l| &l.tax) {
-                let rate: TaxRateNote = note(set, event, &tax_rate_key(tax.tax_rate_id))?;
+                let rate: TaxRateNote = set.note(NAME, event, &tax_rate_key(tax.tax_rate_id))?;
                 let jurisdiction = if rate.jurisdiction.is_empty() {
                     tax.tax_rate_id.to_string()
                 } else {
@@ -484,13 +441,13 @@ fn invoice(
         }
         InvoiceEvent::PaymentAttempted(a) => {
             let ck = charge_key(a.charge_id);
-            let mut c: ChargeNote = note(set, event, &ck)?;
+            let mut c: ChargeNote = set.note(NAME, event, &ck)?;
             c.invoice = Some(a.invoice_id.to_string());
             c.customer = Some(n.customer.clone());
             c.paid_for = n.total.saturating_sub(n.credit_notes);
             c.tax_in_payment = n.open_tax();
             let customer = c.customer.clone();
-            keep(set, event, ck, customer, &c)?;
+            set.keep(NAME, event, ck, customer, &c)?;
         }
         InvoiceEvent::CreditNoteIssued(c) if !c.refund => {
             // The note takes back its share of the invoice's tax.
@@ -534,7 +491,7 @@ fn invoice(
         _ => return Ok(()),
     }
     let customer = Some(n.customer.clone());
-    keep(set, event, key, customer, &n)
+    set.keep(NAME, event, key, customer, &n)
 }
 
 #[cfg(test)]

@@ -80,7 +80,70 @@ pub enum ProjectionError {
     },
 }
 
+impl ProjectionError {
+    /// `event` cannot be applied by `projection`.
+    #[must_use]
+    pub fn unreadable(projection: &'static str, event: &RecordedEvent, reason: String) -> Self {
+        ProjectionError::Unreadable {
+            projection,
+            event_type: event.event_type.clone(),
+            position: event.position.0,
+            reason,
+        }
+    }
+}
+
 impl ReadSet {
+    /// The document `key` of `projection` as a `T` (the default when absent): a projection's
+    /// working note or counter.
+    ///
+    /// # Errors
+    /// Not loaded, or not a `T`.
+    pub fn note<T: serde::de::DeserializeOwned + Default>(
+        &self,
+        projection: &'static str,
+        event: &RecordedEvent,
+        key: &str,
+    ) -> Result<T, ProjectionError> {
+        match self.get(projection, key)? {
+            None => Ok(T::default()),
+            Some(doc) => T::deserialize(&doc.body)
+                .map_err(|e| ProjectionError::unreadable(projection, event, format!("{key}: {e}"))),
+        }
+    }
+
+    /// Keeps `value` as document `key` of `projection`, changed by `event` (its creation time
+    /// kept from the first version).
+    ///
+    /// # Errors
+    /// Not loaded, or not serializable.
+    pub fn keep<T: serde::Serialize>(
+        &mut self,
+        projection: &'static str,
+        event: &RecordedEvent,
+        key: String,
+        customer: Option<String>,
+        value: &T,
+    ) -> Result<(), ProjectionError> {
+        let body = serde_json::to_value(value)
+            .map_err(|e| ProjectionError::unreadable(projection, event, e.to_string()))?;
+        let created = match self.get(projection, &key)? {
+            Some(d) => d.created.clone(),
+            None => timestamp(event.occurred_at),
+        };
+        self.put(
+            key,
+            Doc {
+                customer,
+                status: None,
+                created,
+                position: event.position.0,
+                body,
+            },
+        );
+        Ok(())
+    }
+
     /// Whether `id` was loaded (found or known to be absent).
     #[must_use]
     pub fn has_loaded(&self, id: &str) -> bool {

@@ -71,12 +71,7 @@ where
         let Some(id) = self.id_of(event) else {
             return Ok(());
         };
-        let unreadable = |reason: String| ProjectionError::Unreadable {
-            projection: self.name,
-            event_type: event.event_type.clone(),
-            position: event.position.0,
-            reason,
-        };
+        let unreadable = |reason: String| ProjectionError::unreadable(self.name, event, reason);
         let prior: Option<S> = set
             .get(self.name, id)?
             .map(|d| S::deserialize(&d.body))

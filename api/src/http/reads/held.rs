@@ -31,16 +31,105 @@ fn no_customer(q: &ListQuery) -> Result<(), ApiError> {
     }
 }
 
-/// The position both read models have reached (the lower).
-async fn both(
-    state: &AppState,
-    a: &str,
-    b: &str,
-    min_position: Option<i64>,
-) -> Result<i64, ApiError> {
-    let x = wait_for(state, a, min_position).await?;
-    let y = wait_for(state, b, min_position).await?;
-    Ok(x.min(y))
+/// What is held inside another read model's documents.
+#[derive(Clone, Copy)]
+enum Held {
+    Refunds,
+    CreditNotes,
+}
+
+impl Held {
+    /// `(pointer read model, holder read model, list url, statuses, what)`.
+    fn parts(
+        self,
+    ) -> (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+        &'static str,
+    ) {
+        match self {
+            Held::Refunds => (
+                "refunds",
+                "charges",
+                "/v1/refunds",
+                &["pending", "succeeded", "failed"],
+                "refund",
+            ),
+            Held::CreditNotes => (
+                "credit_notes",
+                "invoices",
+                "/v1/credit_notes",
+                &[],
+                "credit note",
+            ),
+        }
+    }
+
+    async fn body(self, state: &AppState, id: &str, doc: &Doc) -> Result<String, ApiError> {
+        match self {
+            Held::Refunds => refund_body(state, id, doc).await,
+            Held::CreditNotes => credit_note_body(state, id, doc).await,
+        }
+    }
+
+    /// The holder at `min_position` and at the newest of `docs` (the pointer and its holder are
+    /// separate read models, each with its own checkpoint); `pointed`: where the pointer read
+    /// model is. Answers the position both have reached.
+    async fn caught_up<'d>(
+        self,
+        state: &AppState,
+        pointed: i64,
+        min_position: Option<i64>,
+        docs: impl Iterator<Item = &'d Doc>,
+    ) -> Result<i64, ApiError> {
+        let (_, holder, ..) = self.parts();
+        let wanted = docs.map(|d| d.position).max().max(min_position);
+        let held = wait_for(state, holder, wanted).await?;
+        Ok(pointed.min(held))
+    }
+
+    async fn list(self, state: &AppState, q: &ListQuery) -> Result<Response, ApiError> {
+        let (pointer, _, url, statuses, _) = self.parts();
+        no_customer(q)?;
+        let filter = q.filter(statuses)?;
+        let pointed = wait_for(state, pointer, q.min_position).await?;
+        let page = super::page(state, pointer, &filter).await?;
+        let position = self
+            .caught_up(
+                state,
+                pointed,
+                q.min_position,
+                page.data.iter().map(|(_, d)| d),
+            )
+            .await?;
+        let mut bodies = Vec::with_capacity(page.data.len());
+        for (id, doc) in &page.data {
+            bodies.push(self.body(state, id, doc).await?);
+        }
+        Ok(list_response(url, page, bodies, position))
+    }
+
+    async fn get(
+        self,
+        state: &AppState,
+        id: &str,
+        q: &PositionQuery,
+    ) -> Result<Response, ApiError> {
+        let (pointer, _, _, _, what) = self.parts();
+        let pointed = wait_for(state, pointer, q.min_position).await?;
+        let doc = state
+            .read
+            .get(pointer, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no such {what}")))?;
+        let position = self
+            .caught_up(state, pointed, q.min_position, std::iter::once(&doc))
+            .await?;
+        let body = self.body(state, id, &doc).await?;
+        Ok(with_position(json_text(200, body), Position(position)))
+    }
 }
 
 fn holder_id(doc: &Doc, key: &str) -> Result<String, ApiError> {
@@ -50,16 +139,7 @@ fn holder_id(doc: &Doc, key: &str) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::internal("read-model pointer", &key))
 }
 
-/// Waits until `holder` has applied what the pointer `doc` was last changed by: the pointer and
-/// its holder are separate read models, each with its own checkpoint.
-async fn holder_caught_up(state: &AppState, holder: &str, doc: &Doc) -> Result<(), ApiError> {
-    wait_for(state, holder, Some(doc.position))
-        .await
-        .map(|_| ())
-}
-
 async fn refund_body(state: &AppState, id: &str, doc: &Doc) -> Result<String, ApiError> {
-    holder_caught_up(state, "charges", doc).await?;
     let charge_id = holder_id(doc, "charge")?;
     let charge = state
         .read
@@ -82,7 +162,6 @@ async fn refund_body(state: &AppState, id: &str, doc: &Doc) -> Result<String, Ap
 }
 
 async fn credit_note_body(state: &AppState, id: &str, doc: &Doc) -> Result<String, ApiError> {
-    holder_caught_up(state, "invoices", doc).await?;
     let invoice_id = holder_id(doc, "invoice")?;
     let invoice = state
         .read
@@ -115,16 +194,7 @@ pub async fn refunds_list(
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
-    let q = query(q)?;
-    no_customer(&q)?;
-    let filter = q.filter(&["pending", "succeeded", "failed"])?;
-    let position = both(&state, "refunds", "charges", q.min_position).await?;
-    let page = super::page(&state, "refunds", &filter).await?;
-    let mut bodies = Vec::with_capacity(page.data.len());
-    for (id, doc) in &page.data {
-        bodies.push(refund_body(&state, id, doc).await?);
-    }
-    Ok(list_response("/v1/refunds", page, bodies, position))
+    Held::Refunds.list(&state, &query(q)?).await
 }
 
 #[utoipa::path(get, path = "/v1/refunds/{id}", params(("id" = String, Path), PositionQuery),
@@ -137,15 +207,7 @@ pub async fn refund_get(
     q: Result<Query<PositionQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
-    let q = query(q)?;
-    let position = both(&state, "refunds", "charges", q.min_position).await?;
-    let doc = state
-        .read
-        .get("refunds", &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no such refund"))?;
-    let body = refund_body(&state, &id, &doc).await?;
-    Ok(with_position(json_text(200, body), Position(position)))
+    Held::Refunds.get(&state, &id, &query(q)?).await
 }
 
 #[utoipa::path(get, path = "/v1/credit_notes", params(ListQuery),
@@ -157,16 +219,7 @@ pub async fn credit_notes_list(
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
-    let q = query(q)?;
-    no_customer(&q)?;
-    let filter = q.filter(&[])?;
-    let position = both(&state, "credit_notes", "invoices", q.min_position).await?;
-    let page = super::page(&state, "credit_notes", &filter).await?;
-    let mut bodies = Vec::with_capacity(page.data.len());
-    for (id, doc) in &page.data {
-        bodies.push(credit_note_body(&state, id, doc).await?);
-    }
-    Ok(list_response("/v1/credit_notes", page, bodies, position))
+    Held::CreditNotes.list(&state, &query(q)?).await
 }
 
 #[utoipa::path(get, path = "/v1/credit_notes/{id}", params(("id" = String, Path), PositionQuery),
@@ -179,13 +232,5 @@ pub async fn credit_note_get(
     q: Result<Query<PositionQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
-    let q = query(q)?;
-    let position = both(&state, "credit_notes", "invoices", q.min_position).await?;
-    let doc = state
-        .read
-        .get("credit_notes", &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no such credit note"))?;
-    let body = credit_note_body(&state, &id, &doc).await?;
-    Ok(with_position(json_text(200, body), Position(position)))
+    Held::CreditNotes.get(&state, &id, &query(q)?).await
 }
