@@ -208,6 +208,37 @@ impl StoreConfig {
             .collect()
     }
 
+    /// `STRIPE_SECRET_KEY` turns Stripe on (it becomes the default gateway and the sandbox goes
+    /// away); `STRIPE_API_BASE` points the client elsewhere (a stand-in), `STRIPE_TIMEOUT_MS`
+    /// bounds each call (default 30 s).
+    pub fn stripe() -> Result<Option<gateways::stripe::StripeConfig>, String> {
+        let Some(key) = std::env::var("STRIPE_SECRET_KEY")
+            .ok()
+            .filter(|k| !k.trim().is_empty())
+        else {
+            return Ok(None);
+        };
+        let mut config = gateways::stripe::StripeConfig::new(key.trim());
+        if let Some(base) = std::env::var("STRIPE_API_BASE")
+            .ok()
+            .filter(|b| !b.is_empty())
+        {
+            if !(base.starts_with("http://") || base.starts_with("https://")) {
+                return Err(format!(
+                    "STRIPE_API_BASE must be an http(s) URL, not {base:?}"
+                ));
+            }
+            config.api_base = base;
+        }
+        if let Ok(ms) = std::env::var("STRIPE_TIMEOUT_MS") {
+            let ms: u64 = ms.parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
+                format!("STRIPE_TIMEOUT_MS must be a positive integer, not {ms:?}")
+            })?;
+            config.timeout = std::time::Duration::from_millis(ms);
+        }
+        Ok(Some(config))
+    }
+
     /// "postgres" or "sqlite (<dir>)", for logs.
     pub fn describe(&self) -> String {
         match self.database_url.as_deref().filter(|u| !u.is_empty()) {

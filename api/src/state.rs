@@ -9,7 +9,7 @@ use commands::billing::{Billing, BillingConfig};
 use commands::charge::ChargeService;
 use commands::clock::{Clock, SystemClock};
 use commands::customer::CustomerService;
-use gateways::{Gateway, SandboxGateway};
+use gateways::{Gateways, SandboxGateway};
 use ledger::access::KeyStore;
 use ledger::store::{AnyStore, EventStore};
 use ledger::vault::{Key, Vault};
@@ -21,7 +21,8 @@ use crate::http::key_cache::KeyCache;
 pub struct AppState {
     pub store: Arc<dyn EventStore>,
     pub keys: Arc<dyn KeyStore>,
-    pub gateway: Arc<dyn Gateway>,
+    /// Where charges and refunds go, by the payment method's gateway.
+    pub gateways: Gateways,
     pub charges: Arc<ChargeService>,
     /// Runs commands of the aggregates without side effects (plans, …).
     pub executor: Executor,
@@ -39,6 +40,8 @@ pub struct AppState {
     pub nats: Option<projections::relay::NatsStatus>,
     /// The read models (`projections`), for the read API.
     pub read: projections::store::ReadStore,
+    /// The Stripe client when `STRIPE_SECRET_KEY` is set (also in `gateways`), for its checks.
+    pub stripe: Option<Arc<gateways::stripe::StripeGateway>>,
     /// Secrets that sign Stripe's webhooks (`STRIPE_WEBHOOK_SECRET`; several while rotating).
     pub stripe_webhook_secrets: Arc<Vec<String>>,
     pub started: Instant,
@@ -46,13 +49,14 @@ pub struct AppState {
 
 impl AppState {
     /// `master` wraps the customers' data keys (`BILLING_MASTER_KEY`).
-    pub fn new(store: &AnyStore, gateway: Arc<dyn Gateway>, master: Key) -> AppState {
+    pub fn new(store: &AnyStore, gateways: impl Into<Gateways>, master: Key) -> AppState {
+        let gateways = gateways.into();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let events = store.events();
         let executor = Executor::new(events.clone(), clock.clone());
         let charges = Arc::new(ChargeService::new(
             events.clone(),
-            gateway.clone(),
+            gateways.clone(),
             clock.clone(),
         ));
         AppState {
@@ -66,13 +70,14 @@ impl AppState {
             executor,
             store: events,
             keys: store.keys(),
-            gateway,
+            gateways,
             clock,
             metrics: crate::http::metrics::handle(),
             in_flight: Arc::default(),
             key_cache: Arc::default(),
             nats: None,
             read: projections::store::ReadStore::live(store),
+            stripe: None,
             stripe_webhook_secrets: Arc::default(),
             started: Instant::now(),
         }

@@ -33,6 +33,8 @@ mod reads;
 mod refunds;
 #[path = "api/replay.rs"]
 mod replay;
+#[path = "api/stripe.rs"]
+mod stripe;
 #[path = "api/tax_rates.rs"]
 mod tax_rates;
 #[path = "api/webhooks.rs"]

@@ -40,8 +40,10 @@ pub struct ChargeRequest {
     pub payment_method: String,
     /// Free-text description shown on the gateway's dashboard.
     pub description: Option<String>,
-    /// The gateway's customer reference (e.g. Stripe `cus_…`), if any.
+    /// Our customer id, if any (recorded with the gateway's charge for reconciliation).
     pub customer_ref: Option<String>,
+    /// The customer is not present (a renewal): the gateway must not ask for authentication.
+    pub off_session: bool,
 }
 
 /// The gateway's answer to a charge: it either succeeded or was declined.

@@ -17,10 +17,15 @@
 #![warn(missing_docs)]
 
 pub mod gateway;
+pub mod registry;
 pub mod sandbox;
+#[cfg(feature = "stand-ins")]
+pub mod stand_in;
+pub mod stripe;
 pub mod webhook;
 
 pub use gateway::{
     ChargeOutcome, ChargeRequest, FailureCode, Gateway, GatewayError, RefundOutcome, RefundRequest,
 };
+pub use registry::Gateways;
 pub use sandbox::SandboxGateway;

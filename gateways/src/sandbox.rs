@@ -528,6 +528,7 @@ mod tests {
             payment_method: token.to_owned(),
             description: Some("test charge".to_owned()),
             customer_ref: None,
+            off_session: false,
         }
     }
 

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
-use gateways::{Gateway, SandboxGateway};
+use gateways::stripe::StripeGateway;
+use gateways::{Gateway, Gateways, SandboxGateway};
 use ledger::access::{Scope, create_key};
 
 use crate::config::StoreConfig;
@@ -50,7 +51,7 @@ pub async fn run(config: &StoreConfig, args: ServeArgs) -> Result<ExitCode, Stri
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
-    tracing::info!(addr = %args.addr, store = %config.describe(), gateway = state.gateway.name(), "billing API listening");
+    tracing::info!(addr = %args.addr, store = %config.describe(), gateways = ?state.gateways, "billing API listening");
     axum::serve(listener, crate::http::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -70,7 +71,18 @@ pub async fn worker(config: &StoreConfig) -> Result<ExitCode, String> {
 /// The store, migrated, and the state every part shares.
 async fn prepare(config: &StoreConfig) -> Result<(AppState, ledger::store::AnyStore), String> {
     let store = super::open_migrated(config).await?;
-    let mut state = AppState::new(&store, sandbox()?, config.master_key()?);
+    let stripe = match StoreConfig::stripe()? {
+        Some(c) => Some(Arc::new(
+            StripeGateway::new(c).map_err(|e| format!("STRIPE_SECRET_KEY: {e}"))?,
+        )),
+        None => None,
+    };
+    let gateways = match &stripe {
+        Some(s) => Gateways::new(s.clone()),
+        None => Gateways::new(sandbox()?),
+    };
+    let mut state = AppState::new(&store, gateways, config.master_key()?);
+    state.stripe = stripe;
     if crash_after_gateway_charge() {
         tracing::warn!(
             "BILLING_CRASH_AFTER_GATEWAY_CHARGE is set (testing only): the process exits right after the gateway's first answer to a charge"
@@ -86,12 +98,8 @@ async fn prepare(config: &StoreConfig) -> Result<(AppState, ledger::store::AnySt
     state.stripe_webhook_secrets = Arc::new(StoreConfig::stripe_webhook_secrets());
     // After the charge service is final: the billing flows charge through it.
     state.configure_billing(config.billing()?);
-    for var in ["STRIPE_SECRET_KEY", "PAYPAL_CLIENT_ID"] {
-        if std::env::var_os(var).is_some() {
-            tracing::warn!(
-                "{var} is set but this build has only the sandbox gateway; charges go to the sandbox"
-            );
-        }
+    if std::env::var_os("PAYPAL_CLIENT_ID").is_some() {
+        tracing::warn!("PAYPAL_CLIENT_ID is set but this build has no PayPal client yet");
     }
     ensure_admin_key(&state).await?;
     Ok((state, store))

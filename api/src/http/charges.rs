@@ -97,6 +97,8 @@ pub async fn create(
                 customer_id: Some(customer.id),
                 payment_method: method.token.clone(),
                 description: req.description,
+                gateway: Some(method.gateway.as_str().to_string()),
+                off_session: false,
             };
             let result = ctx
                 .state

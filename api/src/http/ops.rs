@@ -20,8 +20,10 @@ pub struct Health {
     pub version: &'static str,
     /// `postgres` or `sqlite`.
     pub store: &'static str,
-    /// `sandbox`, `stripe` or `paypal`.
+    /// The default gateway (bare tokens): `sandbox`, `stripe` or `paypal`.
     pub gateway: &'static str,
+    /// Every configured gateway, the default first.
+    pub gateways: Vec<&'static str>,
     pub uptime_seconds: u64,
 }
 
@@ -32,7 +34,8 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
         status: "ok",
         version: env!("CARGO_PKG_VERSION"),
         store: state.store.backend(),
-        gateway: state.gateway.name(),
+        gateway: state.gateways.default_gateway().name(),
+        gateways: state.gateways.names(),
         uptime_seconds: state.started.elapsed().as_secs(),
     })
 }

@@ -97,7 +97,7 @@ fn charge_input(
         .map(str::parse::<CustomerId>)
         .transpose()
         .map_err(|e| ApiError::invalid("parameter_invalid", Some("customer_id"), e.to_string()))?;
-    let payment_method = match (&req.payment_method, state.gateway.name()) {
+    let payment_method = match (&req.payment_method, state.gateways.default_gateway().name()) {
         (Some(pm), _) => pm.clone(),
         (None, "sandbox") => SANDBOX_DEFAULT_PAYMENT_METHOD.to_string(),
         (None, _) => {
@@ -120,5 +120,7 @@ fn charge_input(
         customer_id,
         payment_method,
         description: req.description.clone(),
+        gateway: None,
+        off_session: false,
     })
 }

@@ -46,7 +46,10 @@ async fn crash_then_recover(kind: Kind) {
     let server = Server {
         data_dir: dir.path().to_path_buf(),
         database_url: db.as_ref().map(|d| d.url.clone()),
-        sandbox_file: sandbox_file.clone(),
+        env: vec![(
+            "BILLING_SANDBOX_STATE".into(),
+            sandbox_file.display().to_string(),
+        )],
     };
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -141,21 +144,26 @@ async fn crash_then_recover(kind: Kind) {
     drop(store);
 }
 
-/// How to start `billing serve` on this test's store and sandbox file.
-struct Server {
-    data_dir: PathBuf,
-    database_url: Option<String>,
-    sandbox_file: PathBuf,
+/// How to start `billing serve` on this test's store, with `env` for the gateway.
+pub(crate) struct Server {
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub env: Vec<(String, String)>,
 }
 
 impl Server {
-    fn start(&self, port: u16, crash_after_gateway_charge: bool) -> Child {
+    /// `crash_after_gateway_charge`: the process exits right after the gateway's answer; else
+    /// recovery runs every second with no grace.
+    pub fn start(&self, port: u16, crash_after_gateway_charge: bool) -> Child {
         let mut command = Command::new(env!("CARGO_BIN_EXE_billing"));
         command
             .arg("serve")
             .env("BILLING_ADDR", format!("127.0.0.1:{port}"))
             .env("BILLING_DATA_DIR", &self.data_dir)
-            .env("BILLING_SANDBOX_STATE", &self.sandbox_file)
+            .env_remove("STRIPE_SECRET_KEY")
+            .env_remove("STRIPE_API_BASE")
+            .env_remove("BILLING_SANDBOX_STATE")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env_remove("BILLING_MASTER_KEY")
             // No relay to the shared NATS server: each test has its own store.
             .env_remove("NATS_URL")
@@ -183,14 +191,14 @@ impl Server {
 }
 
 /// The store the servers use, opened from the test (for reading only).
-async fn open_store(kind: Kind, server: &Server) -> AnyStore {
+pub(crate) async fn open_store(kind: Kind, server: &Server) -> AnyStore {
     match (kind, &server.database_url) {
         (Kind::Postgres, Some(url)) => AnyStore::Postgres(PgStore::connect(url, 2).await.unwrap()),
         _ => AnyStore::Sqlite(SqliteStore::open(&server.data_dir).await.unwrap()),
     }
 }
 
-async fn charge_events(store: &AnyStore) -> Vec<RecordedEvent> {
+pub(crate) async fn charge_events(store: &AnyStore) -> Vec<RecordedEvent> {
     let events: std::sync::Arc<dyn EventStore> = store.events();
     read_page(events.as_ref(), Position(0), 10_000)
         .await
@@ -200,7 +208,7 @@ async fn charge_events(store: &AnyStore) -> Vec<RecordedEvent> {
         .collect()
 }
 
-fn types(events: &[RecordedEvent]) -> Vec<&str> {
+pub(crate) fn types(events: &[RecordedEvent]) -> Vec<&str> {
     events.iter().map(|e| e.event_type.as_str()).collect()
 }
 
@@ -219,12 +227,14 @@ async fn pay(
         .await
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }
 
-async fn next_line(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>) -> String {
+pub(crate) async fn next_line(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+) -> String {
     tokio::time::timeout(Duration::from_secs(60), lines.next_line())
         .await
         .expect("a line on stdout within 60 s")
@@ -233,7 +243,7 @@ async fn next_line(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildS
 }
 
 /// Polls `/health` until it answers 200 (at most 60 s), failing early if the process exited.
-async fn wait_until_serving(client: &reqwest::Client, base: &str, child: &mut Child) {
+pub(crate) async fn wait_until_serving(client: &reqwest::Client, base: &str, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(r) = client.get(format!("{base}/health")).send().await

@@ -345,21 +345,29 @@ impl Billing {
         // An attempt charged before (its outcome lost) is completed with the charge it made —
         // the same token and amount — whatever the customer's methods are now.
         let earlier = self.charges.get(charge_id).await?;
-        let (token, amount) = match &earlier {
-            Some(charge) => (Some(charge.payment_method.clone()), charge.amount),
+        let (method, amount) = match &earlier {
+            Some(charge) => (
+                Some((charge.payment_method.clone(), charge.gateway.clone())),
+                charge.amount,
+            ),
             None => (
-                customer.default_method().map(|pm| pm.token.clone()),
+                customer
+                    .default_method()
+                    .map(|pm| (pm.token.clone(), pm.gateway.as_str().to_string())),
                 invoice.amount_due,
             ),
         };
-        let failure_code = match token {
+        let failure_code = match method {
             None => NO_PAYMENT_METHOD.to_string(),
-            Some(token) => {
+            Some((token, gateway)) => {
                 let input = ChargeInput {
                     charge_id,
                     amount,
                     customer_id: Some(customer.id),
                     payment_method: token,
+                    gateway: Some(gateway),
+                    // Like Stripe's invoice payments: the customer is not there to authenticate.
+                    off_session: true,
                     description: Some(format!(
                         "Invoice {}",
                         invoice.number.as_deref().unwrap_or("draft")

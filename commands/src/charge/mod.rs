@@ -41,6 +41,10 @@ pub struct ChargeRequested {
     pub gateway: String,
     /// The idempotency key every gateway call for this charge uses.
     pub gateway_key: String,
+    /// Charged without the customer present (a renewal, an invoice payment by the scheduler):
+    /// the gateway must not ask for authentication it cannot get.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub off_session: bool,
     /// Fingerprint of the API request that asked for the charge under an `Idempotency-Key`: a
     /// later request with the same key but another body is refused, even while this charge is
     /// still pending.
@@ -144,6 +148,8 @@ pub struct Charge {
     pub description: Option<String>,
     pub gateway: String,
     pub gateway_key: String,
+    #[serde(default)]
+    pub off_session: bool,
     pub request_fingerprint: Option<String>,
     pub status: ChargeStatus,
     pub gateway_charge_id: Option<String>,
@@ -164,6 +170,7 @@ pub enum ChargeCommand {
         payment_method: String,
         description: Option<String>,
         gateway: String,
+        off_session: bool,
         request_fingerprint: Option<String>,
     },
     RecordSuccess {
@@ -193,6 +200,8 @@ pub enum ChargeError {
     NotRequested,
     #[error("the outcome of charge {0} is recorded already")]
     OutcomeRecorded(ChargeId),
+    #[error("payment methods at gateway `{0}` cannot be charged: that gateway is not configured")]
+    GatewayNotConfigured(String),
 }
 
 /// Pure decision: which events a command produces from the current state.
@@ -208,6 +217,7 @@ pub fn decide(
             payment_method,
             description,
             gateway,
+            off_session,
             request_fingerprint,
         } => {
             if let Some(existing) = state {
@@ -240,6 +250,7 @@ pub fn decide(
                 description,
                 gateway,
                 gateway_key: format!("charge-{charge_id}"),
+                off_session,
                 request_fingerprint,
             })])
         }
@@ -285,6 +296,7 @@ pub fn evolve(state: Option<Charge>, event: &ChargeEvent, at: DateTime<Utc>) -> 
             description: e.description.clone(),
             gateway: e.gateway.clone(),
             gateway_key: e.gateway_key.clone(),
+            off_session: e.off_session,
             request_fingerprint: e.request_fingerprint.clone(),
             status: ChargeStatus::Pending,
             gateway_charge_id: None,
@@ -326,6 +338,7 @@ mod tests {
             payment_method: "tok_visa".into(),
             description: None,
             gateway: "sandbox".into(),
+            off_session: false,
             request_fingerprint: Some("f".into()),
         }
     }
@@ -339,6 +352,7 @@ mod tests {
                 customer_id,
                 description,
                 gateway,
+                off_session,
                 request_fingerprint,
             } => ChargeCommand::Request {
                 charge_id,
@@ -347,6 +361,7 @@ mod tests {
                 payment_method: token.into(),
                 description,
                 gateway,
+                off_session,
                 request_fingerprint,
             },
             other => other,

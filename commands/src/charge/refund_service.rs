@@ -186,9 +186,13 @@ impl ChargeService {
             gateway_charge_id: charge.gateway_charge_id.clone().unwrap_or_default(),
             amount: refund.amount,
         };
+        let Some(gateway) = self.gateways.route(&charge.gateway) else {
+            tracing::error!(refund_id = %refund.id, gateway = %charge.gateway, "the charge's gateway is not configured; refund left pending");
+            return None;
+        };
         let mut delays = GATEWAY_RETRY_DELAYS_MS.iter();
         loop {
-            match self.gateway.refund(request.clone()).await {
+            match gateway.refund(request.clone()).await {
                 Ok(o) => {
                     return Some(RefundCommand::RecordSuccess {
                         refund_id: refund.id,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use gateways::{ChargeOutcome, ChargeRequest, Gateway, GatewayError};
+use gateways::{ChargeOutcome, ChargeRequest, GatewayError, Gateways};
 use ledger::event::{
     AppendRequest, ExpectedVersion, IdempotencyRecord, Metadata, Position, StreamId,
 };
@@ -62,6 +62,10 @@ pub struct ChargeInput {
     pub customer_id: Option<CustomerId>,
     pub payment_method: String,
     pub description: Option<String>,
+    /// The gateway holding `payment_method` (a customer's method); `None`: the default gateway.
+    pub gateway: Option<String>,
+    /// Without the customer present (renewals, scheduled invoice payments).
+    pub off_session: bool,
 }
 
 /// The result of a charge command.
@@ -80,7 +84,7 @@ pub type AfterGatewayHook = Arc<dyn Fn() + Send + Sync>;
 
 pub struct ChargeService {
     store: Arc<dyn EventStore>,
-    pub(super) gateway: Arc<dyn Gateway>,
+    pub(super) gateways: Gateways,
     pub(super) clock: Arc<dyn Clock>,
     /// See [`ChargeService::with_after_gateway_hook`].
     after_gateway: Option<AfterGatewayHook>,
@@ -95,12 +99,12 @@ pub(super) struct Loaded {
 impl ChargeService {
     pub fn new(
         store: Arc<dyn EventStore>,
-        gateway: Arc<dyn Gateway>,
+        gateways: impl Into<Gateways>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             store,
-            gateway,
+            gateways: gateways.into(),
             clock,
             after_gateway: None,
         }
@@ -110,7 +114,7 @@ impl ChargeService {
     pub fn with_clock(&self, clock: Arc<dyn Clock>) -> Self {
         Self {
             store: self.store.clone(),
-            gateway: self.gateway.clone(),
+            gateways: self.gateways.clone(),
             clock,
             after_gateway: self.after_gateway.clone(),
         }
@@ -123,7 +127,7 @@ impl ChargeService {
     pub fn with_after_gateway_hook(&self, hook: AfterGatewayHook) -> Self {
         Self {
             store: self.store.clone(),
-            gateway: self.gateway.clone(),
+            gateways: self.gateways.clone(),
             clock: self.clock.clone(),
             after_gateway: Some(hook),
         }
@@ -151,6 +155,13 @@ impl ChargeService {
         render: &Render,
     ) -> Result<ChargeResult, CommandError> {
         let stream = stream_of(input.charge_id)?;
+        let gateway = match &input.gateway {
+            None => self.gateways.default_gateway(),
+            Some(name) => self
+                .gateways
+                .route(name)
+                .ok_or_else(|| ChargeError::GatewayNotConfigured(name.clone()))?,
+        };
         // Optimistic: create the charge; only a retry (the stream exists) pays for a load.
         let command = ChargeCommand::Request {
             charge_id: input.charge_id,
@@ -158,7 +169,8 @@ impl ChargeService {
             customer_id: input.customer_id,
             payment_method: input.payment_method,
             description: input.description,
-            gateway: self.gateway.name().to_string(),
+            gateway: gateway.name().to_string(),
+            off_session: input.off_session,
             request_fingerprint: idempotency.as_ref().map(|d| d.fingerprint.clone()),
         };
         let events = decide(None, command)?;
@@ -297,10 +309,15 @@ impl ChargeService {
             payment_method: charge.payment_method.clone(),
             description: charge.description.clone(),
             customer_ref: charge.customer_id.map(|c| c.to_string()),
+            off_session: charge.off_session,
+        };
+        let Some(gateway) = self.gateways.route(&charge.gateway) else {
+            tracing::error!(charge_id = %charge.id, gateway = %charge.gateway, "the charge's gateway is not configured; charge left pending");
+            return None;
         };
         let mut delays = GATEWAY_RETRY_DELAYS_MS.iter();
         loop {
-            match self.gateway.charge(request.clone()).await {
+            match gateway.charge(request.clone()).await {
                 Ok(ChargeOutcome::Succeeded { gateway_charge_id }) => {
                     return Some(ChargeCommand::RecordSuccess { gateway_charge_id });
                 }

@@ -344,6 +344,7 @@ impl<'s> Model<'s> {
             description: None,
             gateway: "sandbox".into(),
             gateway_key: format!("charge-{id}"),
+            off_session: false,
             request_fingerprint: None,
         });
         append(self.events, stream("charge", &id), &[requested], self.now()).await;

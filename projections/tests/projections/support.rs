@@ -144,6 +144,7 @@ pub async fn charge(
         description: None,
         gateway: "sandbox".into(),
         gateway_key: format!("charge-{id}"),
+        off_session: false,
         request_fingerprint: None,
     });
     append(store, id, &[requested], when).await;

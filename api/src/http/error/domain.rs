@@ -37,6 +37,9 @@ impl From<ChargeError> for ApiError {
                 ApiError::invalid("parameter_invalid", Some("description"), msg)
             }
             ChargeError::NotRequested => ApiError::not_found(msg),
+            ChargeError::GatewayNotConfigured(_) => {
+                ApiError::invalid("gateway_not_configured", Some("payment_method"), msg)
+            }
             ChargeError::AlreadyRequested(_) | ChargeError::OutcomeRecorded(_) => ApiError::new(
                 StatusCode::CONFLICT,
                 ErrorType::Conflict,

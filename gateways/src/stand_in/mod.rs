@@ -1,0 +1,7 @@
+//! Local stand-ins for the gateways' APIs, for tests (feature `stand-ins`): Stripe and PayPal
+//! cannot be reached from the machines this runs on, so their clients are exercised against
+//! servers that speak the same wire format, started by the tests themselves.
+
+pub mod stripe;
+
+pub use stripe::StripeStandIn;

@@ -1,0 +1,237 @@
+//! [`StripeGateway`]: charges as PaymentIntents confirmed at creation, refunds of them, through
+//! async-stripe.
+//!
+//! - A charge is `POST /v1/payment_intents` with `confirm=true`, the token as `payment_method`
+//!   (`pm_…`, or a `tok_…` Stripe turns into one), `off_session=true` for renewals and scheduled
+//!   invoice payments, our customer id in `metadata[customer_id]`.
+//! - A refund is `POST /v1/refunds` of the PaymentIntent (or of a `ch_…` charge).
+//! - Every mutating call carries our idempotency key as `Idempotency-Key`, set per request (a
+//!   client-wide key would be reused for every call), one attempt per call: the charge service
+//!   retries timeouts and 5xx itself, with backoff and the same key, and the recovery task calls
+//!   again after a crash; Stripe answers a repeated key with the first answer.
+//! - Declines (402 `card_error`, or a PaymentIntent left in `requires_payment_method`) are
+//!   outcomes; 5xx, 409, 429, timeouts and connection errors are retryable; other 4xx are final.
+
+mod outcome;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ::stripe::{
+    Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest,
+};
+use ledger::money::Currency;
+
+use stripe_core::customer::ListCustomer;
+use stripe_core::payment_intent::{CreatePaymentIntent, CreatePaymentIntentOffSession};
+use stripe_core::refund::CreateRefund;
+
+pub use outcome::ErrorParts;
+
+use crate::gateway::{
+    ChargeOutcome, ChargeRequest, Gateway, GatewayError, RefundOutcome, RefundRequest,
+};
+
+/// Stripe's API.
+pub const DEFAULT_API_BASE: &str = "https://api.stripe.com/";
+/// How long one call may take before its outcome counts as unknown.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where and how to reach Stripe.
+#[derive(Clone)]
+pub struct StripeConfig {
+    /// `sk_test_…`, `sk_live_…` (or a restricted `rk_…` key).
+    pub secret_key: String,
+    /// `STRIPE_API_BASE`; [`DEFAULT_API_BASE`] when unset.
+    pub api_base: String,
+    /// Per call.
+    pub timeout: Duration,
+}
+
+impl StripeConfig {
+    /// Stripe itself, with the default timeout.
+    pub fn new(secret_key: impl Into<String>) -> Self {
+        Self {
+            secret_key: secret_key.into(),
+            api_base: DEFAULT_API_BASE.into(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// `test`, `live` (by the key's prefix) or `unknown`.
+    pub fn mode(&self) -> &'static str {
+        let k = self.secret_key.as_str();
+        if k.starts_with("sk_test_") || k.starts_with("rk_test_") {
+            "test"
+        } else if k.starts_with("sk_live_") || k.starts_with("rk_live_") {
+            "live"
+        } else {
+            "unknown"
+        }
+    }
+}
+
+impl std::fmt::Debug for StripeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeConfig")
+            .field("mode", &self.mode())
+            .field("api_base", &self.api_base)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Stripe through async-stripe.
+pub struct StripeGateway {
+    client: Client,
+    config: StripeConfig,
+}
+
+impl StripeGateway {
+    /// A client for `config`.
+    ///
+    /// # Errors
+    /// The client cannot be built (an invalid key or base URL).
+    pub fn new(config: StripeConfig) -> Result<Self, GatewayError> {
+        let mut base = config.api_base.clone();
+        if !base.ends_with('/') {
+            base.push('/');
+        }
+        let client = ClientBuilder::new(config.secret_key.clone())
+            .url(base)
+            .timeout(config.timeout)
+            .request_strategy(RequestStrategy::Once)
+            .build()
+            .map_err(|e| GatewayError::InvalidRequest(format!("stripe client: {e}")))?;
+        Ok(Self { client, config })
+    }
+
+    /// The configuration (never print the key: its `Debug` leaves it out).
+    pub fn config(&self) -> &StripeConfig {
+        &self.config
+    }
+
+    /// Whether Stripe answers with this key: `GET /v1/customers?limit=1`.
+    ///
+    /// # Errors
+    /// What the call failed with.
+    pub async fn ping(&self) -> Result<(), GatewayError> {
+        ListCustomer::new()
+            .limit(1)
+            .customize()
+            .send(&self.client)
+            .await
+            .map(|_| ())
+            .map_err(|e| call_error(&e))
+    }
+}
+
+fn idempotent(key: &str) -> Result<RequestStrategy, GatewayError> {
+    IdempotencyKey::new(key)
+        .map(RequestStrategy::Idempotent)
+        .map_err(|e| GatewayError::InvalidRequest(format!("idempotency key: {e}")))
+}
+
+fn stripe_currency(c: Currency) -> stripe_types::Currency {
+    match c.code().to_ascii_lowercase().parse() {
+        Ok(c) => c,
+        Err(never) => match never {},
+    }
+}
+
+fn parts(errors: &::stripe::ApiErrors, status: u16) -> ErrorParts {
+    ErrorParts {
+        status,
+        type_: errors.type_.as_str().to_string(),
+        code: errors.code.as_ref().map(|c| c.as_str().to_string()),
+        decline_code: errors.decline_code.clone(),
+        message: errors.message.clone(),
+        payment_intent: errors.payment_intent.as_ref().map(|p| p.id.to_string()),
+    }
+}
+
+/// A call that got no usable answer. An answer we cannot read is treated like no answer: the
+/// same key asked again gets the same answer, and the charge stays pending meanwhile.
+fn call_error(e: &StripeError) -> GatewayError {
+    match e {
+        StripeError::Stripe(errors, status) => outcome::error_only(&parts(errors, *status)),
+        StripeError::Timeout => GatewayError::Timeout,
+        StripeError::ClientError(m) | StripeError::JSONDeserialize(m) => {
+            GatewayError::Unavailable(format!("stripe: {m}"))
+        }
+        StripeError::ConfigError(m) => GatewayError::InvalidRequest(format!("stripe: {m}")),
+    }
+}
+
+#[async_trait::async_trait]
+impl Gateway for StripeGateway {
+    fn name(&self) -> &'static str {
+        "stripe"
+    }
+
+    async fn charge(&self, req: ChargeRequest) -> Result<ChargeOutcome, GatewayError> {
+        let mut create = CreatePaymentIntent::new(
+            req.amount.amount_minor(),
+            stripe_currency(req.amount.currency()),
+        )
+        .confirm(true)
+        .payment_method(req.payment_method.clone());
+        if req.off_session {
+            create = create.off_session(CreatePaymentIntentOffSession::Bool(true));
+        }
+        if let Some(d) = &req.description {
+            create = create.description(d.clone());
+        }
+        if let Some(c) = &req.customer_ref {
+            create = create.metadata(HashMap::from([("customer_id".to_string(), c.clone())]));
+        }
+        let sent = create
+            .customize()
+            .request_strategy(idempotent(&req.idempotency_key)?)
+            .send(&self.client)
+            .await;
+        match sent {
+            Ok(pi) => {
+                let last = pi.last_payment_error.as_deref().map(|e| {
+                    let p = parts(e, 402);
+                    let message = e.message.clone().unwrap_or_default();
+                    (p, message)
+                });
+                outcome::from_status(
+                    pi.id.as_str(),
+                    pi.status.as_str(),
+                    last.as_ref().map(|(p, m)| (p, m.as_str())),
+                )
+            }
+            Err(StripeError::Stripe(errors, status)) => {
+                outcome::from_error(&parts(&errors, status))
+            }
+            Err(e) => Err(call_error(&e)),
+        }
+    }
+
+    async fn refund(&self, req: RefundRequest) -> Result<RefundOutcome, GatewayError> {
+        let mut create = CreateRefund::new().amount(req.amount.amount_minor());
+        create = if req.gateway_charge_id.starts_with("ch_") {
+            create.charge(req.gateway_charge_id.clone())
+        } else {
+            create.payment_intent(req.gateway_charge_id.clone())
+        };
+        let refund = create
+            .customize()
+            .request_strategy(idempotent(&req.idempotency_key)?)
+            .send(&self.client)
+            .await
+            .map_err(|e| call_error(&e))?;
+        match refund.status.as_deref() {
+            Some("failed" | "canceled") => Err(GatewayError::InvalidRequest(format!(
+                "stripe refund {} {}",
+                refund.id.as_str(),
+                refund.status.as_deref().unwrap_or_default()
+            ))),
+            _ => Ok(RefundOutcome {
+                gateway_refund_id: refund.id.to_string(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! The gateways' clients against local stand-ins of their APIs (one test binary).
+
+mod gateways {
+    pub mod stripe;
+}
