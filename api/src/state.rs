@@ -40,6 +40,8 @@ pub struct AppState {
     pub nats: Option<projections::relay::NatsStatus>,
     /// The read models (`projections`), for the read API.
     pub read: projections::store::ReadStore,
+    /// Turns recorded webhook deliveries into events on our charges.
+    pub reactor: Arc<commands::reactor::Reactor>,
     /// The Stripe client when `STRIPE_SECRET_KEY` is set (also in `gateways`), for its checks.
     pub stripe: Option<Arc<gateways::stripe::StripeGateway>>,
     /// Secrets that sign Stripe's webhooks (`STRIPE_WEBHOOK_SECRET`; several while rotating).
@@ -59,6 +61,10 @@ impl AppState {
             gateways.clone(),
             clock.clone(),
         ));
+        let reactor = Arc::new(commands::reactor::Reactor::new(
+            charges.clone(),
+            events.clone(),
+        ));
         AppState {
             billing: Billing::new(executor.clone(), charges.clone(), BillingConfig::default()),
             customers: CustomerService::new(
@@ -77,6 +83,7 @@ impl AppState {
             key_cache: Arc::default(),
             nats: None,
             read: projections::store::ReadStore::live(store),
+            reactor,
             stripe: None,
             stripe_webhook_secrets: Arc::default(),
             started: Instant::now(),

@@ -27,6 +27,8 @@ mod ops;
 mod payment;
 #[path = "api/plans.rs"]
 mod plans;
+#[path = "api/reactor.rs"]
+mod reactor;
 #[path = "api/reads.rs"]
 mod reads;
 #[path = "api/refunds.rs"]

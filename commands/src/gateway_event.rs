@@ -42,6 +42,8 @@ pub struct Recorded {
     pub position: Position,
     /// The event had been received before: nothing new was recorded.
     pub duplicate: bool,
+    /// The recorded event's id (the first delivery's): the causation of what it leads to.
+    pub event_id: uuid::Uuid,
 }
 
 fn stream(e: &GatewayEventReceived) -> Result<StreamId, CommandError> {
@@ -63,17 +65,20 @@ pub async fn record(
     let payload = serde_json::to_value(e)
         .map_err(|err| CommandError::Store(StoreError::Rejected(err.to_string())))?;
     let event = NewEvent::new(RECEIVED, payload, at).with_metadata(metadata.clone());
+    let event_id = event.event_id;
     let request = AppendRequest::new(stream.clone(), ExpectedVersion::NoStream, vec![event]);
     match store.append(request).await {
         Ok(c) => Ok(Recorded {
             position: c.last_position,
             duplicate: false,
+            event_id,
         }),
         Err(AppendError::WrongExpectedVersion { .. }) => {
             let first = store.read_stream(&stream).await?;
             Ok(Recorded {
                 position: first.first().map_or(Position(0), |r| r.position),
                 duplicate: true,
+                event_id: first.first().map_or(event_id, |r| r.event_id),
             })
         }
         Err(AppendError::Store(s)) => Err(CommandError::Store(s)),

@@ -20,6 +20,7 @@ pub mod gateway_event;
 pub mod invoice;
 pub mod plan;
 pub mod pricing;
+pub mod reactor;
 pub mod stored;
 pub mod subscription;
 pub mod tax_rate;

@@ -18,6 +18,20 @@ use crate::state::AppState;
 /// every `interval` (`BILLING_RECOVERY_INTERVAL_S`, default 30 s), those pending for longer than
 /// `grace` (`BILLING_RECOVERY_GRACE_S`, default 60 s; a younger one may still be in the hands of
 /// the request that made it).
+/// Reacts to webhook deliveries recorded but not reacted to (a process that died in between, a
+/// store failure while reacting): a pass over the log every `interval`.
+pub fn spawn_reactor(state: AppState, interval: Duration) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(interval);
+        loop {
+            every.tick().await;
+            if let Err(e) = state.reactor.catch_up().await {
+                tracing::warn!(error = %e, "webhook reactor pass failed; will retry");
+            }
+        }
+    });
+}
+
 pub fn spawn_recovery(state: AppState, interval: Duration, grace: chrono::Duration) {
     tokio::spawn(async move {
         let mut scan = RecoveryScan::new();

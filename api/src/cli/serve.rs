@@ -129,9 +129,13 @@ async fn start_background(
         config.recovery_interval(),
         config.recovery_grace(),
     );
+    super::background::spawn_reactor(state.clone(), REACTOR_INTERVAL);
     super::background::spawn_scheduler(state.clone(), store.clone(), config.scheduler_interval());
     Ok(())
 }
+
+/// How often the webhook reactor looks for deliveries not reacted to.
+const REACTOR_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The sandbox gateway; with `BILLING_SANDBOX_STATE=<file>` (testing only) its book is kept in that
 /// file and survives a restart, as a real gateway's memory outlives ours.

@@ -1,8 +1,9 @@
 //! `POST /webhooks/stripe`: the webhook inbox. The signature is checked first (a bad, expired or
 //! missing one answers 400 and records nothing); then the delivery is recorded as
 //! `GatewayEventReceived` (raw body and signature header) and only then answered 2xx. A second
-//! delivery of the same event answers 200 and records nothing new. Translating the recorded
-//! event into domain events is a reactor's work (issue 5), not this handler's.
+//! delivery of the same event answers 200 and records nothing new. Then the reactor
+//! (`commands::reactor`) translates it into events on our charges; if that fails, its background
+//! pass over the log does it later.
 
 use std::collections::BTreeMap;
 
@@ -97,6 +98,10 @@ pub async fn stripe(
         ..Metadata::default()
     };
     let recorded = gateway_event::record(state.store.as_ref(), &received, now, &metadata).await?;
+    // Recorded: the answer is 200 whatever reacting does (the background pass tries again).
+    if let Err(e) = state.reactor.react_to(recorded.event_id, &received).await {
+        tracing::warn!(event = %received.gateway_event_id, error = %e, "reacting to a webhook failed; the background pass will retry");
+    }
     let answer = json!({
         "received": true,
         "id": received.gateway_event_id,

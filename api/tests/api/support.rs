@@ -209,6 +209,28 @@ pub async fn spawn_app_with(kind: Kind, sandbox: Arc<TestGateway>) -> TestApp {
 /// `workers: false`: no projection worker runs (`billing serve --no-workers`), so the read
 /// models stay where they are.
 pub async fn spawn_app_opts(kind: Kind, sandbox: Arc<TestGateway>, workers: bool) -> TestApp {
+    let gateways = gateways::Gateways::new(sandbox.clone());
+    spawn_app_gateways(kind, sandbox, gateways, workers).await
+}
+
+/// Charging through Stripe (the stand-in at `stripe`) instead of the sandbox.
+pub async fn spawn_app_stripe(kind: Kind, stripe: &gateways::stand_in::StripeStandIn) -> TestApp {
+    let client = gateways::stripe::StripeGateway::new(gateways::stripe::StripeConfig {
+        secret_key: "sk_test_standin".into(),
+        api_base: stripe.base_url().into(),
+        timeout: std::time::Duration::from_secs(10),
+    })
+    .expect("stripe client");
+    let gateways = gateways::Gateways::new(Arc::new(client));
+    spawn_app_gateways(kind, Arc::new(TestGateway::default()), gateways, true).await
+}
+
+async fn spawn_app_gateways(
+    kind: Kind,
+    sandbox: Arc<TestGateway>,
+    gateways: gateways::Gateways,
+    workers: bool,
+) -> TestApp {
     let (store, db, dir) = match kind {
         Kind::Sqlite => {
             let dir = TempDir::new();
@@ -241,7 +263,7 @@ pub async fn spawn_app_opts(kind: Kind, sandbox: Arc<TestGateway>, workers: bool
     }
     let mut state = AppState::new(
         &store,
-        sandbox.clone() as Arc<dyn Gateway>,
+        gateways,
         ledger::vault::Key::generate().expect("master key"),
     );
     state.stripe_webhook_secrets =

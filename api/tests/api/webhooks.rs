@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::support::{Kind, TestApp, WEBHOOK_SECRETS, error_of, spawn_app};
 
 /// A Stripe event envelope around `object` (the shape of Stripe's API reference).
-fn event(id: &str, kind: &str, object: Value) -> String {
+pub(crate) fn event(id: &str, kind: &str, object: Value) -> String {
     json!({
         "id": id, "object": "event", "api_version": "2022-11-15", "created": 1_764_500_000,
         "livemode": false, "pending_webhooks": 1,
@@ -83,11 +83,15 @@ fn deliveries() -> Vec<(String, String)> {
     ]
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-async fn deliver(app: &TestApp, body: &str, signature: Option<String>) -> reqwest::Response {
+pub(crate) async fn deliver(
+    app: &TestApp,
+    body: &str,
+    signature: Option<String>,
+) -> reqwest::Response {
     let mut req = app
         .client
         .post(app.url("/webhooks/stripe"))
@@ -99,7 +103,7 @@ async fn deliver(app: &TestApp, body: &str, signature: Option<String>) -> reqwes
     req.send().await.expect("request")
 }
 
-fn signed(body: &str, secret: &str, t: i64) -> Option<String> {
+pub(crate) fn signed(body: &str, secret: &str, t: i64) -> Option<String> {
     Some(gateways::webhook::stripe::sign(secret, t, body.as_bytes()))
 }
 

@@ -5,6 +5,7 @@
 //! that dies in between leaves a requested charge that can be completed later with the same key:
 //! a card is never charged twice, and never charged without a record.
 
+mod gateway_report;
 pub mod recovery;
 pub mod refund;
 mod refund_service;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::stored::{DomainEvent, from_json, to_json};
 use refund::RefundEvent;
 
+pub use gateway_report::{GatewayReport, decide_report};
 pub use refund_service::{RefundInput, RefundResult, RenderRefund};
 pub use service::{
     AfterGatewayHook, ChargeInput, ChargeResult, ChargeService, IdempotencyDraft, Render, Rendered,

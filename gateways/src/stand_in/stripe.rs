@@ -101,6 +101,20 @@ impl StripeStandIn {
         lock(&self.book).refunds
     }
 
+    /// The PaymentIntent `id` as the stand-in holds it (for building its webhooks).
+    pub fn intent(&self, id: &str) -> Option<Value> {
+        lock(&self.book).intents.get(id).cloned()
+    }
+
+    /// The last PaymentIntent created (ids grow with each one).
+    pub fn last_intent(&self) -> Option<Value> {
+        let b = lock(&self.book);
+        b.intents
+            .values()
+            .max_by_key(|pi| pi["id"].as_str().map(str::to_string))
+            .cloned()
+    }
+
     /// `(method, path, Idempotency-Key)` of every request so far.
     pub fn requests(&self) -> Vec<(String, String, Option<String>)> {
         lock(&self.book).requests.clone()

@@ -3,7 +3,8 @@
 //!
 //! - A charge is `POST /v1/payment_intents` with `confirm=true`, the token as `payment_method`
 //!   (`pm_…`, or a `tok_…` Stripe turns into one), `off_session=true` for renewals and scheduled
-//!   invoice payments, our customer id in `metadata[customer_id]`.
+//!   invoice payments, our idempotency key in `metadata[billing_key]` (webhooks name the charge
+//!   by it) and our customer id in `metadata[customer_id]`.
 //! - A refund is `POST /v1/refunds` of the PaymentIntent (or of a `ch_…` charge).
 //! - Every mutating call carries our idempotency key as `Idempotency-Key`, set per request (a
 //!   client-wide key would be reused for every call), one attempt per call: the charge service
@@ -26,7 +27,7 @@ use stripe_core::customer::ListCustomer;
 use stripe_core::payment_intent::{CreatePaymentIntent, CreatePaymentIntentOffSession};
 use stripe_core::refund::CreateRefund;
 
-pub use outcome::ErrorParts;
+pub use outcome::{ErrorParts, failure_code};
 
 use crate::gateway::{
     ChargeOutcome, ChargeRequest, Gateway, GatewayError, RefundOutcome, RefundRequest,
@@ -182,9 +183,12 @@ impl Gateway for StripeGateway {
         if let Some(d) = &req.description {
             create = create.description(d.clone());
         }
+        let mut metadata =
+            HashMap::from([("billing_key".to_string(), req.idempotency_key.clone())]);
         if let Some(c) = &req.customer_ref {
-            create = create.metadata(HashMap::from([("customer_id".to_string(), c.clone())]));
+            metadata.insert("customer_id".to_string(), c.clone());
         }
+        create = create.metadata(metadata);
         let sent = create
             .customize()
             .request_strategy(idempotent(&req.idempotency_key)?)
@@ -211,7 +215,12 @@ impl Gateway for StripeGateway {
     }
 
     async fn refund(&self, req: RefundRequest) -> Result<RefundOutcome, GatewayError> {
-        let mut create = CreateRefund::new().amount(req.amount.amount_minor());
+        let mut create = CreateRefund::new()
+            .amount(req.amount.amount_minor())
+            .metadata(HashMap::from([(
+                "billing_key".to_string(),
+                req.idempotency_key.clone(),
+            )]));
         create = if req.gateway_charge_id.starts_with("ch_") {
             create.charge(req.gateway_charge_id.clone())
         } else {

@@ -1,0 +1,243 @@
+//! The webhook reactor (issue 5, item 4): Stripe's deliveries, once recorded, become events on
+//! our charges with the delivery as their `causation_id` — a charge still waiting for our own
+//! call to Stripe is completed by the webhook (out of order), a failure is recorded, refunds made
+//! at Stripe's dashboard reach the books, and nothing is applied twice.
+
+use std::time::Duration;
+
+use gateways::stand_in::StripeStandIn;
+use ledger::RecordedEvent;
+use serde_json::{Value, json};
+
+use crate::support::{Kind, TestApp, WEBHOOK_SECRETS, spawn_app_stripe};
+use crate::webhooks::{deliver, event, now, signed};
+
+async fn send(app: &TestApp, id: &str, kind: &str, object: Value) -> Value {
+    let body = event(id, kind, object);
+    let r = deliver(app, &body, signed(&body, WEBHOOK_SECRETS[0], now())).await;
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+async fn charge_stream(app: &TestApp, charge_id: &str) -> Vec<RecordedEvent> {
+    let stream = ledger::StreamId::new(format!("charge-{charge_id}")).unwrap();
+    app.store.read_stream(&stream).await.unwrap()
+}
+
+fn types(events: &[RecordedEvent]) -> Vec<&str> {
+    events.iter().map(|e| e.event_type.as_str()).collect()
+}
+
+/// The id of the recorded `GatewayEventReceived` for Stripe's event `evt`.
+async fn received_id(app: &TestApp, evt: &str) -> String {
+    let stream = ledger::StreamId::new(format!("gateway_event-stripe-{evt}")).unwrap();
+    let events = app.store.read_stream(&stream).await.unwrap();
+    assert_eq!(events.len(), 1, "recorded once");
+    events[0].event_id.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payment_intent_succeeded_completes_a_charge_whose_own_answer_is_late() {
+    let stripe = StripeStandIn::start().await;
+    let app = spawn_app_stripe(Kind::Postgres, &stripe).await;
+    stripe.set_answer_delay(Duration::from_millis(1_500));
+    let pay =
+        {
+            let (client, url, key) = (
+                app.client.clone(),
+                app.url("/payment/process"),
+                app.write_key.clone(),
+            );
+            tokio::spawn(async move {
+                client.post(url).bearer_auth(key).header("idempotency-key", "late-1")
+                .json(&json!({"amount": 1500, "currency": "usd", "payment_method": "pm_card_visa"}))
+                .send().await.unwrap()
+            })
+        };
+    // Stripe charged; its answer to us is on its way; its webhook arrives first.
+    let mut intent = None;
+    for _ in 0..200 {
+        intent = stripe.last_intent();
+        if intent.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let intent = intent.expect("Stripe made the PaymentIntent");
+    let key = intent["metadata"]["billing_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let charge_id = key.strip_prefix("charge-").unwrap().to_string();
+    let answer = send(
+        &app,
+        "evt_late_ok",
+        "payment_intent.succeeded",
+        intent.clone(),
+    )
+    .await;
+    assert_eq!(answer["duplicate"], false);
+    let events = charge_stream(&app, &charge_id).await;
+    assert_eq!(types(&events), ["ChargeRequested", "ChargeSucceeded"]);
+    assert_eq!(
+        events[1].metadata.causation_id.as_deref(),
+        Some(received_id(&app, "evt_late_ok").await.as_str())
+    );
+    assert_eq!(events[1].metadata.actor.as_deref(), Some("reactor:stripe"));
+    assert_eq!(events[1].payload["gateway_charge_id"], intent["id"]);
+
+    // Our own answer lands on a charge that is complete: the client gets it, nothing is added.
+    let paid = pay.await.unwrap();
+    assert_eq!(paid.status(), 200);
+    let paid: Value = paid.json().await.unwrap();
+    assert_eq!(paid["id"], charge_id.as_str());
+    assert_eq!(paid["status"], "succeeded");
+    // The same delivery again, and the same event again under a new delivery id: nothing new.
+    assert_eq!(
+        send(
+            &app,
+            "evt_late_ok",
+            "payment_intent.succeeded",
+            intent.clone()
+        )
+        .await["duplicate"],
+        true
+    );
+    send(&app, "evt_late_ok_2", "payment_intent.succeeded", intent).await;
+    assert_eq!(
+        types(&charge_stream(&app, &charge_id).await),
+        ["ChargeRequested", "ChargeSucceeded"]
+    );
+    assert_eq!(stripe.succeeded_charges(), 1);
+    app.assert_books_balance().await;
+}
+
+#[tokio::test]
+async fn payment_failed_settles_a_pending_charge_as_failed() {
+    let stripe = StripeStandIn::start().await;
+    let app = spawn_app_stripe(Kind::Sqlite, &stripe).await;
+    // Stripe is down for our call: the charge stays pending.
+    stripe.fail_before_acting(100);
+    let r = app
+        .post(
+            "/payment/process",
+            r#"{"amount":900,"currency":"eur","payment_method":"pm_card_visa"}"#,
+            Some("fail-1"),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let pending: Value = r.json().await.unwrap();
+    let charge_id = pending["id"].as_str().unwrap();
+    let intent = json!({"id": "pi_3Failed000000000001", "object": "payment_intent", "amount": 900,
+        "currency": "eur", "status": "requires_payment_method",
+        "metadata": {"billing_key": format!("charge-{charge_id}")},
+        "last_payment_error": {"type": "card_error", "code": "card_declined",
+            "decline_code": "insufficient_funds", "message": "Your card has insufficient funds."}});
+    send(
+        &app,
+        "evt_failed_1",
+        "payment_intent.payment_failed",
+        intent,
+    )
+    .await;
+    let events = charge_stream(&app, charge_id).await;
+    assert_eq!(types(&events), ["ChargeRequested", "ChargeFailed"]);
+    assert_eq!(events[1].payload["failure_code"], "insufficient_funds");
+    assert_eq!(
+        events[1].metadata.causation_id.as_deref(),
+        Some(received_id(&app, "evt_failed_1").await.as_str())
+    );
+}
+
+#[tokio::test]
+async fn charge_refunded_confirms_ours_and_books_refunds_made_at_stripe() {
+    let stripe = StripeStandIn::start().await;
+    let app = spawn_app_stripe(Kind::Postgres, &stripe).await;
+    let r = app
+        .post(
+            "/payment/process",
+            r#"{"amount":1000,"currency":"usd","payment_method":"pm_card_visa"}"#,
+            Some("ref-1"),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let paid: Value = r.json().await.unwrap();
+    let charge_id = paid["id"].as_str().unwrap().to_string();
+    let r = app
+        .post(
+            "/v1/refunds",
+            &json!({"charge_id": charge_id, "amount": 300}).to_string(),
+            Some("ref-r1"),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let pi = stripe.last_intent().unwrap();
+    let charge = |refunded: i64| {
+        json!({"id": pi["latest_charge"], "object": "charge", "amount": 1000,
+        "amount_refunded": refunded, "refunded": refunded == 1000, "currency": "usd",
+        "status": "succeeded", "payment_intent": pi["id"], "metadata": {},
+        "refunds": {"object": "list", "data": [], "has_more": false}})
+    };
+    // Ours, reported back: nothing new.
+    send(&app, "evt_ref_300", "charge.refunded", charge(300)).await;
+    assert_eq!(charge_stream(&app, &charge_id).await.len(), 4);
+    // 500 more refunded at Stripe's dashboard: booked as a refund of the charge.
+    send(&app, "evt_ref_800", "charge.refunded", charge(800)).await;
+    let events = charge_stream(&app, &charge_id).await;
+    assert_eq!(
+        types(&events),
+        [
+            "ChargeRequested",
+            "ChargeSucceeded",
+            "RefundRequested",
+            "RefundSucceeded",
+            "RefundRequested",
+            "RefundSucceeded"
+        ]
+    );
+    assert_eq!(events[4].payload["amount"], 500);
+    let cause = received_id(&app, "evt_ref_800").await;
+    assert!(
+        events[4..]
+            .iter()
+            .all(|e| e.metadata.causation_id.as_deref() == Some(cause.as_str()))
+    );
+    // A report beyond the charge is not believed.
+    send(&app, "evt_ref_big", "charge.refunded", charge(5_000)).await;
+    assert_eq!(charge_stream(&app, &charge_id).await.len(), 6);
+    let got = app
+        .get_ok(&format!(
+            "/v1/charges/{charge_id}?min_position={}",
+            events[5].position.0
+        ))
+        .await;
+    assert_eq!(got["amount_refunded"], 800, "{got}");
+    app.assert_books_balance().await;
+}
+
+#[tokio::test]
+async fn events_about_nothing_of_ours_or_of_unknown_types_are_recorded_and_left_alone() {
+    let stripe = StripeStandIn::start().await;
+    let app = spawn_app_stripe(Kind::Sqlite, &stripe).await;
+    let before = app.head().await;
+    let stranger = json!({"id": "pi_3NotOurs00000000001", "object": "payment_intent", "amount": 5,
+        "currency": "usd", "status": "succeeded", "metadata": {}});
+    send(&app, "evt_stranger", "payment_intent.succeeded", stranger).await;
+    send(
+        &app,
+        "evt_other",
+        "customer.created",
+        json!({"id": "cus_1", "object": "customer"}),
+    )
+    .await;
+    let new: Vec<_> = app
+        .all_events()
+        .await
+        .into_iter()
+        .filter(|e| e.position > before)
+        .collect();
+    assert_eq!(
+        types(&new),
+        ["GatewayEventReceived", "GatewayEventReceived"]
+    );
+}

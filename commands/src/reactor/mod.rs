@@ -1,0 +1,193 @@
+//! The webhook reactor: turns recorded gateway events (`GatewayEventReceived`, the inbox) into
+//! domain events on our charges, each with the received event as its `causation_id`.
+//!
+//! It runs right after a delivery is recorded and again over the log in the background (a
+//! delivery recorded by a process that died before reacting is not lost). Reacting twice to one
+//! delivery adds nothing: every report is decided against the charge's current state
+//! ([`decide_report`](crate::charge::decide_report)). Order does not matter either: a
+//! `payment_intent.succeeded` that arrives while our own call to Stripe is still out completes
+//! the pending charge, and our own outcome then finds it completed.
+//!
+//! Types we do not act on are recorded and left alone.
+
+mod index;
+pub mod stripe;
+
+use std::sync::Arc;
+
+use ledger::event::{Metadata, Position, RecordedEvent};
+use ledger::ids::ChargeId;
+use ledger::store::EventStore;
+use tokio::sync::Mutex;
+
+use crate::charge::{ChargeError, ChargeService, GatewayReport};
+use crate::error::CommandError;
+use crate::gateway_event::{GatewayEventReceived, RECEIVED};
+
+/// Deliveries read per page in the background pass.
+const PAGE: u32 = 500;
+
+/// Which of our charges a gateway event is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeRef {
+    /// Ours, when the gateway echoes the key we sent (`metadata.billing_key`).
+    pub charge_id: Option<ChargeId>,
+    /// The gateway's ids for it (`pi_…`, `ch_…`), to look up otherwise.
+    pub gateway_ids: Vec<String>,
+}
+
+impl ChargeRef {
+    fn new<S: AsRef<str>>(
+        billing_key: Option<&str>,
+        gateway_ids: impl IntoIterator<Item = S>,
+    ) -> Self {
+        Self {
+            charge_id: billing_key
+                .and_then(|k| k.strip_prefix("charge-"))
+                .and_then(|id| id.parse().ok()),
+            gateway_ids: gateway_ids
+                .into_iter()
+                .map(|s| s.as_ref().to_string())
+                .collect(),
+        }
+    }
+}
+
+/// A gateway event, read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Translated {
+    Report(ChargeRef, GatewayReport),
+    /// A type we do not act on.
+    Ignored,
+    /// A type we act on, but its object lacks what we need.
+    Unreadable(String),
+}
+
+/// What reacting to one delivery did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reaction {
+    /// Events appended to the charge.
+    Applied { charge_id: ChargeId, events: usize },
+    /// The charge says as much already.
+    AlreadyApplied { charge_id: ChargeId },
+    /// No charge of ours matches.
+    Unmatched,
+    /// A type we do not act on, or one we could not read.
+    Ignored,
+}
+
+/// Reacts to recorded deliveries.
+pub struct Reactor {
+    charges: Arc<ChargeService>,
+    store: Arc<dyn EventStore>,
+    index: Mutex<index::ChargeIndex>,
+    /// The background pass's position among `GatewayEventReceived` events.
+    after: Mutex<Position>,
+}
+
+impl Reactor {
+    pub fn new(charges: Arc<ChargeService>, store: Arc<dyn EventStore>) -> Self {
+        Self {
+            charges,
+            store,
+            index: Mutex::default(),
+            after: Mutex::new(Position::START),
+        }
+    }
+
+    /// Reacts to one recorded `GatewayEventReceived`.
+    ///
+    /// # Errors
+    /// Store failures (the background pass tries again).
+    pub async fn react(&self, received: &RecordedEvent) -> Result<Reaction, CommandError> {
+        match serde_json::from_value::<GatewayEventReceived>(received.payload.clone()) {
+            Ok(delivery) => self.react_to(received.event_id, &delivery).await,
+            Err(_) => Ok(Reaction::Ignored),
+        }
+    }
+
+    /// Reacts to `delivery`, recorded as event `received`.
+    ///
+    /// # Errors
+    /// Store failures (the background pass tries again).
+    pub async fn react_to(
+        &self,
+        received: uuid::Uuid,
+        delivery: &GatewayEventReceived,
+    ) -> Result<Reaction, CommandError> {
+        let Ok(body) = serde_json::from_str::<serde_json::Value>(&delivery.body) else {
+            return Ok(Reaction::Ignored);
+        };
+        let translated = match delivery.gateway.as_str() {
+            "stripe" => stripe::translate(&delivery.gateway_event_id, &delivery.event_type, &body),
+            _ => Translated::Ignored,
+        };
+        let (charge, report) = match translated {
+            Translated::Report(c, r) => (c, r),
+            Translated::Unreadable(why) => {
+                tracing::warn!(event = %delivery.gateway_event_id, r#type = %delivery.event_type, %why, "gateway event not translated");
+                return Ok(Reaction::Ignored);
+            }
+            Translated::Ignored => return Ok(Reaction::Ignored),
+        };
+        let Some(charge_id) = self.find(&delivery.gateway, &charge).await? else {
+            tracing::info!(event = %delivery.gateway_event_id, r#type = %delivery.event_type, "gateway event about no charge of ours");
+            return Ok(Reaction::Unmatched);
+        };
+        let metadata = Metadata {
+            actor: Some(format!("reactor:{}", delivery.gateway)),
+            causation_id: Some(received.to_string()),
+            correlation_id: Some(delivery.gateway_event_id.clone()),
+            ..Metadata::default()
+        };
+        match self
+            .charges
+            .apply_gateway_report(charge_id, &delivery.gateway, &report, &metadata)
+            .await
+        {
+            Ok((0, _)) => Ok(Reaction::AlreadyApplied { charge_id }),
+            Ok((events, _)) => Ok(Reaction::Applied { charge_id, events }),
+            Err(CommandError::Charge(ChargeError::NotRequested)) => Ok(Reaction::Unmatched),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reacts to every delivery recorded since the last pass. Returns how many were read.
+    ///
+    /// # Errors
+    /// Store failures; the next pass starts where this one stopped.
+    pub async fn catch_up(&self) -> Result<usize, CommandError> {
+        let mut after = self.after.lock().await;
+        let mut seen = 0;
+        loop {
+            let page = self
+                .store
+                .read_page_filtered(*after, PAGE, None, Some(RECEIVED))
+                .await?;
+            let Some(last) = page.last().map(|e| e.position) else {
+                return Ok(seen);
+            };
+            for e in &page {
+                self.react(e).await?;
+            }
+            seen += page.len();
+            *after = last;
+        }
+    }
+
+    async fn find(
+        &self,
+        gateway: &str,
+        charge: &ChargeRef,
+    ) -> Result<Option<ChargeId>, CommandError> {
+        if let Some(id) = charge.charge_id {
+            return Ok(Some(id));
+        }
+        let mut index = self.index.lock().await;
+        index.catch_up(self.store.as_ref()).await?;
+        Ok(charge
+            .gateway_ids
+            .iter()
+            .find_map(|g| index.get(gateway, g)))
+    }
+}
