@@ -16,6 +16,7 @@
 //! | `invoice_voids` | what voided invoices no longer ask (contra revenue) |
 //! | `customer_balance:<customer>` | Stripe's customer balance: debit = owed, credit = credit held |
 //! | `balance_adjustments` | the other side of manual balance adjustments |
+//! | `disputes` | money withdrawn by chargebacks (lost, or still open) |
 //!
 //! Postings:
 //!
@@ -30,6 +31,8 @@
 //!   itself: the refund it causes does.
 //! - `InvoiceVoided` (of a finalized invoice): receivable −(total − credit notes); the tax still
 //!   open reversed; invoice voids +the rest.
+//! - `ChargeDisputed` that withdrew funds: cash −amount; disputes +amount. `DisputeClosed` won
+//!   (funds reinstated): the reverse. A lost dispute stays in `disputes`; an inquiry posts nothing.
 //! - `BalanceAdjusted`: customer balance +amount; the other side is the receivable when an
 //!   invoice caused it (credit applied, credit from a negative invoice, credit given back by a
 //!   void), else balance adjustments.
@@ -40,6 +43,7 @@
 use std::collections::BTreeMap;
 
 use commands::charge::ChargeEvent;
+use commands::charge::dispute::DisputeEvent;
 use commands::charge::refund::RefundEvent;
 use commands::customer::CustomerEvent;
 use commands::invoice::InvoiceEvent;
@@ -76,6 +80,9 @@ struct ChargeNote {
     /// Refunded so far (succeeded refunds).
     #[serde(default)]
     refunded: i64,
+    /// Funds withdrawn by open disputes, by dispute id.
+    #[serde(default)]
+    disputes: BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -391,6 +398,37 @@ fn charge(set: &mut ReadSet, event: &RecordedEvent, e: ChargeEvent) -> Result<()
             if n.tax_in_payment.is_empty() {
                 // No tax to give back, ever: nothing to remember.
                 return Ok(());
+            }
+            let customer = n.customer.clone();
+            set.keep(NAME, event, key, customer, &n)
+        }
+        ChargeEvent::Dispute(DisputeEvent::Opened(d)) => {
+            if !d.funds_withdrawn {
+                return Ok(());
+            }
+            let key = charge_key(d.charge_id);
+            let mut n: ChargeNote = set.note(NAME, event, &key)?;
+            Entry::new(event, &n.currency)
+                .of(n.customer.as_deref())
+                .debit("disputes", d.amount)
+                .credit(format!("cash:{}", n.gateway), d.amount)
+                .post(set)?;
+            n.disputes.insert(d.dispute_id, d.amount);
+            let customer = n.customer.clone();
+            set.keep(NAME, event, key, customer, &n)
+        }
+        ChargeEvent::Dispute(DisputeEvent::Closed(d)) => {
+            let key = charge_key(d.charge_id);
+            let mut n: ChargeNote = set.note(NAME, event, &key)?;
+            let Some(amount) = n.disputes.remove(&d.dispute_id) else {
+                return Ok(());
+            };
+            if d.funds_reinstated {
+                Entry::new(event, &n.currency)
+                    .of(n.customer.as_deref())
+                    .debit(format!("cash:{}", n.gateway), amount)
+                    .credit("disputes", amount)
+                    .post(set)?;
             }
             let customer = n.customer.clone();
             set.keep(NAME, event, key, customer, &n)

@@ -23,6 +23,8 @@ pub struct ChargeObject {
     pub amount_refunded: i64,
     /// Whether the whole amount is refunded.
     pub refunded: bool,
+    /// Whether the gateway reported a dispute (chargeback) of this charge.
+    pub disputed: bool,
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
     pub customer: Option<String>,
@@ -47,6 +49,7 @@ impl ChargeObject {
             paid: c.status == ChargeStatus::Succeeded,
             amount_refunded: c.amount_refunded(),
             refunded: c.amount_refunded() == c.amount.amount_minor(),
+            disputed: !c.disputes.is_empty(),
             failure_code: c.failure_code.clone(),
             failure_message: c.failure_message.clone(),
             customer: c.customer_id.map(|id| id.to_string()),

@@ -216,6 +216,96 @@ async fn charge_refunded_confirms_ours_and_books_refunds_made_at_stripe() {
 }
 
 #[tokio::test]
+async fn disputes_withdraw_and_reinstate_funds_in_the_books_in_any_delivery_order() {
+    let stripe = StripeStandIn::start().await;
+    let app = spawn_app_stripe(Kind::Postgres, &stripe).await;
+    let mut charges = Vec::new();
+    for key in ["dp-won", "dp-lost"] {
+        let r = app
+            .post(
+                "/payment/process",
+                r#"{"amount":2000,"currency":"usd","payment_method":"pm_card_visa"}"#,
+                Some(key),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        let paid: Value = r.json().await.unwrap();
+        charges.push((
+            paid["id"].as_str().unwrap().to_string(),
+            stripe.last_intent().unwrap(),
+        ));
+    }
+    let dispute = |id: &str, pi: &Value, status: &str| {
+        json!({"id": id, "object": "dispute",
+        "amount": 2000, "currency": "usd", "charge": pi["latest_charge"], "payment_intent": pi["id"],
+        "reason": "fraudulent", "status": status, "metadata": {}, "livemode": false})
+    };
+    let (won, won_pi) = &charges[0];
+    let (lost, lost_pi) = &charges[1];
+    // Won: opened (funds withdrawn), then closed won (funds back).
+    send(
+        &app,
+        "evt_dp1_created",
+        "charge.dispute.created",
+        dispute("dp_1", won_pi, "needs_response"),
+    )
+    .await;
+    send(
+        &app,
+        "evt_dp1_created_again",
+        "charge.dispute.created",
+        dispute("dp_1", won_pi, "needs_response"),
+    )
+    .await;
+    send(
+        &app,
+        "evt_dp1_closed",
+        "charge.dispute.closed",
+        dispute("dp_1", won_pi, "won"),
+    )
+    .await;
+    assert_eq!(
+        types(&charge_stream(&app, won).await)[2..],
+        ["ChargeDisputed", "DisputeClosed"]
+    );
+    // Lost, with the close delivered first: the dispute is opened and closed at once.
+    send(
+        &app,
+        "evt_dp2_closed",
+        "charge.dispute.closed",
+        dispute("dp_2", lost_pi, "lost"),
+    )
+    .await;
+    send(
+        &app,
+        "evt_dp2_created",
+        "charge.dispute.created",
+        dispute("dp_2", lost_pi, "needs_response"),
+    )
+    .await;
+    let events = charge_stream(&app, lost).await;
+    assert_eq!(types(&events)[2..], ["ChargeDisputed", "DisputeClosed"]);
+    let got = app
+        .get_ok(&format!(
+            "/v1/charges/{lost}?min_position={}",
+            events[3].position.0
+        ))
+        .await;
+    assert_eq!(got["disputed"], true, "{got}");
+    let tb = app.assert_books_balance().await;
+    assert_eq!(
+        crate::support::account_balance(&tb, "usd", "disputes"),
+        2000,
+        "{tb}"
+    );
+    assert_eq!(
+        crate::support::account_balance(&tb, "usd", "cash:stripe"),
+        2000,
+        "{tb}"
+    );
+}
+
+#[tokio::test]
 async fn events_about_nothing_of_ours_or_of_unknown_types_are_recorded_and_left_alone() {
     let stripe = StripeStandIn::start().await;
     let app = spawn_app_stripe(Kind::Sqlite, &stripe).await;

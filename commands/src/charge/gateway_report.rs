@@ -8,6 +8,7 @@ use ledger::event::{ExpectedVersion, Metadata, Position};
 use ledger::ids::{ChargeId, RefundId};
 use ledger::store::AppendError;
 
+use super::dispute::{DisputeReport, decide_dispute};
 use super::refund::{RefundCommand, RefundStatus, decide_refund};
 use super::service::{Loaded, append_failure, stream_of};
 use super::{Charge, ChargeCommand, ChargeEvent, ChargeService, ChargeStatus, decide, evolve};
@@ -36,6 +37,8 @@ pub enum GatewayReport {
         /// gateway directly, and stands for the refund id when the gateway listed none.
         reference: String,
     },
+    /// A dispute opened, changed or closed.
+    Dispute(DisputeReport),
 }
 
 /// The events a report adds to `charge`; none when the charge already says as much. Pure.
@@ -64,6 +67,10 @@ pub fn decide_report(charge: &Charge, report: &GatewayReport) -> Vec<ChargeEvent
             gateway_refund_ids,
             reference,
         } => refunded(charge, *amount_refunded, gateway_refund_ids, reference),
+        GatewayReport::Dispute(d) => decide_dispute(charge, d)
+            .into_iter()
+            .map(ChargeEvent::Dispute)
+            .collect(),
     }
 }
 
@@ -224,6 +231,7 @@ mod tests {
             failure_message: None,
             created: Utc::now(),
             refunds: Vec::new(),
+            disputes: Vec::new(),
         };
         for (i, (amount, s)) in refunds.iter().enumerate() {
             c.refunds.push(super::super::refund::Refund {

@@ -5,6 +5,7 @@
 //! that dies in between leaves a requested charge that can be completed later with the same key:
 //! a card is never charged twice, and never charged without a record.
 
+pub mod dispute;
 mod gateway_report;
 pub mod recovery;
 pub mod refund;
@@ -17,6 +18,7 @@ use ledger::money::{Currency, Money};
 use serde::{Deserialize, Serialize};
 
 use crate::stored::{DomainEvent, from_json, to_json};
+use dispute::DisputeEvent;
 use refund::RefundEvent;
 
 pub use gateway_report::{GatewayReport, decide_report};
@@ -75,6 +77,7 @@ pub enum ChargeEvent {
     Succeeded(ChargeSucceeded),
     Failed(ChargeFailed),
     Refund(refund::RefundEvent),
+    Dispute(dispute::DisputeEvent),
 }
 
 impl DomainEvent for ChargeEvent {
@@ -86,6 +89,8 @@ impl DomainEvent for ChargeEvent {
             ChargeEvent::Refund(RefundEvent::Requested(_)) => "RefundRequested",
             ChargeEvent::Refund(RefundEvent::Succeeded(_)) => "RefundSucceeded",
             ChargeEvent::Refund(RefundEvent::Failed(_)) => "RefundFailed",
+            ChargeEvent::Dispute(DisputeEvent::Opened(_)) => "ChargeDisputed",
+            ChargeEvent::Dispute(DisputeEvent::Closed(_)) => "DisputeClosed",
         }
     }
 
@@ -97,6 +102,8 @@ impl DomainEvent for ChargeEvent {
             ChargeEvent::Refund(RefundEvent::Requested(e)) => to_json(e),
             ChargeEvent::Refund(RefundEvent::Succeeded(e)) => to_json(e),
             ChargeEvent::Refund(RefundEvent::Failed(e)) => to_json(e),
+            ChargeEvent::Dispute(DisputeEvent::Opened(e)) => to_json(e),
+            ChargeEvent::Dispute(DisputeEvent::Closed(e)) => to_json(e),
         }
     }
 
@@ -113,6 +120,12 @@ impl DomainEvent for ChargeEvent {
             }
             "RefundFailed" => {
                 from_json(payload).map(|e| ChargeEvent::Refund(RefundEvent::Failed(e)))
+            }
+            "ChargeDisputed" => {
+                from_json(payload).map(|e| ChargeEvent::Dispute(DisputeEvent::Opened(e)))
+            }
+            "DisputeClosed" => {
+                from_json(payload).map(|e| ChargeEvent::Dispute(DisputeEvent::Closed(e)))
             }
             _ => None,
         }
@@ -160,6 +173,9 @@ pub struct Charge {
     pub created: DateTime<Utc>,
     /// Every refund of this charge, in request order.
     pub refunds: Vec<refund::Refund>,
+    /// Disputes the gateway reported, in the order they opened.
+    #[serde(default)]
+    pub disputes: Vec<dispute::Dispute>,
 }
 
 /// What may be asked of a charge.
@@ -306,9 +322,14 @@ pub fn evolve(state: Option<Charge>, event: &ChargeEvent, at: DateTime<Utc>) -> 
             failure_message: None,
             created: at,
             refunds: Vec::new(),
+            disputes: Vec::new(),
         }),
         (Some(mut c), ChargeEvent::Refund(e)) => {
             refund::apply(&mut c, e, at);
+            Some(c)
+        }
+        (Some(mut c), ChargeEvent::Dispute(e)) => {
+            dispute::apply(&mut c, e, at);
             Some(c)
         }
         (Some(mut c), ChargeEvent::Succeeded(e)) => {

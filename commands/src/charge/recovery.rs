@@ -88,6 +88,7 @@ impl RecoveryScan {
             ChargeEvent::Refund(R::Failed(e)) => {
                 self.refunds.remove(&(e.charge_id, e.refund_id));
             }
+            ChargeEvent::Dispute(_) => {}
         }
     }
 

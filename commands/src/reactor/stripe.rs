@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use super::{ChargeRef, Translated};
 use crate::charge::GatewayReport;
+use crate::charge::dispute::DisputeReport;
 
 /// What a Stripe event says, if it is one we act on.
 pub fn translate(event_id: &str, event_type: &str, body: &Value) -> Translated {
@@ -50,6 +51,23 @@ pub fn translate(event_id: &str, event_type: &str, body: &Value) -> Translated {
                     gateway_refund_ids,
                     reference: event_id.to_string(),
                 },
+            )
+        }
+        "charge.dispute.created" | "charge.dispute.updated" | "charge.dispute.closed" => {
+            let (Some(id), Some(amount)) = (text(&object["id"]), object["amount"].as_i64()) else {
+                return Translated::Unreadable("data.object.id or amount missing".into());
+            };
+            let ids = [&object["payment_intent"], &object["charge"]];
+            let ids: Vec<String> = ids.into_iter().filter_map(text).collect();
+            Translated::Report(
+                ChargeRef::new(None, &ids),
+                GatewayReport::Dispute(DisputeReport {
+                    dispute_id: id,
+                    amount,
+                    reason: text(&object["reason"]).unwrap_or_else(|| "general".into()),
+                    status: text(&object["status"]).unwrap_or_default(),
+                    closed: event_type == "charge.dispute.closed",
+                }),
             )
         }
         _ => Translated::Ignored,
