@@ -19,6 +19,8 @@ mod crash;
 mod customers;
 #[path = "api/events.rs"]
 mod events;
+#[path = "api/fraud.rs"]
+mod fraud;
 #[path = "api/multiprocess.rs"]
 mod multiprocess;
 #[path = "api/ops.rs"]

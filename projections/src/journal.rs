@@ -433,7 +433,9 @@ fn charge(set: &mut ReadSet, event: &RecordedEvent, e: ChargeEvent) -> Result<()
             let customer = n.customer.clone();
             set.keep(NAME, event, key, customer, &n)
         }
-        ChargeEvent::Failed(_) | ChargeEvent::Refund(RefundEvent::Failed(_)) => Ok(()),
+        ChargeEvent::Failed(_)
+        | ChargeEvent::Refund(RefundEvent::Failed(_))
+        | ChargeEvent::Review(_) => Ok(()),
     }
 }
 

@@ -71,6 +71,7 @@ pub async fn run(config: &StoreConfig, years: u32) -> Result<ExitCode, String> {
         gateway: GatewayKind::Sandbox,
         token: "tok_visa".into(),
         set_default: true,
+        country: None,
     };
     x.execute::<Customer>(&customer, attach, &m, None, &unrendered)
         .await

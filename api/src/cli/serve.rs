@@ -96,6 +96,11 @@ async fn prepare(config: &StoreConfig) -> Result<(AppState, ledger::store::AnySt
         })));
     }
     state.stripe_webhook_secrets = Arc::new(StoreConfig::stripe_webhook_secrets());
+    let fraud = crate::config::fraud::rules(|k| std::env::var(k).ok())?;
+    if fraud.enabled() {
+        tracing::info!(rules = ?fraud, "fraud screening on");
+        state.charges = Arc::new(state.charges.with_fraud_rules(fraud));
+    }
     // After the charge service is final: the billing flows charge through it.
     state.configure_billing(config.billing()?);
     if std::env::var_os("PAYPAL_CLIENT_ID").is_some() {

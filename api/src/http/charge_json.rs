@@ -16,7 +16,7 @@ pub struct ChargeObject {
     pub amount: i64,
     /// Lowercase ISO-4217.
     pub currency: String,
-    /// `pending`, `succeeded` or `failed`.
+    /// `pending`, `in_review` (held by fraud screening), `succeeded` or `failed`.
     pub status: String,
     pub paid: bool,
     /// Refunded and confirmed by the gateway, in minor units.
@@ -82,7 +82,7 @@ pub fn render(c: &Charge) -> Rendered {
             }
         }
         status => Rendered {
-            status: if status == ChargeStatus::Pending {
+            status: if matches!(status, ChargeStatus::Pending | ChargeStatus::InReview) {
                 202
             } else {
                 200

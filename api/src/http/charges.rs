@@ -7,6 +7,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use commands::charge::ChargeInput;
+use commands::charge::fraud::RiskFacts;
 use ledger::ids::{ChargeId, CustomerId, PaymentMethodId};
 use ledger::money::{Currency, Money};
 use serde::Deserialize;
@@ -99,6 +100,11 @@ pub async fn create(
                 description: req.description,
                 gateway: Some(method.gateway.as_str().to_string()),
                 off_session: false,
+                risk: RiskFacts {
+                    billing_country: customer.tax_location.as_ref().map(|l| l.country.clone()),
+                    method_country: method.country.clone(),
+                    ..RiskFacts::default()
+                },
             };
             let result = ctx
                 .state

@@ -20,6 +20,7 @@ pub mod plans;
 pub mod reads;
 pub mod refunds;
 pub mod respond;
+pub mod reviews;
 pub mod stripe_test;
 pub mod subscriptions;
 pub mod tax_rates;
@@ -146,6 +147,9 @@ pub fn router(state: AppState) -> Router {
             post(refunds::create).get(reads::held::refunds_list),
         )
         .route("/v1/refunds/{id}", get(reads::held::refund_get))
+        .route("/v1/reviews", get(reviews::list))
+        .route("/v1/reviews/{id}/approve", post(reviews::approve))
+        .route("/v1/reviews/{id}/reject", post(reviews::reject))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(axum::middleware::from_fn(metrics::track))

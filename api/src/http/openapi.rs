@@ -65,6 +65,9 @@ use utoipa::{Modify, OpenApi};
         super::reads::analytics::forecast,
         super::reads::held::refunds_list,
         super::reads::held::refund_get,
+        super::reviews::list,
+        super::reviews::approve,
+        super::reviews::reject,
         super::reads::held::credit_notes_list,
         super::reads::held::credit_note_get,
         super::webhooks::stripe

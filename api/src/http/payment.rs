@@ -122,5 +122,6 @@ fn charge_input(
         description: req.description.clone(),
         gateway: None,
         off_session: false,
+        risk: commands::charge::fraud::RiskFacts::default(),
     })
 }

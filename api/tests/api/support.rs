@@ -210,7 +210,17 @@ pub async fn spawn_app_with(kind: Kind, sandbox: Arc<TestGateway>) -> TestApp {
 /// models stay where they are.
 pub async fn spawn_app_opts(kind: Kind, sandbox: Arc<TestGateway>, workers: bool) -> TestApp {
     let gateways = gateways::Gateways::new(sandbox.clone());
-    spawn_app_gateways(kind, sandbox, gateways, workers).await
+    spawn_app_gateways(kind, sandbox, gateways, workers, None).await
+}
+
+/// The sandbox, with fraud screening under `rules`.
+pub async fn spawn_app_fraud(
+    kind: Kind,
+    sandbox: Arc<TestGateway>,
+    rules: commands::charge::fraud::FraudRules,
+) -> TestApp {
+    let gateways = gateways::Gateways::new(sandbox.clone());
+    spawn_app_gateways(kind, sandbox, gateways, true, Some(rules)).await
 }
 
 /// Charging through Stripe (the stand-in at `stripe`) instead of the sandbox.
@@ -222,7 +232,7 @@ pub async fn spawn_app_stripe(kind: Kind, stripe: &gateways::stand_in::StripeSta
     })
     .expect("stripe client");
     let gateways = gateways::Gateways::new(Arc::new(client));
-    spawn_app_gateways(kind, Arc::new(TestGateway::default()), gateways, true).await
+    spawn_app_gateways(kind, Arc::new(TestGateway::default()), gateways, true, None).await
 }
 
 async fn spawn_app_gateways(
@@ -230,6 +240,7 @@ async fn spawn_app_gateways(
     sandbox: Arc<TestGateway>,
     gateways: gateways::Gateways,
     workers: bool,
+    fraud: Option<commands::charge::fraud::FraudRules>,
 ) -> TestApp {
     let (store, db, dir) = match kind {
         Kind::Sqlite => {
@@ -268,6 +279,9 @@ async fn spawn_app_gateways(
     );
     state.stripe_webhook_secrets =
         Arc::new(WEBHOOK_SECRETS.iter().map(|s| (*s).to_string()).collect());
+    if let Some(rules) = fraud {
+        state.charges = Arc::new(state.charges.with_fraud_rules(rules));
+    }
     let charges = state.charges.clone();
     let customers = state.customers.clone();
     let billing = state.billing.clone();

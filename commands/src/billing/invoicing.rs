@@ -368,6 +368,7 @@ impl Billing {
                     gateway: Some(gateway),
                     // Like Stripe's invoice payments: the customer is not there to authenticate.
                     off_session: true,
+                    risk: crate::charge::fraud::RiskFacts::default(),
                     description: Some(format!(
                         "Invoice {}",
                         invoice.number.as_deref().unwrap_or("draft")
@@ -378,7 +379,8 @@ impl Billing {
                     .charge(input, metadata.clone(), None, &unrendered)
                     .await?;
                 match done.charge.status {
-                    ChargeStatus::Pending => return Ok(started),
+                    // (Invoice payments are not screened: never in review.)
+                    ChargeStatus::Pending | ChargeStatus::InReview => return Ok(started),
                     ChargeStatus::Succeeded => {
                         return self
                             .record_payment(invoice, charge_id, metadata, reply)

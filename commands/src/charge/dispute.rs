@@ -151,6 +151,8 @@ mod tests {
             created: Utc::now(),
             refunds: Vec::new(),
             disputes: Vec::new(),
+            fraud: None,
+            review_closed: None,
         }
     }
 

@@ -232,6 +232,8 @@ mod tests {
             created: Utc::now(),
             refunds: Vec::new(),
             disputes: Vec::new(),
+            fraud: None,
+            review_closed: None,
         };
         for (i, (amount, s)) in refunds.iter().enumerate() {
             c.refunds.push(super::super::refund::Refund {

@@ -6,10 +6,12 @@
 //! a card is never charged twice, and never charged without a record.
 
 pub mod dispute;
+pub mod fraud;
 mod gateway_report;
 pub mod recovery;
 pub mod refund;
 mod refund_service;
+pub mod review;
 mod service;
 
 use chrono::{DateTime, Utc};
@@ -20,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::stored::{DomainEvent, from_json, to_json};
 use dispute::DisputeEvent;
 use refund::RefundEvent;
+use review::ReviewEvent;
 
 pub use gateway_report::{GatewayReport, decide_report};
 pub use refund_service::{RefundInput, RefundResult, RenderRefund};
@@ -78,6 +81,7 @@ pub enum ChargeEvent {
     Failed(ChargeFailed),
     Refund(refund::RefundEvent),
     Dispute(dispute::DisputeEvent),
+    Review(review::ReviewEvent),
 }
 
 impl DomainEvent for ChargeEvent {
@@ -91,6 +95,8 @@ impl DomainEvent for ChargeEvent {
             ChargeEvent::Refund(RefundEvent::Failed(_)) => "RefundFailed",
             ChargeEvent::Dispute(DisputeEvent::Opened(_)) => "ChargeDisputed",
             ChargeEvent::Dispute(DisputeEvent::Closed(_)) => "DisputeClosed",
+            ChargeEvent::Review(ReviewEvent::Assessed(_)) => "FraudAssessed",
+            ChargeEvent::Review(ReviewEvent::Closed(_)) => "ReviewClosed",
         }
     }
 
@@ -104,6 +110,8 @@ impl DomainEvent for ChargeEvent {
             ChargeEvent::Refund(RefundEvent::Failed(e)) => to_json(e),
             ChargeEvent::Dispute(DisputeEvent::Opened(e)) => to_json(e),
             ChargeEvent::Dispute(DisputeEvent::Closed(e)) => to_json(e),
+            ChargeEvent::Review(ReviewEvent::Assessed(e)) => to_json(e),
+            ChargeEvent::Review(ReviewEvent::Closed(e)) => to_json(e),
         }
     }
 
@@ -127,6 +135,12 @@ impl DomainEvent for ChargeEvent {
             "DisputeClosed" => {
                 from_json(payload).map(|e| ChargeEvent::Dispute(DisputeEvent::Closed(e)))
             }
+            "FraudAssessed" => {
+                from_json(payload).map(|e| ChargeEvent::Review(ReviewEvent::Assessed(e)))
+            }
+            "ReviewClosed" => {
+                from_json(payload).map(|e| ChargeEvent::Review(ReviewEvent::Closed(e)))
+            }
             _ => None,
         }
     }
@@ -137,6 +151,8 @@ impl DomainEvent for ChargeEvent {
 pub enum ChargeStatus {
     /// Requested; the gateway's answer is not recorded yet.
     Pending,
+    /// Held by fraud screening until a review approves (then it is charged) or rejects it.
+    InReview,
     Succeeded,
     Failed,
 }
@@ -147,6 +163,7 @@ impl ChargeStatus {
     pub const fn as_str(self) -> &'static str {
         match self {
             ChargeStatus::Pending => "pending",
+            ChargeStatus::InReview => "in_review",
             ChargeStatus::Succeeded => "succeeded",
             ChargeStatus::Failed => "failed",
         }
@@ -176,6 +193,12 @@ pub struct Charge {
     /// Disputes the gateway reported, in the order they opened.
     #[serde(default)]
     pub disputes: Vec<dispute::Dispute>,
+    /// What fraud screening decided, when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fraud: Option<fraud::Assessment>,
+    /// A review's verdict: approved (`true`) or rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_closed: Option<bool>,
 }
 
 /// What may be asked of a charge.
@@ -220,6 +243,8 @@ pub enum ChargeError {
     OutcomeRecorded(ChargeId),
     #[error("payment methods at gateway `{0}` cannot be charged: that gateway is not configured")]
     GatewayNotConfigured(String),
+    #[error("charge {0} is not in review (or its review was closed the other way)")]
+    NotInReview(ChargeId),
 }
 
 /// Pure decision: which events a command produces from the current state.
@@ -323,6 +348,8 @@ pub fn evolve(state: Option<Charge>, event: &ChargeEvent, at: DateTime<Utc>) -> 
             created: at,
             refunds: Vec::new(),
             disputes: Vec::new(),
+            fraud: None,
+            review_closed: None,
         }),
         (Some(mut c), ChargeEvent::Refund(e)) => {
             refund::apply(&mut c, e, at);
@@ -330,6 +357,10 @@ pub fn evolve(state: Option<Charge>, event: &ChargeEvent, at: DateTime<Utc>) -> 
         }
         (Some(mut c), ChargeEvent::Dispute(e)) => {
             dispute::apply(&mut c, e, at);
+            Some(c)
+        }
+        (Some(mut c), ChargeEvent::Review(e)) => {
+            review::apply(&mut c, e);
             Some(c)
         }
         (Some(mut c), ChargeEvent::Succeeded(e)) => {

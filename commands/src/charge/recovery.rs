@@ -88,6 +88,17 @@ impl RecoveryScan {
             ChargeEvent::Refund(R::Failed(e)) => {
                 self.refunds.remove(&(e.charge_id, e.refund_id));
             }
+            // Held for review: not to be charged until approved; approved: pending again.
+            ChargeEvent::Review(super::review::ReviewEvent::Assessed(e)) => {
+                if e.decision != super::fraud::FraudDecision::Allow {
+                    self.charges.remove(&e.charge_id);
+                }
+            }
+            ChargeEvent::Review(super::review::ReviewEvent::Closed(e)) => {
+                if e.approved {
+                    self.charges.insert(e.charge_id, at);
+                }
+            }
             ChargeEvent::Dispute(_) => {}
         }
     }

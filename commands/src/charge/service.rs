@@ -66,6 +66,8 @@ pub struct ChargeInput {
     pub gateway: Option<String>,
     /// Without the customer present (renewals, scheduled invoice payments).
     pub off_session: bool,
+    /// What fraud screening needs beyond the charge (countries, the gateway's risk level).
+    pub risk: super::fraud::RiskFacts,
 }
 
 /// The result of a charge command.
@@ -86,6 +88,8 @@ pub struct ChargeService {
     store: Arc<dyn EventStore>,
     pub(super) gateways: Gateways,
     pub(super) clock: Arc<dyn Clock>,
+    /// Fraud screening before the gateway is called; `None`: none.
+    screening: Option<Arc<super::review::Screening>>,
     /// See [`ChargeService::with_after_gateway_hook`].
     after_gateway: Option<AfterGatewayHook>,
 }
@@ -106,6 +110,7 @@ impl ChargeService {
             store,
             gateways: gateways.into(),
             clock,
+            screening: None,
             after_gateway: None,
         }
     }
@@ -116,6 +121,21 @@ impl ChargeService {
             store: self.store.clone(),
             gateways: self.gateways.clone(),
             clock,
+            screening: self.screening.clone(),
+            after_gateway: self.after_gateway.clone(),
+        }
+    }
+
+    /// The same service, screening every new charge with `rules` before the gateway is called
+    /// (no rule on: no screening, nothing recorded).
+    pub fn with_fraud_rules(&self, rules: super::fraud::FraudRules) -> Self {
+        Self {
+            store: self.store.clone(),
+            gateways: self.gateways.clone(),
+            clock: self.clock.clone(),
+            screening: rules
+                .enabled()
+                .then(|| Arc::new(super::review::Screening::new(rules))),
             after_gateway: self.after_gateway.clone(),
         }
     }
@@ -129,6 +149,7 @@ impl ChargeService {
             store: self.store.clone(),
             gateways: self.gateways.clone(),
             clock: self.clock.clone(),
+            screening: self.screening.clone(),
             after_gateway: Some(hook),
         }
     }
@@ -173,8 +194,19 @@ impl ChargeService {
             off_session: input.off_session,
             request_fingerprint: idempotency.as_ref().map(|d| d.fingerprint.clone()),
         };
-        let events = decide(None, command)?;
+        let mut events = decide(None, command)?;
         let now = self.clock.now();
+        // Screened: what a customer asks now; not the merchant's own off-session invoice payments.
+        if let Some(screening) = self.screening.as_ref().filter(|_| !input.off_session)
+            && let Some(requested) = apply(None, &events, now)
+        {
+            let facts = screening.facts(&requested, input.risk, now);
+            events.extend(super::review::screened(
+                &requested,
+                &screening.rules,
+                &facts,
+            ));
+        }
         let created = self
             .append(
                 &stream,
@@ -186,11 +218,19 @@ impl ChargeService {
             )
             .await;
         let loaded = match created {
-            Ok(position) => Loaded {
-                charge: apply(None, &events, now),
-                version: 1,
-                position,
-            },
+            Ok(position) => {
+                let charge = apply(None, &events, now);
+                if let Some(a) = charge.as_ref().and_then(|c| c.fraud.as_ref()) {
+                    let decision = a.decision.as_str();
+                    metrics::counter!("billing_fraud_decisions_total", "decision" => decision)
+                        .increment(1);
+                }
+                Loaded {
+                    charge,
+                    version: i64::try_from(events.len()).unwrap_or(1),
+                    position,
+                }
+            }
             Err(AppendError::WrongExpectedVersion { .. }) => self.load(&stream).await?,
             Err(e) => return Err(append_failure(e)),
         };

@@ -73,6 +73,10 @@ pub struct PaymentMethodAttached {
     pub gateway: GatewayKind,
     /// The gateway's token (`tok_…`, `pm_…`, a PayPal vault id): never a card number.
     pub token: String,
+    /// Where the method was issued (ISO 3166-1 alpha-2), as the gateway tells: fraud screening
+    /// compares it with the billing country.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

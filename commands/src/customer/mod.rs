@@ -33,6 +33,9 @@ pub struct PaymentMethod {
     pub id: PaymentMethodId,
     pub gateway: GatewayKind,
     pub token: String,
+    /// ISO 3166-1 alpha-2 of the issuer, when known.
+    #[serde(default)]
+    pub country: Option<String>,
     pub attached: DateTime<Utc>,
 }
 
@@ -106,6 +109,8 @@ pub enum CustomerCommand {
         gateway: GatewayKind,
         token: String,
         set_default: bool,
+        /// ISO 3166-1 alpha-2 of the issuer, when the gateway told.
+        country: Option<String>,
     },
     DetachPaymentMethod(PaymentMethodId),
     SetDefaultPaymentMethod(PaymentMethodId),
@@ -140,6 +145,8 @@ pub enum CustomerError {
     TokenInvalid,
     #[error("card numbers are never accepted: tokenize the card at the gateway and send its token")]
     CardNumberRefused,
+    #[error("country must be an ISO 3166-1 alpha-2 code (two letters)")]
+    CountryInvalid,
     #[error("at most {PAYMENT_METHODS_MAX} payment methods per customer")]
     TooManyPaymentMethods,
     #[error("no such payment method on this customer")]
@@ -185,8 +192,9 @@ impl Aggregate for Customer {
                     gateway,
                     token,
                     set_default,
+                    country,
                 },
-            ) => attach(c, gateway, token, set_default),
+            ) => attach(c, gateway, token, set_default, country),
             (c, CustomerCommand::DetachPaymentMethod(pm)) => detach(c, pm),
             (c, CustomerCommand::SetDefaultPaymentMethod(pm)) => {
                 if c.payment_method(pm).is_none() {
@@ -248,6 +256,7 @@ impl Aggregate for Customer {
                 id: e.payment_method_id,
                 gateway: e.gateway,
                 token: e.token.clone(),
+                country: e.country.clone(),
                 attached: at,
             }),
             CustomerEvent::PaymentMethodDetached(e) => {
@@ -319,8 +328,16 @@ fn attach(
     gateway: GatewayKind,
     token: String,
     set_default: bool,
+    country: Option<String>,
 ) -> Result<Vec<CustomerEvent>, CustomerError> {
     check_token(&token)?;
+    if country
+        .as_deref()
+        .is_some_and(|k| k.len() != 2 || !k.bytes().all(|b| b.is_ascii_alphabetic()))
+    {
+        return Err(CustomerError::CountryInvalid);
+    }
+    let country = country.map(|k| k.to_ascii_uppercase());
     let id = payment_method_id(c.id, gateway, &token);
     let mut events = vec![];
     if c.payment_method(id).is_none() {
@@ -333,6 +350,7 @@ fn attach(
                 payment_method_id: id,
                 gateway,
                 token,
+                country,
             },
         ));
     }

@@ -60,6 +60,7 @@ fn attach(
             gateway: GatewayKind::Sandbox,
             token: token.into(),
             set_default,
+            country: None,
         },
     )
 }

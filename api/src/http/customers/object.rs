@@ -18,6 +18,8 @@ pub struct PaymentMethodObject {
     pub gateway: &'static str,
     /// The gateway's token.
     pub token: String,
+    /// ISO 3166-1 alpha-2 of the issuer, when known.
+    pub country: Option<String>,
     /// RFC 3339.
     pub created: String,
 }
@@ -78,6 +80,7 @@ pub fn render(c: &Customer, personal: Option<&PersonalData>) -> Rendered {
                 object: "payment_method",
                 gateway: m.gateway.as_str(),
                 token: m.token.clone(),
+                country: m.country.clone(),
                 created: rfc3339(m.attached),
             })
             .collect(),

@@ -30,6 +30,9 @@ pub struct AttachPaymentMethod {
     pub token: String,
     /// Make it the default (the first method always becomes the default).
     pub set_default: Option<bool>,
+    /// Where the method was issued (ISO 3166-1 alpha-2, as the gateway reports it): fraud
+    /// screening compares it with the customer's billing country.
+    pub country: Option<String>,
 }
 
 #[utoipa::path(
@@ -60,6 +63,7 @@ pub async fn attach(
             gateway: req.gateway,
             token: req.token,
             set_default: req.set_default.unwrap_or(false),
+            country: req.country,
         };
         execute(ctx, id, command).await
     })

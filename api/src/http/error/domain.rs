@@ -37,6 +37,12 @@ impl From<ChargeError> for ApiError {
                 ApiError::invalid("parameter_invalid", Some("description"), msg)
             }
             ChargeError::NotRequested => ApiError::not_found(msg),
+            ChargeError::NotInReview(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorType::Conflict,
+                "review_closed",
+                msg,
+            ),
             ChargeError::GatewayNotConfigured(_) => {
                 ApiError::invalid("gateway_not_configured", Some("payment_method"), msg)
             }
@@ -154,6 +160,9 @@ impl From<CustomerError> for ApiError {
                 ApiError::invalid("payment_method_limit", Some("token"), msg)
             }
             CustomerError::PaymentMethodNotFound => ApiError::not_found(msg),
+            CustomerError::CountryInvalid => {
+                ApiError::invalid("country_invalid", Some("country"), msg)
+            }
             CustomerError::CurrencyLocked { .. } => {
                 ApiError::invalid("currency_locked", Some("currency"), msg)
             }

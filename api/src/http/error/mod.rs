@@ -144,7 +144,8 @@ impl ApiError {
             "card_declined" => ("card_declined", Some("generic_decline")),
             "insufficient_funds" => ("card_declined", Some("insufficient_funds")),
             "fraudulent" => ("card_declined", Some("fraudulent")),
-            _ => ("card_declined", None),
+            // Any other decline (`lost_card`, `fraud_blocked`, `review_rejected`, …) says why.
+            other => ("card_declined", Some(other)),
         };
         let mut e = Self::new(
             StatusCode::PAYMENT_REQUIRED,

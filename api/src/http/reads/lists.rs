@@ -24,10 +24,10 @@ const SUBSCRIPTION_STATUSES: &[&str] = &[
     "trialing", "active", "past_due", "canceled", "unpaid", "paused",
 ];
 const INVOICE_STATUSES: &[&str] = &["draft", "open", "paid", "void", "uncollectible"];
-const CHARGE_STATUSES: &[&str] = &["pending", "succeeded", "failed"];
+const CHARGE_STATUSES: &[&str] = &["pending", "in_review", "succeeded", "failed"];
 
 /// A list of `projection`'s documents as `T`, each rendered by `render`.
-async fn list_of<T: DeserializeOwned>(
+pub(crate) async fn list_of<T: DeserializeOwned>(
     state: &AppState,
     q: &ListQuery,
     projection: &str,

@@ -1,5 +1,7 @@
 //! Configuration, from flags or the environment (see `env.example`).
 
+pub mod fraud;
+
 use std::path::PathBuf;
 
 use clap::Args;
