@@ -44,6 +44,10 @@ pub struct AppState {
     pub reactor: Arc<commands::reactor::Reactor>,
     /// The Stripe client when `STRIPE_SECRET_KEY` is set (also in `gateways`), for its checks.
     pub stripe: Option<Arc<gateways::stripe::StripeGateway>>,
+    /// The PayPal client when `PAYPAL_CLIENT_ID` is set (also in `gateways`), for webhooks.
+    pub paypal: Option<Arc<gateways::paypal::PaypalGateway>>,
+    /// `PAYPAL_WEBHOOK_ID`: what PayPal verifies deliveries against.
+    pub paypal_webhook_id: Option<String>,
     /// Secrets that sign Stripe's webhooks (`STRIPE_WEBHOOK_SECRET`; several while rotating).
     pub stripe_webhook_secrets: Arc<Vec<String>>,
     pub started: Instant,
@@ -85,6 +89,8 @@ impl AppState {
             read: projections::store::ReadStore::live(store),
             reactor,
             stripe: None,
+            paypal: None,
+            paypal_webhook_id: None,
             stripe_webhook_secrets: Arc::default(),
             started: Instant::now(),
         }

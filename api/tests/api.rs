@@ -27,6 +27,8 @@ mod multiprocess;
 mod ops;
 #[path = "api/payment.rs"]
 mod payment;
+#[path = "api/paypal.rs"]
+mod paypal;
 #[path = "api/plans.rs"]
 mod plans;
 #[path = "api/reactor.rs"]

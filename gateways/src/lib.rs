@@ -10,18 +10,23 @@
 //! - [`SandboxGateway`]: deterministic and in-memory, answering Stripe-like test tokens
 //!   (`tok_visa`, `tok_chargeDeclined`, …), including tokens that model the timeout windows used by
 //!   recovery tests.
-//! - Stripe (PaymentIntents/Refunds) and PayPal (Orders v2): to come.
+//! - [`StripeGateway`](stripe::StripeGateway): PaymentIntents confirmed at creation, refunds,
+//!   through async-stripe.
+//! - [`PaypalGateway`](paypal::PaypalGateway): vaulted PayPal payment sources charged as Orders v2
+//!   (created, then captured), refunds of captures, webhook verification, through reqwest.
 //!
-//! Gateways receive gateway tokens (`tok_…`, `pm_…`), never card numbers.
+//! Gateways receive gateway tokens (`tok_…`, `pm_…`, PayPal vault ids), never card numbers.
 
 #![warn(missing_docs)]
 
 pub mod gateway;
+pub mod paypal;
 pub mod registry;
 pub mod sandbox;
 #[cfg(feature = "stand-ins")]
 pub mod stand_in;
 pub mod stripe;
+pub mod tls;
 pub mod webhook;
 
 pub use gateway::{

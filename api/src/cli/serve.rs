@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
+use gateways::paypal::PaypalGateway;
 use gateways::stripe::StripeGateway;
 use gateways::{Gateway, Gateways, SandboxGateway};
 use ledger::access::{Scope, create_key};
@@ -77,12 +78,23 @@ async fn prepare(config: &StoreConfig) -> Result<(AppState, ledger::store::AnySt
         )),
         None => None,
     };
-    let gateways = match &stripe {
-        Some(s) => Gateways::new(s.clone()),
-        None => Gateways::new(sandbox()?),
+    let paypal = match StoreConfig::paypal()? {
+        Some(c) => Some(Arc::new(
+            PaypalGateway::new(c).map_err(|e| format!("PAYPAL_CLIENT_ID: {e}"))?,
+        )),
+        None => None,
+    };
+    // The default (bare tokens) is Stripe, else PayPal, else the sandbox alone.
+    let gateways = match (&stripe, &paypal) {
+        (Some(s), Some(p)) => Gateways::new(s.clone()).with(p.clone()),
+        (Some(s), None) => Gateways::new(s.clone()),
+        (None, Some(p)) => Gateways::new(p.clone()),
+        (None, None) => Gateways::new(sandbox()?),
     };
     let mut state = AppState::new(&store, gateways, config.master_key()?);
     state.stripe = stripe;
+    state.paypal = paypal;
+    state.paypal_webhook_id = StoreConfig::paypal_webhook_id();
     if crash_after_gateway_charge() {
         tracing::warn!(
             "BILLING_CRASH_AFTER_GATEWAY_CHARGE is set (testing only): the process exits right after the gateway's first answer to a charge"
@@ -103,9 +115,6 @@ async fn prepare(config: &StoreConfig) -> Result<(AppState, ledger::store::AnySt
     }
     // After the charge service is final: the billing flows charge through it.
     state.configure_billing(config.billing()?);
-    if std::env::var_os("PAYPAL_CLIENT_ID").is_some() {
-        tracing::warn!("PAYPAL_CLIENT_ID is set but this build has no PayPal client yet");
-    }
     ensure_admin_key(&state).await?;
     Ok((state, store))
 }

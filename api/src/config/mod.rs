@@ -241,6 +241,42 @@ impl StoreConfig {
         Ok(Some(config))
     }
 
+    /// `PAYPAL_CLIENT_ID` and `PAYPAL_CLIENT_SECRET` turn PayPal on; `PAYPAL_API_BASE` (default
+    /// PayPal's live API; `https://api-m.sandbox.paypal.com` for its sandbox, or a stand-in),
+    /// `PAYPAL_TIMEOUT_MS` per call (default 30 s).
+    pub fn paypal() -> Result<Option<gateways::paypal::PaypalConfig>, String> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let (id, secret) = match (var("PAYPAL_CLIENT_ID"), var("PAYPAL_CLIENT_SECRET")) {
+            (None, None) => return Ok(None),
+            (Some(id), Some(secret)) => (id, secret),
+            _ => return Err("PAYPAL_CLIENT_ID and PAYPAL_CLIENT_SECRET go together".into()),
+        };
+        let mut config = gateways::paypal::PaypalConfig::new(id.trim(), secret.trim());
+        if let Some(base) = var("PAYPAL_API_BASE") {
+            if !(base.starts_with("http://") || base.starts_with("https://")) {
+                return Err(format!(
+                    "PAYPAL_API_BASE must be an http(s) URL, not {base:?}"
+                ));
+            }
+            config.api_base = base;
+        }
+        if let Some(ms) = var("PAYPAL_TIMEOUT_MS") {
+            let ms: u64 = ms.parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
+                format!("PAYPAL_TIMEOUT_MS must be a positive integer, not {ms:?}")
+            })?;
+            config.timeout = std::time::Duration::from_millis(ms);
+        }
+        Ok(Some(config))
+    }
+
+    /// `PAYPAL_WEBHOOK_ID`: the id PayPal gave our webhook; deliveries are verified against it.
+    pub fn paypal_webhook_id() -> Option<String> {
+        std::env::var("PAYPAL_WEBHOOK_ID")
+            .ok()
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
     /// "postgres" or "sqlite (<dir>)", for logs.
     pub fn describe(&self) -> String {
         match self.database_url.as_deref().filter(|u| !u.is_empty()) {

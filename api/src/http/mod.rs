@@ -26,6 +26,7 @@ pub mod subscriptions;
 pub mod tax_rates;
 pub mod test_clocks;
 pub mod webhooks;
+pub mod webhooks_paypal;
 
 use std::any::Any;
 
@@ -51,6 +52,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/webhooks/stripe",
             post(webhooks::stripe).layer(DefaultBodyLimit::max(webhooks::BODY_MAX_BYTES)),
+        )
+        .route(
+            "/webhooks/paypal",
+            post(webhooks_paypal::paypal).layer(DefaultBodyLimit::max(webhooks::BODY_MAX_BYTES)),
         )
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/events", get(events::list))

@@ -70,7 +70,8 @@ use utoipa::{Modify, OpenApi};
         super::reviews::reject,
         super::reads::held::credit_notes_list,
         super::reads::held::credit_note_get,
-        super::webhooks::stripe
+        super::webhooks::stripe,
+        super::webhooks_paypal::paypal
     ),
     components(schemas(
         super::payment::PaymentProcess,

@@ -143,7 +143,7 @@ async fn first_start_prints_an_admin_key_once_and_serves_with_it() {
     let key = lines.next_line().await.unwrap().unwrap();
     assert!(key.starts_with("kb_"));
 
-    let client = reqwest::Client::new();
+    let client = crate::support::http_client(None);
     let base = format!("http://127.0.0.1:{port}");
     assert_eq!(health_status(&client, &base).await, Some(200));
     let charged = client

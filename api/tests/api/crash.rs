@@ -51,10 +51,7 @@ async fn crash_then_recover(kind: Kind) {
             sandbox_file.display().to_string(),
         )],
     };
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let client = crate::support::http_client(Some(Duration::from_secs(30)));
 
     // 1. First start, set to crash after the gateway's answer.
     let port = free_port();

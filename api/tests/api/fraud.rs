@@ -165,7 +165,10 @@ async fn blocks_are_402_fraud_blocked_and_velocity_counts_attempts_per_payment_m
     assert_eq!(blocked.status(), 402);
     let blocked: Value = blocked.json().await.unwrap();
     assert_eq!(blocked["error"]["type"], "card_error", "{blocked}");
-    assert_eq!(blocked["error"]["decline_code"], "fraud_blocked", "{blocked}");
+    assert_eq!(
+        blocked["error"]["decline_code"], "fraud_blocked",
+        "{blocked}"
+    );
     assert_eq!(gateway.calls(), 0);
     // Three attempts with this method so far allowed in the hour (the block counted as one).
     for i in 0..2 {
@@ -175,7 +178,10 @@ async fn blocks_are_402_fraud_blocked_and_velocity_counts_attempts_per_payment_m
         );
     }
     let blocked: Value = charge(&app, &cus, 100, "v-3").await.json().await.unwrap();
-    assert_eq!(blocked["error"]["decline_code"], "fraud_blocked", "{blocked}");
+    assert_eq!(
+        blocked["error"]["decline_code"], "fraud_blocked",
+        "{blocked}"
+    );
     assert_eq!(gateway.charges_made(), 2);
     let metrics = app
         .client

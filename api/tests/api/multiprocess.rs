@@ -141,7 +141,7 @@ async fn a_worker_process_builds_the_read_models_a_serving_process_answers_from(
     let _server = command(&["serve", "--no-workers"])
         .spawn()
         .expect("billing serve");
-    let client = reqwest::Client::new();
+    let client = crate::support::http_client(None);
     let base = format!("http://127.0.0.1:{port}");
     for _ in 0..100 {
         if client.get(format!("{base}/health")).send().await.is_ok() {

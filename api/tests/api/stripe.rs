@@ -102,10 +102,7 @@ async fn wait_for_stream(
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
+    crate::support::http_client(Some(Duration::from_secs(60)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

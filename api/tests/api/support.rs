@@ -210,7 +210,7 @@ pub async fn spawn_app_with(kind: Kind, sandbox: Arc<TestGateway>) -> TestApp {
 /// models stay where they are.
 pub async fn spawn_app_opts(kind: Kind, sandbox: Arc<TestGateway>, workers: bool) -> TestApp {
     let gateways = gateways::Gateways::new(sandbox.clone());
-    spawn_app_gateways(kind, sandbox, gateways, workers, None).await
+    spawn_app_gateways(kind, sandbox, gateways, workers, Box::new(|_| {})).await
 }
 
 /// The sandbox, with fraud screening under `rules`.
@@ -220,7 +220,39 @@ pub async fn spawn_app_fraud(
     rules: commands::charge::fraud::FraudRules,
 ) -> TestApp {
     let gateways = gateways::Gateways::new(sandbox.clone());
-    spawn_app_gateways(kind, sandbox, gateways, true, Some(rules)).await
+    let configure = move |state: &mut AppState| {
+        state.charges = Arc::new(state.charges.with_fraud_rules(rules));
+    };
+    spawn_app_gateways(kind, sandbox, gateways, true, Box::new(configure)).await
+}
+
+/// The PayPal webhook id the PayPal test apps are configured with.
+pub const PAYPAL_WEBHOOK_ID: &str = "WH-ID-5GF12391RB8493234";
+
+/// Charging through PayPal (the stand-in at `paypal`), its webhooks verified there.
+pub async fn spawn_app_paypal(kind: Kind, paypal: &gateways::stand_in::PaypalStandIn) -> TestApp {
+    let client = Arc::new(
+        gateways::paypal::PaypalGateway::new(gateways::paypal::PaypalConfig {
+            client_id: "standin-client".into(),
+            client_secret: "standin-secret".into(),
+            api_base: paypal.base_url().into(),
+            timeout: std::time::Duration::from_secs(10),
+        })
+        .expect("paypal client"),
+    );
+    let gateways = gateways::Gateways::new(client.clone());
+    let configure = move |state: &mut AppState| {
+        state.paypal = Some(client);
+        state.paypal_webhook_id = Some(PAYPAL_WEBHOOK_ID.into());
+    };
+    spawn_app_gateways(
+        kind,
+        Arc::new(TestGateway::default()),
+        gateways,
+        true,
+        Box::new(configure),
+    )
+    .await
 }
 
 /// Charging through Stripe (the stand-in at `stripe`) instead of the sandbox.
@@ -232,7 +264,14 @@ pub async fn spawn_app_stripe(kind: Kind, stripe: &gateways::stand_in::StripeSta
     })
     .expect("stripe client");
     let gateways = gateways::Gateways::new(Arc::new(client));
-    spawn_app_gateways(kind, Arc::new(TestGateway::default()), gateways, true, None).await
+    spawn_app_gateways(
+        kind,
+        Arc::new(TestGateway::default()),
+        gateways,
+        true,
+        Box::new(|_| {}),
+    )
+    .await
 }
 
 async fn spawn_app_gateways(
@@ -240,7 +279,7 @@ async fn spawn_app_gateways(
     sandbox: Arc<TestGateway>,
     gateways: gateways::Gateways,
     workers: bool,
-    fraud: Option<commands::charge::fraud::FraudRules>,
+    configure: Box<dyn FnOnce(&mut AppState) + Send>,
 ) -> TestApp {
     let (store, db, dir) = match kind {
         Kind::Sqlite => {
@@ -279,9 +318,7 @@ async fn spawn_app_gateways(
     );
     state.stripe_webhook_secrets =
         Arc::new(WEBHOOK_SECRETS.iter().map(|s| (*s).to_string()).collect());
-    if let Some(rules) = fraud {
-        state.charges = Arc::new(state.charges.with_fraud_rules(rules));
-    }
+    configure(&mut state);
     let charges = state.charges.clone();
     let customers = state.customers.clone();
     let billing = state.billing.clone();
@@ -305,7 +342,7 @@ async fn spawn_app_gateways(
         customers,
         billing,
         keys: store.keys(),
-        client: reqwest::Client::new(),
+        client: http_client(None),
         store: store.events(),
         sandbox,
         read_key: keys.pop().unwrap_or_default(),
@@ -450,6 +487,17 @@ impl TestApp {
 
 /// The balance (`debit − credit`) of `account` in `currency` in a trial balance answer; 0 when
 /// the journal has no line for it.
+/// An HTTP client for the tests (reqwest's rustls needs the process's crypto provider first).
+pub fn http_client(timeout: Option<std::time::Duration>) -> reqwest::Client {
+    gateways::tls::install_crypto_provider();
+    let builder = reqwest::Client::builder();
+    let builder = match timeout {
+        Some(t) => builder.timeout(t),
+        None => builder,
+    };
+    builder.build().expect("http client")
+}
+
 pub fn account_balance(tb: &serde_json::Value, currency: &str, account: &str) -> i64 {
     tb["currencies"]
         .as_array()

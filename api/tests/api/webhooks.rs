@@ -248,7 +248,7 @@ proptest! {
                 header
             };
             // A client of this case's runtime (a pooled connection must not outlive its runtime).
-            let client = reqwest::Client::new();
+            let client = crate::support::http_client(None);
             let mut req = client.post(app.url("/webhooks/stripe")).body(body.clone());
             if let Some(v) = signature.and_then(|s| reqwest::header::HeaderValue::from_str(&s).ok()) {
                 req = req.header("stripe-signature", v);

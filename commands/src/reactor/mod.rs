@@ -11,6 +11,7 @@
 //! Types we do not act on are recorded and left alone.
 
 mod index;
+pub mod paypal;
 pub mod stripe;
 
 use std::sync::Arc;
@@ -120,6 +121,7 @@ impl Reactor {
         };
         let translated = match delivery.gateway.as_str() {
             "stripe" => stripe::translate(&delivery.gateway_event_id, &delivery.event_type, &body),
+            "paypal" => paypal::translate(&delivery.gateway_event_id, &delivery.event_type, &body),
             _ => Translated::Ignored,
         };
         let (charge, report) = match translated {

@@ -2,6 +2,8 @@
 //! cannot be reached from the machines this runs on, so their clients are exercised against
 //! servers that speak the same wire format, started by the tests themselves.
 
+pub mod paypal;
 pub mod stripe;
 
+pub use paypal::PaypalStandIn;
 pub use stripe::StripeStandIn;

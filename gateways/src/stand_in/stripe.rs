@@ -222,7 +222,10 @@ async fn mutate(
             .unwrap_or_default()
             .into_iter()
             .collect();
-    let fingerprint = format!("{path}?{}", String::from_utf8_lossy(body));
+    // Stripe compares parameters, not their order in the form.
+    let mut sorted: Vec<_> = params.iter().collect();
+    sorted.sort();
+    let fingerprint = format!("{path}?{sorted:?}");
     let (response, answer_delay) = decide(&mut lock(book), key, fingerprint, &params, act);
     tokio::time::sleep(answer_delay).await;
     response

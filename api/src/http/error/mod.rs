@@ -190,6 +190,26 @@ impl ApiError {
         )
     }
 
+    /// A gateway needed to accept a request did not answer (PayPal verifying a delivery).
+    pub fn gateway_unavailable(message: &str) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorType::ApiError,
+            "gateway_unavailable",
+            message,
+        )
+    }
+
+    /// PayPal deliveries cannot be verified: no `PAYPAL_WEBHOOK_ID` or no PayPal credentials.
+    pub fn paypal_webhooks_not_configured() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorType::ApiError,
+            "webhooks_not_configured",
+            "PayPal webhooks are not configured (PAYPAL_WEBHOOK_ID and PayPal credentials); nothing was recorded",
+        )
+    }
+
     /// The read models have not reached the position a reader asked for (`min_position`).
     pub fn read_model_behind(wanted: i64, reached: i64) -> Self {
         Self::new(

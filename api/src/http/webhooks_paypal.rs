@@ -1,0 +1,141 @@
+//! `POST /webhooks/paypal`: the PayPal side of the webhook inbox. PayPal signs with a
+//! certificate and verifies for us: the delivery's `PAYPAL-*` headers, our webhook's id
+//! (`PAYPAL_WEBHOOK_ID`) and the exact body go to its verify-webhook-signature call. `FAILURE` (or
+//! missing headers) answers 400 and records nothing; verified, the delivery is recorded as
+//! `GatewayEventReceived` (once per `WH-…` id) before the 200, and the reactor translates it. If
+//! PayPal cannot be asked, the answer is 503 and PayPal delivers again.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use commands::gateway_event::{self, GatewayEventReceived};
+use gateways::paypal::webhook::PaypalSignatureHeaders;
+use ledger::event::Metadata;
+use serde_json::{Value, json};
+
+use super::body::body_bytes;
+use super::error::ApiError;
+use super::respond::{json_text, with_position};
+use super::webhooks::BODY_MAX_BYTES;
+use crate::state::AppState;
+
+const HEADERS: [&str; 5] = [
+    "paypal-auth-algo",
+    "paypal-cert-url",
+    "paypal-transmission-id",
+    "paypal-transmission-sig",
+    "paypal-transmission-time",
+];
+
+/// `id`, `event_type` and `create_time` (as unix seconds) of a PayPal event.
+fn envelope(body: &[u8]) -> Option<(String, String, i64)> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let id = v["id"].as_str().filter(|s| valid(s))?.to_string();
+    let kind = v["event_type"].as_str().filter(|s| valid(s))?.to_string();
+    let created = chrono::DateTime::parse_from_rfc3339(v["create_time"].as_str()?)
+        .ok()?
+        .timestamp();
+    Some((id, kind, created))
+}
+
+fn valid(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
+#[utoipa::path(
+    post,
+    path = "/webhooks/paypal",
+    request_body(content = String, description = "a PayPal webhook event with its PAYPAL-* headers", content_type = "application/json"),
+    responses(
+        (status = 200, description = "verified and recorded (or recorded before: `duplicate`)"),
+        (status = 400, description = "headers missing, signature refused by PayPal, or not a PayPal event: nothing recorded"),
+        (status = 503, description = "PayPal webhooks not configured (`PAYPAL_WEBHOOK_ID` and PayPal credentials), PayPal could not be asked, or the ledger is unavailable: PayPal delivers again"),
+    )
+)]
+pub async fn paypal(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = match body {
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(ApiError::too_large(BODY_MAX_BYTES));
+        }
+        other => body_bytes(other)?,
+    };
+    let (Some(paypal), Some(webhook_id)) = (&state.paypal, &state.paypal_webhook_id) else {
+        return Err(ApiError::paypal_webhooks_not_configured());
+    };
+    let lookup = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let signature = PaypalSignatureHeaders::from_lookup(lookup).ok_or_else(|| {
+        ApiError::invalid(
+            "signature_missing",
+            None,
+            "the PAYPAL-AUTH-ALGO, -CERT-URL, -TRANSMISSION-ID, -TRANSMISSION-SIG and -TRANSMISSION-TIME headers are required",
+        )
+    })?;
+    let (id, event_type, created) = envelope(&body).ok_or_else(|| {
+        ApiError::invalid(
+            "event_invalid",
+            None,
+            "the body is not a PayPal event (id, event_type, create_time)",
+        )
+    })?;
+    match paypal
+        .verify_webhook_raw(webhook_id, &signature, &body)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(ApiError::invalid(
+                "signature_invalid",
+                None,
+                "PayPal did not verify this delivery's signature; nothing was recorded",
+            ));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "PayPal webhook verification could not be asked");
+            return Err(ApiError::gateway_unavailable(
+                "PayPal could not verify this delivery now; nothing was recorded (PayPal delivers again)",
+            ));
+        }
+    }
+    let raw = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::invalid("event_invalid", None, "the body is not UTF-8 JSON"))?;
+    let kept: BTreeMap<String, String> = HEADERS
+        .iter()
+        .filter_map(|h| lookup(h).map(|v| ((*h).to_string(), v.to_string())))
+        .collect();
+    let received = GatewayEventReceived {
+        gateway: "paypal".into(),
+        gateway_event_id: id,
+        event_type,
+        created,
+        livemode: paypal.config().api_base.trim_end_matches('/')
+            == gateways::paypal::DEFAULT_API_BASE,
+        body: raw,
+        headers: kept,
+    };
+    let metadata = Metadata {
+        actor: Some("webhook:paypal".into()),
+        ..Metadata::default()
+    };
+    let now = state.clock.now();
+    let recorded = gateway_event::record(state.store.as_ref(), &received, now, &metadata).await?;
+    if let Err(e) = state.reactor.react_to(recorded.event_id, &received).await {
+        tracing::warn!(event = %received.gateway_event_id, error = %e, "reacting to a webhook failed; the background pass will retry");
+    }
+    let answer = json!({
+        "received": true,
+        "id": received.gateway_event_id,
+        "duplicate": recorded.duplicate,
+    });
+    Ok(with_position(
+        json_text(StatusCode::OK.as_u16(), answer.to_string()),
+        recorded.position,
+    ))
+}
