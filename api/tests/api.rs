@@ -19,6 +19,8 @@ mod crash;
 mod customers;
 #[path = "api/events.rs"]
 mod events;
+#[path = "api/failover.rs"]
+mod failover;
 #[path = "api/fraud.rs"]
 mod fraud;
 #[path = "api/multiprocess.rs"]

@@ -113,6 +113,10 @@ pub enum GatewayError {
     /// key.
     #[error("gateway unavailable: {0}")]
     Unavailable(String),
+    /// No connection could be made: the request never left us, so nothing happened at the
+    /// gateway. Retrying is safe, and so is going to another gateway (failover).
+    #[error("gateway unreachable: {0}")]
+    Unreachable(String),
     /// The gateway refused the request (4xx): bad parameters, unknown token or charge, idempotency
     /// key reuse, refund beyond the charge. Retrying the same request will not help.
     #[error("invalid gateway request: {0}")]
@@ -123,7 +127,7 @@ impl GatewayError {
     /// Whether retrying the same request (with the same idempotency key) may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Timeout | Self::Unavailable(_) => true,
+            Self::Timeout | Self::Unavailable(_) | Self::Unreachable(_) => true,
             Self::InvalidRequest(_) => false,
         }
     }
@@ -277,6 +281,7 @@ mod tests {
     fn only_timeouts_and_unavailability_are_retryable() {
         assert!(GatewayError::Timeout.is_retryable());
         assert!(GatewayError::Unavailable("502".into()).is_retryable());
+        assert!(GatewayError::Unreachable("refused".into()).is_retryable());
         assert!(!GatewayError::InvalidRequest("bad".into()).is_retryable());
     }
 }

@@ -33,6 +33,7 @@
 //!   open reversed; invoice voids +the rest.
 //! - `ChargeDisputed` that withdrew funds: cash −amount; disputes +amount. `DisputeClosed` won
 //!   (funds reinstated): the reverse. A lost dispute stays in `disputes`; an inquiry posts nothing.
+//! - `ChargeFailedOver`: nothing; the charge's cash account becomes the new gateway's.
 //! - `BalanceAdjusted`: customer balance +amount; the other side is the receivable when an
 //!   invoice caused it (credit applied, credit from a negative invoice, credit given back by a
 //!   void), else balance adjustments.
@@ -430,6 +431,14 @@ fn charge(set: &mut ReadSet, event: &RecordedEvent, e: ChargeEvent) -> Result<()
                     .credit("disputes", amount)
                     .post(set)?;
             }
+            let customer = n.customer.clone();
+            set.keep(NAME, event, key, customer, &n)
+        }
+        // The money will be taken (and refunded) by the new gateway.
+        ChargeEvent::FailedOver(f) => {
+            let key = charge_key(f.charge_id);
+            let mut n: ChargeNote = set.note(NAME, event, &key)?;
+            n.gateway = f.to_gateway;
             let customer = n.customer.clone();
             set.keep(NAME, event, key, customer, &n)
         }

@@ -108,6 +108,10 @@ async fn prepare(config: &StoreConfig) -> Result<(AppState, ledger::store::AnySt
         })));
     }
     state.stripe_webhook_secrets = Arc::new(StoreConfig::stripe_webhook_secrets());
+    if StoreConfig::failover()? {
+        tracing::info!("gateway failover on");
+        state.charges = Arc::new(state.charges.with_failover(true));
+    }
     let fraud = crate::config::fraud::rules(|k| std::env::var(k).ok())?;
     if fraud.enabled() {
         tracing::info!(rules = ?fraud, "fraud screening on");

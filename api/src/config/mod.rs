@@ -269,6 +269,22 @@ impl StoreConfig {
         Ok(Some(config))
     }
 
+    /// `BILLING_GATEWAY_FAILOVER=true`: a charge whose gateway cannot be reached moves to the
+    /// customer's method at another configured gateway. Off by default.
+    pub fn failover() -> Result<bool, String> {
+        match std::env::var("BILLING_GATEWAY_FAILOVER")
+            .ok()
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("" | "false" | "0") => Ok(false),
+            Some("true" | "1") => Ok(true),
+            Some(other) => Err(format!(
+                "BILLING_GATEWAY_FAILOVER must be true or false, not {other:?}"
+            )),
+        }
+    }
+
     /// `PAYPAL_WEBHOOK_ID`: the id PayPal gave our webhook; deliveries are verified against it.
     pub fn paypal_webhook_id() -> Option<String> {
         std::env::var("PAYPAL_WEBHOOK_ID")

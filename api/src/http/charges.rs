@@ -7,6 +7,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use commands::charge::ChargeInput;
+use commands::charge::failover::Fallback;
 use commands::charge::fraud::RiskFacts;
 use ledger::ids::{ChargeId, CustomerId, PaymentMethodId};
 use ledger::money::{Currency, Money};
@@ -100,6 +101,17 @@ pub async fn create(
                 description: req.description,
                 gateway: Some(method.gateway.as_str().to_string()),
                 off_session: false,
+                // The customer's methods at other gateways, newest first, for failover.
+                fallbacks: customer
+                    .payment_methods
+                    .iter()
+                    .rev()
+                    .filter(|m| m.gateway != method.gateway)
+                    .map(|m| Fallback {
+                        gateway: m.gateway.as_str().to_string(),
+                        payment_method: m.token.clone(),
+                    })
+                    .collect(),
                 risk: RiskFacts {
                     billing_country: customer.tax_location.as_ref().map(|l| l.country.clone()),
                     method_country: method.country.clone(),

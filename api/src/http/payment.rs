@@ -123,5 +123,6 @@ fn charge_input(
         gateway: None,
         off_session: false,
         risk: commands::charge::fraud::RiskFacts::default(),
+        fallbacks: Vec::new(),
     })
 }

@@ -274,7 +274,7 @@ pub async fn spawn_app_stripe(kind: Kind, stripe: &gateways::stand_in::StripeSta
     .await
 }
 
-async fn spawn_app_gateways(
+pub(crate) async fn spawn_app_gateways(
     kind: Kind,
     sandbox: Arc<TestGateway>,
     gateways: gateways::Gateways,

@@ -369,6 +369,7 @@ impl Billing {
                     // Like Stripe's invoice payments: the customer is not there to authenticate.
                     off_session: true,
                     risk: crate::charge::fraud::RiskFacts::default(),
+                    fallbacks: Vec::new(),
                     description: Some(format!(
                         "Invoice {}",
                         invoice.number.as_deref().unwrap_or("draft")

@@ -6,6 +6,7 @@
 //! a card is never charged twice, and never charged without a record.
 
 pub mod dispute;
+pub mod failover;
 pub mod fraud;
 mod gateway_report;
 pub mod recovery;
@@ -82,6 +83,7 @@ pub enum ChargeEvent {
     Refund(refund::RefundEvent),
     Dispute(dispute::DisputeEvent),
     Review(review::ReviewEvent),
+    FailedOver(failover::ChargeFailedOver),
 }
 
 impl DomainEvent for ChargeEvent {
@@ -97,6 +99,7 @@ impl DomainEvent for ChargeEvent {
             ChargeEvent::Dispute(DisputeEvent::Closed(_)) => "DisputeClosed",
             ChargeEvent::Review(ReviewEvent::Assessed(_)) => "FraudAssessed",
             ChargeEvent::Review(ReviewEvent::Closed(_)) => "ReviewClosed",
+            ChargeEvent::FailedOver(_) => "ChargeFailedOver",
         }
     }
 
@@ -112,6 +115,7 @@ impl DomainEvent for ChargeEvent {
             ChargeEvent::Dispute(DisputeEvent::Closed(e)) => to_json(e),
             ChargeEvent::Review(ReviewEvent::Assessed(e)) => to_json(e),
             ChargeEvent::Review(ReviewEvent::Closed(e)) => to_json(e),
+            ChargeEvent::FailedOver(e) => to_json(e),
         }
     }
 
@@ -141,6 +145,7 @@ impl DomainEvent for ChargeEvent {
             "ReviewClosed" => {
                 from_json(payload).map(|e| ChargeEvent::Review(ReviewEvent::Closed(e)))
             }
+            "ChargeFailedOver" => from_json(payload).map(ChargeEvent::FailedOver),
             _ => None,
         }
     }
@@ -361,6 +366,10 @@ pub fn evolve(state: Option<Charge>, event: &ChargeEvent, at: DateTime<Utc>) -> 
         }
         (Some(mut c), ChargeEvent::Review(e)) => {
             review::apply(&mut c, e);
+            Some(c)
+        }
+        (Some(mut c), ChargeEvent::FailedOver(e)) => {
+            failover::apply(&mut c, e);
             Some(c)
         }
         (Some(mut c), ChargeEvent::Succeeded(e)) => {

@@ -99,7 +99,7 @@ impl RecoveryScan {
                     self.charges.insert(e.charge_id, at);
                 }
             }
-            ChargeEvent::Dispute(_) => {}
+            ChargeEvent::Dispute(_) | ChargeEvent::FailedOver(_) => {}
         }
     }
 
@@ -172,7 +172,7 @@ impl ChargeService {
         let stream = stream_of(id)?;
         let loaded = self.load(&stream).await?;
         let result = self
-            .complete(&stream, loaded, metadata.clone(), None, render)
+            .complete(&stream, loaded, metadata.clone(), None, render, &[])
             .await?;
         Ok(result.charge.status != ChargeStatus::Pending)
     }

@@ -209,7 +209,7 @@ impl ChargeService {
             }
         }
         // Approved: charged now (or completed, if a retry finds it charged already).
-        self.complete(&stream, loaded, metadata, idempotency, render)
+        self.complete(&stream, loaded, metadata, idempotency, render, &[])
             .await
     }
 }

@@ -12,6 +12,7 @@ use ledger::ids::{ChargeId, CustomerId};
 use ledger::money::Money;
 use ledger::store::{AppendError, EventStore, StoreError};
 
+use super::failover::{Fallback, decide_failover};
 use super::{Charge, ChargeCommand, ChargeError, ChargeEvent, ChargeStatus, decide, evolve};
 use crate::clock::Clock;
 use crate::error::CommandError;
@@ -26,6 +27,14 @@ const CONFLICT_RETRY_MAX: usize = 3;
 /// answered, and its answer must not be lost to a passing database failure. A retry after a
 /// commit that did happen fails its expected version and finds the outcome on reload.
 const OUTCOME_APPEND_RETRY_DELAYS_MS: [u64; 3] = [100, 500, 2_000];
+
+/// Why a gateway call gave no outcome.
+enum Unsettled {
+    /// The gateway may have acted: ask it again with the same key.
+    Unknown,
+    /// No attempt reached it: nothing happened there.
+    Unreachable(String),
+}
 
 /// Who asked, under which `Idempotency-Key`: the response is stored with the outcome event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,8 +75,10 @@ pub struct ChargeInput {
     pub gateway: Option<String>,
     /// Without the customer present (renewals, scheduled invoice payments).
     pub off_session: bool,
-    /// What fraud screening needs beyond the charge (countries, the gateway's risk level).
+    /// What fraud screening needs beyond the charge (countries).
     pub risk: super::fraud::RiskFacts,
+    /// The customer's methods at other gateways, in order of preference, for failover.
+    pub fallbacks: Vec<Fallback>,
 }
 
 /// The result of a charge command.
@@ -90,6 +101,8 @@ pub struct ChargeService {
     pub(super) clock: Arc<dyn Clock>,
     /// Fraud screening before the gateway is called; `None`: none.
     screening: Option<Arc<super::review::Screening>>,
+    /// Whether a charge whose gateway cannot be reached moves to a fallback.
+    failover: bool,
     /// See [`ChargeService::with_after_gateway_hook`].
     after_gateway: Option<AfterGatewayHook>,
 }
@@ -111,6 +124,7 @@ impl ChargeService {
             gateways: gateways.into(),
             clock,
             screening: None,
+            failover: false,
             after_gateway: None,
         }
     }
@@ -122,6 +136,7 @@ impl ChargeService {
             gateways: self.gateways.clone(),
             clock,
             screening: self.screening.clone(),
+            failover: self.failover,
             after_gateway: self.after_gateway.clone(),
         }
     }
@@ -136,6 +151,20 @@ impl ChargeService {
             screening: rules
                 .enabled()
                 .then(|| Arc::new(super::review::Screening::new(rules))),
+            failover: self.failover,
+            after_gateway: self.after_gateway.clone(),
+        }
+    }
+
+    /// The same service, moving charges whose gateway cannot be reached to the customer's
+    /// method at another gateway (`on`), or never (the default).
+    pub fn with_failover(&self, on: bool) -> Self {
+        Self {
+            store: self.store.clone(),
+            gateways: self.gateways.clone(),
+            clock: self.clock.clone(),
+            screening: self.screening.clone(),
+            failover: on,
             after_gateway: self.after_gateway.clone(),
         }
     }
@@ -150,6 +179,7 @@ impl ChargeService {
             gateways: self.gateways.clone(),
             clock: self.clock.clone(),
             screening: self.screening.clone(),
+            failover: self.failover,
             after_gateway: Some(hook),
         }
     }
@@ -239,8 +269,15 @@ impl ChargeService {
         {
             return Err(CommandError::IdempotencyMismatch);
         }
-        self.complete(&stream, loaded, metadata, idempotency, render)
-            .await
+        self.complete(
+            &stream,
+            loaded,
+            metadata,
+            idempotency,
+            render,
+            &input.fallbacks,
+        )
+        .await
     }
 
     pub(super) async fn complete(
@@ -250,6 +287,7 @@ impl ChargeService {
         metadata: Metadata,
         idempotency: Option<IdempotencyDraft>,
         render: &Render,
+        fallbacks: &[Fallback],
     ) -> Result<ChargeResult, CommandError> {
         for _ in 0..CONFLICT_RETRY_MAX {
             let Some(charge) = loaded.charge.clone() else {
@@ -262,13 +300,36 @@ impl ChargeService {
                     idempotency_stored: false,
                 });
             }
-            let Some(command) = self.call_gateway(&charge).await else {
+            let command = match self.call_gateway(&charge).await {
+                Ok(command) => command,
+                Err(Unsettled::Unreachable(reason))
+                    if self.failover && self.fallback(&charge, fallbacks).is_some() =>
+                {
+                    if let Some(to) = self.fallback(&charge, fallbacks) {
+                        let event = decide_failover(&charge, to, &reason)?;
+                        let now = self.clock.now();
+                        let expected = ExpectedVersion::Exact(loaded.version);
+                        tracing::warn!(charge_id = %charge.id, from = %charge.gateway, to = %to.gateway, %reason, "gateway unreachable; failing over");
+                        match self
+                            .append(stream, expected, &[event], now, &metadata, None)
+                            .await
+                        {
+                            Err(AppendError::WrongExpectedVersion { .. }) | Ok(_) => {
+                                loaded = self.load(stream).await?;
+                            }
+                            Err(e) => return Err(append_failure(e)),
+                        }
+                    }
+                    continue;
+                }
                 // Outcome unknown: the charge stays pending, to be completed with the same key.
-                return Ok(ChargeResult {
-                    charge,
-                    position: loaded.position,
-                    idempotency_stored: false,
-                });
+                Err(_) => {
+                    return Ok(ChargeResult {
+                        charge,
+                        position: loaded.position,
+                        idempotency_stored: false,
+                    });
+                }
             };
             if let Some(hook) = &self.after_gateway {
                 hook();
@@ -341,8 +402,15 @@ impl ChargeService {
         }
     }
 
-    /// Calls the gateway, retrying timeouts and 5xx with the same key. `None`: outcome unknown.
-    async fn call_gateway(&self, charge: &Charge) -> Option<ChargeCommand> {
+    /// The first of `fallbacks` at a configured gateway other than the charge's.
+    fn fallback<'f>(&self, charge: &Charge, fallbacks: &'f [Fallback]) -> Option<&'f Fallback> {
+        fallbacks
+            .iter()
+            .find(|f| f.gateway != charge.gateway && self.gateways.get(&f.gateway).is_some())
+    }
+
+    /// Calls the gateway, retrying timeouts and 5xx with the same key.
+    async fn call_gateway(&self, charge: &Charge) -> Result<ChargeCommand, Unsettled> {
         let request = ChargeRequest {
             idempotency_key: charge.gateway_key.clone(),
             amount: charge.amount,
@@ -353,27 +421,29 @@ impl ChargeService {
         };
         let Some(gateway) = self.gateways.route(&charge.gateway) else {
             tracing::error!(charge_id = %charge.id, gateway = %charge.gateway, "the charge's gateway is not configured; charge left pending");
-            return None;
+            return Err(Unsettled::Unknown);
         };
+        // Whether every attempt failed to connect (then nothing happened at the gateway).
+        let mut unreachable = true;
         let mut delays = GATEWAY_RETRY_DELAYS_MS.iter();
         loop {
             match gateway.charge(request.clone()).await {
                 Ok(ChargeOutcome::Succeeded { gateway_charge_id }) => {
-                    return Some(ChargeCommand::RecordSuccess { gateway_charge_id });
+                    return Ok(ChargeCommand::RecordSuccess { gateway_charge_id });
                 }
                 Ok(ChargeOutcome::Declined {
                     gateway_charge_id,
                     failure_code,
                     message,
                 }) => {
-                    return Some(ChargeCommand::RecordFailure {
+                    return Ok(ChargeCommand::RecordFailure {
                         gateway_charge_id: Some(gateway_charge_id),
                         failure_code: failure_code.as_str().to_string(),
                         failure_message: message,
                     });
                 }
                 Err(GatewayError::InvalidRequest(message)) => {
-                    return Some(ChargeCommand::RecordFailure {
+                    return Ok(ChargeCommand::RecordFailure {
                         gateway_charge_id: None,
                         failure_code: "invalid_payment_method".to_string(),
                         failure_message: message,
@@ -381,12 +451,18 @@ impl ChargeService {
                 }
                 Err(e) => match delays.next() {
                     Some(ms) => {
+                        unreachable &= matches!(e, GatewayError::Unreachable(_));
                         tracing::warn!(charge_id = %charge.id, error = %e, "gateway call failed; retrying with the same key");
                         tokio::time::sleep(Duration::from_millis(*ms)).await;
                     }
                     None => {
                         tracing::warn!(charge_id = %charge.id, error = %e, "gateway outcome unknown; charge left pending");
-                        return None;
+                        return Err(match e {
+                            GatewayError::Unreachable(m) if unreachable => {
+                                Unsettled::Unreachable(m)
+                            }
+                            _ => Unsettled::Unknown,
+                        });
                     }
                 },
             }

@@ -47,6 +47,8 @@ fn transport_error(e: &reqwest::Error) -> GatewayError {
         GatewayError::Timeout
     } else if e.is_builder() {
         GatewayError::InvalidRequest(format!("paypal: {e}"))
+    } else if e.is_connect() {
+        GatewayError::Unreachable(format!("paypal: {e}"))
     } else {
         GatewayError::Unavailable(format!("paypal: {e}"))
     }

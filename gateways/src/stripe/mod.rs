@@ -157,6 +157,10 @@ fn call_error(e: &StripeError) -> GatewayError {
     match e {
         StripeError::Stripe(errors, status) => outcome::error_only(&parts(errors, *status)),
         StripeError::Timeout => GatewayError::Timeout,
+        // hyper's legacy client says `client error (Connect)` when no connection was made.
+        StripeError::ClientError(m) if m.contains("(Connect)") => {
+            GatewayError::Unreachable(format!("stripe: {m}"))
+        }
         StripeError::ClientError(m) | StripeError::JSONDeserialize(m) => {
             GatewayError::Unavailable(format!("stripe: {m}"))
         }

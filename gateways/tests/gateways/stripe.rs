@@ -246,5 +246,7 @@ async fn ping_tells_whether_stripe_answers_with_this_key() {
         timeout: Duration::from_secs(2),
     })
     .unwrap();
-    assert!(gone.ping().await.unwrap_err().is_retryable());
+    let e = gone.ping().await.unwrap_err();
+    assert!(matches!(e, GatewayError::Unreachable(_)), "{e:?}");
+    assert!(e.is_retryable());
 }
