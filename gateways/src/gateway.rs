@@ -117,6 +117,10 @@ pub enum GatewayError {
     /// gateway. Retrying is safe, and so is going to another gateway (failover).
     #[error("gateway unreachable: {0}")]
     Unreachable(String),
+    /// The gateway refused *our* credentials (a revoked or wrong key): nothing happened, and it
+    /// is no fault of the payment — the charge stays pending until the configuration is fixed.
+    #[error("gateway refused our credentials: {0}")]
+    Unauthorized(String),
     /// The gateway refused the request (4xx): bad parameters, unknown token or charge, idempotency
     /// key reuse, refund beyond the charge. Retrying the same request will not help.
     #[error("invalid gateway request: {0}")]
@@ -127,7 +131,9 @@ impl GatewayError {
     /// Whether retrying the same request (with the same idempotency key) may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Timeout | Self::Unavailable(_) | Self::Unreachable(_) => true,
+            Self::Timeout | Self::Unavailable(_) | Self::Unreachable(_) | Self::Unauthorized(_) => {
+                true
+            }
             Self::InvalidRequest(_) => false,
         }
     }

@@ -31,14 +31,23 @@ pub enum GatewayReport {
     /// The gateway has refunded `amount_refunded` of the charge in all (cumulative).
     Refunded {
         amount_refunded: i64,
-        /// The gateway's refund ids it listed, newest last (may be empty).
-        gateway_refund_ids: Vec<String>,
+        /// The refunds the gateway listed, oldest first (may be empty).
+        refunds: Vec<ListedRefund>,
         /// A stable reference of the report (the gateway's event id): names a refund made at the
         /// gateway directly, and stands for the refund id when the gateway listed none.
         reference: String,
     },
     /// A dispute opened, changed or closed.
     Dispute(DisputeReport),
+}
+
+/// A refund the gateway listed: its id, and our key when we made it (`metadata.billing_key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedRefund {
+    pub id: String,
+    pub billing_key: Option<String>,
+    /// In the charge's minor units, when the gateway said.
+    pub amount: Option<i64>,
 }
 
 /// The events a report adds to `charge`; none when the charge already says as much. Pure.
@@ -64,9 +73,9 @@ pub fn decide_report(charge: &Charge, report: &GatewayReport) -> Vec<ChargeEvent
         ),
         GatewayReport::Refunded {
             amount_refunded,
-            gateway_refund_ids,
+            refunds,
             reference,
-        } => refunded(charge, *amount_refunded, gateway_refund_ids, reference),
+        } => refunded(charge, *amount_refunded, refunds, reference),
         GatewayReport::Dispute(d) => decide_dispute(charge, d)
             .into_iter()
             .map(ChargeEvent::Dispute)
@@ -81,77 +90,139 @@ fn outcome(charge: &Charge, command: ChargeCommand) -> Vec<ChargeEvent> {
     decide(Some(charge), command).unwrap_or_default()
 }
 
-fn refunded(charge: &Charge, total: i64, ids: &[String], reference: &str) -> Vec<ChargeEvent> {
-    if charge.status != ChargeStatus::Succeeded {
+fn refunded(
+    charge: &Charge,
+    total: i64,
+    listed: &[ListedRefund],
+    reference: &str,
+) -> Vec<ChargeEvent> {
+    if charge.status != ChargeStatus::Succeeded || total < 0 {
         return Vec::new();
     }
-    let mut confirmed = charge.amount_refunded();
     let mut events = Vec::new();
     let mut state = charge.clone();
-    // Our pending refunds, oldest first, as far as the gateway's total covers them.
-    let pending: Vec<_> = charge
-        .refunds
-        .iter()
-        .filter(|r| r.status == RefundStatus::Pending)
-        .cloned()
-        .collect();
-    for (i, r) in pending.iter().enumerate() {
-        let Some(after) = confirmed.checked_add(r.amount.amount_minor()) else {
-            break;
-        };
-        if after > total {
-            break;
-        }
-        let gateway_refund_id = ids.get(i).cloned().unwrap_or_else(|| reference.to_string());
+    let known = |state: &Charge, id: &str| {
+        state
+            .refunds
+            .iter()
+            .any(|r| r.gateway_refund_id.as_deref() == Some(id))
+    };
+    let confirm = |state: &mut Charge, events: &mut Vec<ChargeEvent>, refund_id, id: String| {
         let command = RefundCommand::RecordSuccess {
-            refund_id: r.id,
-            gateway_refund_id,
+            refund_id,
+            gateway_refund_id: id,
         };
-        if let Ok(e) = decide_refund(&state, command) {
+        if let Ok(e) = decide_refund(state, command) {
             apply(
-                &mut state,
+                state,
                 e.into_iter().map(ChargeEvent::Refund).collect(),
-                &mut events,
+                events,
             );
-            confirmed = after;
+        }
+    };
+    // 1. Listed refunds that carry our key: exactly those of ours.
+    for l in listed {
+        let ours = l.billing_key.as_deref().and_then(|k| {
+            state
+                .refunds
+                .iter()
+                .find(|r| r.status == RefundStatus::Pending && r.gateway_key == k)
+                .map(|r| r.id)
+        });
+        if let Some(refund_id) = ours {
+            confirm(&mut state, &mut events, refund_id, l.id.clone());
         }
     }
-    // Beyond ours (pending included): a refund made at the gateway itself.
-    let reserved: i64 = state
-        .refunds
-        .iter()
-        .filter(|r| r.status == RefundStatus::Pending)
-        .map(|r| r.amount.amount_minor())
-        .sum();
-    let external = total - confirmed - reserved;
-    if external > 0 && external <= state.refundable() {
-        let refund_id = RefundId::derived(&format!("{}:{reference}", charge.id));
-        let request = RefundCommand::Request {
-            refund_id,
-            amount: Some(external),
-            reason: None,
-            request_fingerprint: None,
-        };
-        if let Ok(e) = decide_refund(&state, request) {
-            apply(
-                &mut state,
-                e.into_iter().map(ChargeEvent::Refund).collect(),
-                &mut events,
-            );
-            let done = RefundCommand::RecordSuccess {
-                refund_id,
-                gateway_refund_id: ids.last().cloned().unwrap_or_else(|| reference.to_string()),
-            };
-            if let Ok(e) = decide_refund(&state, done) {
-                apply(
-                    &mut state,
-                    e.into_iter().map(ChargeEvent::Refund).collect(),
-                    &mut events,
-                );
+    if !listed.is_empty() {
+        // 2. The gateway listed its refunds: each one without our key and not booked yet was
+        //    made at the gateway itself (its dashboard), for its own amount.
+        for l in listed {
+            if l.billing_key.is_some() || known(&state, &l.id) {
+                continue;
+            }
+            if let Some(amount) = l.amount.filter(|a| *a > 0) {
+                external_refund(&mut state, &mut events, &l.id, amount, l.id.clone());
             }
         }
+        return events;
+    }
+    // 3. No list (Stripe's newer API versions list none): our pending refunds, oldest first, as
+    //    far as the gateway's total covers them; what is left is a refund made at the gateway.
+    let mut confirmed = state.amount_refunded();
+    let pending: Vec<_> = state
+        .refunds
+        .iter()
+        .filter(|r| r.status == RefundStatus::Pending)
+        .map(|r| (r.id, r.amount.amount_minor()))
+        .collect();
+    for (refund_id, amount) in pending {
+        match confirmed.checked_add(amount) {
+            Some(after) if after <= total => {
+                confirm(&mut state, &mut events, refund_id, reference.to_string());
+                confirmed = after;
+            }
+            _ => break,
+        }
+    }
+    let reserved = state
+        .refunds
+        .iter()
+        .filter(|r| r.status == RefundStatus::Pending)
+        .fold(0i64, |a, r| a.saturating_add(r.amount.amount_minor()));
+    let external = total
+        .checked_sub(state.amount_refunded())
+        .and_then(|x| x.checked_sub(reserved))
+        .unwrap_or(0);
+    if external > 0 {
+        external_refund(
+            &mut state,
+            &mut events,
+            reference,
+            external,
+            reference.to_string(),
+        );
     }
     events
+}
+
+/// Books a refund of `amount` made at the gateway itself (named by `name`, the gateway's id
+/// `gateway_refund_id`), if the charge has that much left to refund.
+fn external_refund(
+    state: &mut Charge,
+    events: &mut Vec<ChargeEvent>,
+    name: &str,
+    amount: i64,
+    gateway_refund_id: String,
+) {
+    if amount > state.refundable() {
+        return;
+    }
+    let refund_id = RefundId::derived(&format!("{}:{name}", state.id));
+    let request = RefundCommand::Request {
+        refund_id,
+        amount: Some(amount),
+        reason: None,
+        request_fingerprint: None,
+    };
+    let Ok(requested) = decide_refund(state, request) else {
+        return;
+    };
+    apply(
+        state,
+        requested.into_iter().map(ChargeEvent::Refund).collect(),
+        events,
+    );
+    let done = RefundCommand::RecordSuccess {
+        refund_id,
+        gateway_refund_id,
+    };
+    if let Ok(e) = decide_refund(state, done) {
+        apply(
+            state,
+            e.into_iter().map(ChargeEvent::Refund).collect(),
+            events,
+        );
+    }
 }
 
 /// Folds `new` into `state` and keeps them in `events`.
@@ -254,7 +325,7 @@ mod tests {
     fn refunded(total: i64) -> GatewayReport {
         GatewayReport::Refunded {
             amount_refunded: total,
-            gateway_refund_ids: Vec::new(),
+            refunds: Vec::new(),
             reference: "evt_1".into(),
         }
     }
@@ -313,6 +384,58 @@ mod tests {
         assert!(decide_report(&after, &refunded(900)).is_empty());
         // Never beyond the charge, whatever is reported.
         assert!(decide_report(&after, &refunded(5_000)).is_empty());
+    }
+
+    #[test]
+    fn listed_refunds_are_matched_by_our_key_and_the_others_booked_for_their_own_amounts() {
+        let c = charge(ChargeStatus::Succeeded, &[(600, RefundStatus::Pending)]);
+        let ours = c.refunds[0].gateway_key.clone();
+        let listed = |with_ours: bool| GatewayReport::Refunded {
+            amount_refunded: if with_ours { 900 } else { 300 },
+            refunds: [
+                with_ours.then(|| ListedRefund {
+                    id: "re_ours".into(),
+                    billing_key: Some(ours.clone()),
+                    amount: Some(600),
+                }),
+                Some(ListedRefund {
+                    id: "re_dashboard".into(),
+                    billing_key: None,
+                    amount: Some(300),
+                }),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            reference: "evt_9".into(),
+        };
+        // Only the dashboard's refund so far: booked; ours stays pending (its own call decides).
+        let after = fold(&c, &decide_report(&c, &listed(false)));
+        assert_eq!(after.amount_refunded(), 300);
+        assert_eq!(after.refunds[0].status, RefundStatus::Pending);
+        assert_eq!(
+            after.refunds[1].gateway_refund_id.as_deref(),
+            Some("re_dashboard")
+        );
+        assert!(
+            decide_report(&after, &listed(false)).is_empty(),
+            "booked once"
+        );
+        // Then ours appears under its key: confirmed with its own id.
+        let after = fold(&after, &decide_report(&after, &listed(true)));
+        assert_eq!(after.amount_refunded(), 900);
+        assert_eq!(
+            after.refunds[0].gateway_refund_id.as_deref(),
+            Some("re_ours")
+        );
+        assert!(decide_report(&after, &listed(true)).is_empty());
+    }
+
+    #[test]
+    fn a_negative_or_absurd_total_changes_nothing() {
+        let c = charge(ChargeStatus::Succeeded, &[]);
+        assert!(decide_report(&c, &refunded(-5)).is_empty());
+        assert!(decide_report(&c, &refunded(i64::MAX)).is_empty());
     }
 
     #[test]

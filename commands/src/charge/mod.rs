@@ -25,7 +25,7 @@ use dispute::DisputeEvent;
 use refund::RefundEvent;
 use review::ReviewEvent;
 
-pub use gateway_report::{GatewayReport, decide_report};
+pub use gateway_report::{GatewayReport, ListedRefund, decide_report};
 pub use refund_service::{RefundInput, RefundResult, RenderRefund};
 pub use service::{
     AfterGatewayHook, ChargeInput, ChargeResult, ChargeService, IdempotencyDraft, Render, Rendered,

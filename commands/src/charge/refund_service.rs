@@ -186,7 +186,7 @@ impl ChargeService {
             gateway_charge_id: charge.gateway_charge_id.clone().unwrap_or_default(),
             amount: refund.amount,
         };
-        let Some(gateway) = self.gateways.route(&charge.gateway) else {
+        let Some(gateway) = self.gateways.get(&charge.gateway) else {
             tracing::error!(refund_id = %refund.id, gateway = %charge.gateway, "the charge's gateway is not configured; refund left pending");
             return None;
         };

@@ -21,6 +21,9 @@ use super::{
 };
 use crate::error::CommandError;
 
+/// Past this many counted keys, keys idle for an hour are swept at the next count.
+const SWEEP_ABOVE_KEYS: usize = 10_000;
+
 /// The failure code of a charge blocked by screening.
 pub const FRAUD_BLOCKED: &str = "fraud_blocked";
 /// The failure code of a charge rejected in review.
@@ -130,13 +133,18 @@ impl Screening {
         }
     }
 
-    /// Counts this attempt under `keys` and returns how many each had in the hour before it.
-    pub fn count(&self, keys: &[Option<String>], now: DateTime<Utc>) -> Vec<u32> {
+    /// How many attempts each of `keys` had in the hour before `now`; with `record`, this one
+    /// counts too. Keys with no attempt left in the hour are dropped, so memory follows the
+    /// last hour's traffic.
+    pub fn count(&self, keys: &[Option<String>], now: DateTime<Utc>, record: bool) -> Vec<u32> {
         let mut attempts = self
             .attempts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let since = now - Duration::hours(1);
+        if attempts.len() > SWEEP_ABOVE_KEYS {
+            attempts.retain(|_, seen| seen.back().is_some_and(|t| *t > since));
+        }
         keys.iter()
             .map(|key| {
                 let Some(key) = key else { return 0 };
@@ -145,22 +153,35 @@ impl Screening {
                     seen.pop_front();
                 }
                 let before = u32::try_from(seen.len()).unwrap_or(u32::MAX);
-                seen.push_back(now);
+                if record {
+                    seen.push_back(now);
+                } else if seen.is_empty() {
+                    attempts.remove(key);
+                }
                 before
             })
             .collect()
     }
 
-    /// The facts of an attempt, counted.
-    pub fn facts(&self, charge: &Charge, mut facts: RiskFacts, now: DateTime<Utc>) -> RiskFacts {
-        let keys = [
+    fn keys(charge: &Charge) -> [Option<String>; 2] {
+        [
             charge.customer_id.map(|c| format!("customer:{c}")),
             Some(format!("method:{}", charge.payment_method)),
-        ];
-        let counts = self.count(&keys, now);
+        ]
+    }
+
+    /// The facts of an attempt (not counted yet: see [`Screening::record`]).
+    pub fn facts(&self, charge: &Charge, mut facts: RiskFacts, now: DateTime<Utc>) -> RiskFacts {
+        let counts = self.count(&Self::keys(charge), now, false);
         facts.customer_attempts_last_hour = counts[0];
         facts.method_attempts_last_hour = counts[1];
         facts
+    }
+
+    /// Counts a charge attempt once it is recorded (a retry of the same request is not another
+    /// attempt).
+    pub fn record(&self, charge: &Charge, now: DateTime<Utc>) {
+        self.count(&Self::keys(charge), now, true);
     }
 }
 

@@ -250,6 +250,11 @@ impl ChargeService {
         let loaded = match created {
             Ok(position) => {
                 let charge = apply(None, &events, now);
+                if let (Some(screening), Some(c)) = (&self.screening, &charge)
+                    && c.fraud.is_some()
+                {
+                    screening.record(c, now);
+                }
                 if let Some(a) = charge.as_ref().and_then(|c| c.fraud.as_ref()) {
                     let decision = a.decision.as_str();
                     metrics::counter!("billing_fraud_decisions_total", "decision" => decision)
@@ -419,7 +424,7 @@ impl ChargeService {
             customer_ref: charge.customer_id.map(|c| c.to_string()),
             off_session: charge.off_session,
         };
-        let Some(gateway) = self.gateways.route(&charge.gateway) else {
+        let Some(gateway) = self.gateways.get(&charge.gateway) else {
             tracing::error!(charge_id = %charge.id, gateway = %charge.gateway, "the charge's gateway is not configured; charge left pending");
             return Err(Unsettled::Unknown);
         };

@@ -9,7 +9,7 @@ use ledger::money::Currency;
 use serde_json::Value;
 
 use super::{ChargeRef, Translated};
-use crate::charge::GatewayReport;
+use crate::charge::{GatewayReport, ListedRefund};
 
 /// What a PayPal event says, if it is one we act on.
 pub fn translate(event_id: &str, event_type: &str, body: &Value) -> Translated {
@@ -49,7 +49,14 @@ pub fn translate(event_id: &str, event_type: &str, body: &Value) -> Translated {
                 charge,
                 GatewayReport::Refunded {
                     amount_refunded,
-                    gateway_refund_ids: text(&resource["id"]).into_iter().collect(),
+                    refunds: text(&resource["id"])
+                        .map(|id| ListedRefund {
+                            id,
+                            billing_key: text(&resource["custom_id"]),
+                            amount: minor(&resource["amount"]),
+                        })
+                        .into_iter()
+                        .collect(),
                     reference: event_id.to_string(),
                 },
             )
@@ -113,13 +120,13 @@ mod tests {
                 c,
                 GatewayReport::Refunded {
                     amount_refunded,
-                    gateway_refund_ids,
+                    refunds,
                     reference,
                 },
             ) => {
                 assert_eq!(c.gateway_ids, ["8AD24597NK419553W"]);
                 assert_eq!(amount_refunded, 1200);
-                assert_eq!(gateway_refund_ids, ["1LR28403PJ573210C"]);
+                assert_eq!(refunds[0].id, "1LR28403PJ573210C");
                 assert_eq!(reference, "WH-3");
             }
             other => panic!("{other:?}"),

@@ -4,8 +4,8 @@ use gateways::stripe::failure_code;
 use serde_json::Value;
 
 use super::{ChargeRef, Translated};
-use crate::charge::GatewayReport;
 use crate::charge::dispute::DisputeReport;
+use crate::charge::{GatewayReport, ListedRefund};
 
 /// What a Stripe event says, if it is one we act on.
 pub fn translate(event_id: &str, event_type: &str, body: &Value) -> Translated {
@@ -40,15 +40,30 @@ pub fn translate(event_id: &str, event_type: &str, body: &Value) -> Translated {
             let ids = [&object["payment_intent"], &object["id"]];
             let ids: Vec<String> = ids.into_iter().filter_map(text).collect();
             let charge = ChargeRef::new(object["metadata"]["billing_key"].as_str(), &ids);
-            let gateway_refund_ids = object["refunds"]["data"]
+            if amount_refunded < 0 {
+                return Translated::Unreadable("data.object.amount_refunded negative".into());
+            }
+            // Stripe lists newest first.
+            let refunds = object["refunds"]["data"]
                 .as_array()
-                .map(|rs| rs.iter().rev().filter_map(|r| text(&r["id"])).collect())
+                .map(|rs| {
+                    rs.iter()
+                        .rev()
+                        .filter_map(|r| {
+                            Some(ListedRefund {
+                                id: text(&r["id"])?,
+                                billing_key: text(&r["metadata"]["billing_key"]),
+                                amount: r["amount"].as_i64(),
+                            })
+                        })
+                        .collect()
+                })
                 .unwrap_or_default();
             Translated::Report(
                 charge,
                 GatewayReport::Refunded {
                     amount_refunded,
-                    gateway_refund_ids,
+                    refunds,
                     reference: event_id.to_string(),
                 },
             )
@@ -106,20 +121,24 @@ mod tests {
     fn charge_refunded_carries_the_cumulative_amount_and_the_refund_ids() {
         let body = json!({"data": {"object": {"id": "ch_1", "payment_intent": "pi_1",
             "amount_refunded": 700, "metadata": {},
-            "refunds": {"data": [{"id": "re_2"}, {"id": "re_1"}]}}}});
+            "refunds": {"data": [{"id": "re_2", "metadata": {"billing_key": "refund-x"}},
+                {"id": "re_1", "metadata": {}}]}}}});
         match translate("evt_3", "charge.refunded", &body) {
             Translated::Report(
                 c,
                 GatewayReport::Refunded {
                     amount_refunded,
-                    gateway_refund_ids,
+                    refunds,
                     reference,
                 },
             ) => {
                 assert_eq!(c.charge_id, None);
                 assert_eq!(c.gateway_ids, ["pi_1", "ch_1"]);
                 assert_eq!(amount_refunded, 700);
-                assert_eq!(gateway_refund_ids, ["re_1", "re_2"], "oldest first");
+                let ids: Vec<_> = refunds.iter().map(|r| r.id.as_str()).collect();
+                assert_eq!(ids, ["re_1", "re_2"], "oldest first");
+                assert_eq!(refunds[1].billing_key.as_deref(), Some("refund-x"));
+                assert_eq!(refunds[0].billing_key, None);
                 assert_eq!(reference, "evt_3");
             }
             other => panic!("{other:?}"),

@@ -206,7 +206,7 @@ impl Gateway for PaypalGateway {
         let capture = ids::checked_id(&req.gateway_charge_id, "capture")?;
         let request_id = ids::request_id(&req.idempotency_key, "")?;
         let path = format!("/v2/payments/captures/{capture}/refund");
-        let body = wire::refund_body(&amount).to_string();
+        let body = wire::refund_body(&amount, &req.idempotency_key).to_string();
         let refund: Refund = self.call(&path, Some(&request_id), body).await?.read()?;
         outcome::refunded(&refund, req.amount)
     }

@@ -103,6 +103,11 @@ pub fn from_error(
             failure_code: failure_code(issue),
             message: e.text().to_string(),
         }),
+        // The money was taken by an earlier capture whose answer we lost (and whose request id
+        // PayPal no longer remembers): not a failure — left pending for the webhook to settle.
+        Some("ORDER_ALREADY_CAPTURED") => Err(GatewayError::Unavailable(format!(
+            "paypal: order {order_id} was captured already"
+        ))),
         _ => Err(error_only(status, e)),
     }
 }
@@ -124,6 +129,8 @@ pub fn error_only(status: u16, e: &ErrorBody) -> GatewayError {
     }
     if matches!(status, 409 | 429) || status >= 500 {
         GatewayError::Unavailable(what)
+    } else if matches!(status, 401 | 403) {
+        GatewayError::Unauthorized(what)
     } else {
         GatewayError::InvalidRequest(what)
     }

@@ -84,12 +84,9 @@ fn other_errors_are_final_unless_paypal_or_the_network_failed() {
     // A 422 about our request is not a decline, and a declining issue outside a 422 neither.
     for (status, issue) in [
         (422, Some("DECIMAL_PRECISION")),
-        (422, Some("ORDER_ALREADY_CAPTURED")),
         (422, None),
         (400, Some("INVALID_PARAMETER_VALUE")),
         (400, Some("INSTRUMENT_DECLINED")),
-        (401, None),
-        (403, Some("PERMISSION_DENIED")),
         (404, Some("INVALID_RESOURCE_ID")),
     ] {
         let e = from_error(status, &body("X", issue), "O1").unwrap_err();
@@ -222,4 +219,21 @@ fn verification_statuses_are_read_strictly() {
     assert_eq!(verification("SUCCESS"), Ok(true));
     assert_eq!(verification("FAILURE"), Ok(false));
     assert!(verification("success").unwrap_err().is_retryable());
+}
+
+#[test]
+fn refused_credentials_and_an_order_captured_already_leave_the_charge_pending() {
+    for (status, issue) in [(401, None), (403, Some("PERMISSION_DENIED"))] {
+        let e = from_error(status, &body("X", issue), "O1").unwrap_err();
+        assert!(
+            matches!(e, GatewayError::Unauthorized(_)),
+            "{status}: {e:?}"
+        );
+        assert!(e.is_retryable());
+    }
+    let e = from_error(422, &body("X", Some("ORDER_ALREADY_CAPTURED")), "O1").unwrap_err();
+    assert!(
+        matches!(e, GatewayError::Unavailable(_)) && e.is_retryable(),
+        "{e:?}"
+    );
 }

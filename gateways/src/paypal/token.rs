@@ -37,13 +37,14 @@ pub fn refresh_after(expires_in: u64) -> Duration {
     Duration::from_secs(expires_in.saturating_sub(margin))
 }
 
-/// A token endpoint's error answer: refused credentials are final, PayPal's failures retryable.
+/// A token endpoint's error answer: refused credentials are our configuration's fault
+/// ([`GatewayError::Unauthorized`]: a charge stays pending), PayPal's failures retryable.
 pub(crate) fn token_error(status: u16, e: &OauthError) -> GatewayError {
     let what = format!("paypal token {status} {}: {}", e.error, e.error_description);
     if status == 429 || status >= 500 {
         GatewayError::Unavailable(what)
     } else {
-        GatewayError::InvalidRequest(what)
+        GatewayError::Unauthorized(what)
     }
 }
 
@@ -112,13 +113,20 @@ mod tests {
     }
 
     #[test]
-    fn refused_credentials_are_final_and_paypal_failures_retryable() {
+    fn refused_credentials_are_ours_to_fix_and_paypal_failures_retryable() {
         let e = OauthError {
             error: "invalid_client".into(),
             error_description: "Client Authentication failed".into(),
         };
-        assert!(!token_error(401, &e).is_retryable());
-        assert!(!token_error(400, &e).is_retryable());
+        // Not a payment's fault: a charge stays pending until the credentials are fixed.
+        assert!(matches!(
+            token_error(401, &e),
+            GatewayError::Unauthorized(_)
+        ));
+        assert!(matches!(
+            token_error(400, &e),
+            GatewayError::Unauthorized(_)
+        ));
         assert!(token_error(503, &OauthError::default()).is_retryable());
         assert!(token_error(429, &OauthError::default()).is_retryable());
     }

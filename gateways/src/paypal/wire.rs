@@ -98,8 +98,10 @@ pub(crate) fn order_body(req: &ChargeRequest, amount: &PaypalAmount, vault_id: &
 }
 
 /// `POST /v2/payments/captures/{id}/refund`.
-pub(crate) fn refund_body(amount: &PaypalAmount) -> Value {
-    json!({ "amount": amount })
+/// A refund of `amount`, carrying our idempotency key as `custom_id` (its webhook names our
+/// refund by it).
+pub(crate) fn refund_body(amount: &PaypalAmount, key: &str) -> Value {
+    json!({ "amount": amount, "custom_id": key })
 }
 
 #[cfg(test)]

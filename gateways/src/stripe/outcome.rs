@@ -46,6 +46,8 @@ pub fn error_only(e: &ErrorParts) -> GatewayError {
     };
     if matches!(e.status, 409 | 429) || e.status >= 500 {
         GatewayError::Unavailable(what)
+    } else if matches!(e.status, 401 | 403) {
+        GatewayError::Unauthorized(what)
     } else {
         GatewayError::InvalidRequest(what)
     }
@@ -154,7 +156,14 @@ mod tests {
             let e = from_error(&err(status, "api_error", None, None)).unwrap_err();
             assert!(e.is_retryable(), "{status}");
         }
-        for status in [400, 401, 404] {
+        for status in [401, 403] {
+            let e = from_error(&err(status, "invalid_request_error", Some("x"), None)).unwrap_err();
+            assert!(
+                matches!(e, GatewayError::Unauthorized(_)) && e.is_retryable(),
+                "{status}"
+            );
+        }
+        for status in [400, 404] {
             let e = from_error(&err(status, "invalid_request_error", Some("x"), None)).unwrap_err();
             assert!(!e.is_retryable(), "{status}");
         }

@@ -502,16 +502,20 @@ async fn webhooks_are_verified_by_paypal() {
 async fn ping_tells_whether_paypal_takes_these_credentials() {
     let s = stand_in().await;
     assert_eq!(gateway(&s).ping().await, Ok(()));
+    // Our credentials refused: our configuration's fault — the charge must stay pending.
     let bad = gateway_with(&s, "wrong", Duration::from_secs(5));
     assert!(matches!(
         bad.ping().await,
-        Err(GatewayError::InvalidRequest(_))
+        Err(GatewayError::Unauthorized(_))
     ));
     let e = bad
         .charge(charge("charge-c", "vault_ok", 100))
         .await
         .unwrap_err();
-    assert!(matches!(e, GatewayError::InvalidRequest(_)), "{e:?}");
+    assert!(
+        matches!(e, GatewayError::Unauthorized(_)) && e.is_retryable(),
+        "{e:?}"
+    );
     assert_eq!(s.captures(), 0);
     let base = s.base_url().to_string();
     drop(s);

@@ -232,11 +232,20 @@ async fn refunds_are_partial_repeatable_idempotent_and_never_beyond_the_charge()
 async fn ping_tells_whether_stripe_answers_with_this_key() {
     let s = StripeStandIn::start().await;
     assert_eq!(gateway(&s).ping().await, Ok(()));
+    // Our key refused: our configuration's fault, not a payment's — retryable once fixed.
     let bad = gateway_with(&s, "pk_test_wrong_kind", Duration::from_secs(5));
     assert!(matches!(
         bad.ping().await,
-        Err(GatewayError::InvalidRequest(_))
+        Err(GatewayError::Unauthorized(_))
     ));
+    let e = bad
+        .charge(charge("charge-bad-key", "pm_card_visa", 100))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, GatewayError::Unauthorized(_)) && e.is_retryable(),
+        "{e:?}"
+    );
     let base = s.base_url().to_string();
     drop(s);
     tokio::time::sleep(Duration::from_millis(50)).await;
