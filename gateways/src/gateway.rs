@@ -27,6 +27,13 @@ pub trait Gateway: Send + Sync + 'static {
 
     /// Refunds `req.amount` (partially or fully) of a succeeded charge.
     async fn refund(&self, req: RefundRequest) -> Result<RefundOutcome, GatewayError>;
+
+    /// How long the gateway remembers an idempotency key (Stripe 24 h, PayPal 6 h); `None`:
+    /// forever. Past it, calling again with the key could move money a second time, so a charge
+    /// whose outcome is still unknown is left for a person to reconcile instead.
+    fn idempotency_window(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// A request to charge a payment method.
@@ -64,6 +71,13 @@ pub enum ChargeOutcome {
         /// The gateway's human-readable message.
         message: String,
     },
+    /// The gateway took the payment in and will settle it later (a bank debit processing, a
+    /// capture pending review): the outcome arrives by webhook. Asking again creates nothing —
+    /// and must not be needed: the payment exists at the gateway under this id.
+    Accepted {
+        /// The gateway's id for the payment in progress.
+        gateway_charge_id: String,
+    },
 }
 
 impl ChargeOutcome {
@@ -71,6 +85,7 @@ impl ChargeOutcome {
     pub fn gateway_charge_id(&self) -> &str {
         match self {
             Self::Succeeded { gateway_charge_id }
+            | Self::Accepted { gateway_charge_id }
             | Self::Declined {
                 gateway_charge_id, ..
             } => gateway_charge_id,

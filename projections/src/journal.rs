@@ -443,6 +443,7 @@ fn charge(set: &mut ReadSet, event: &RecordedEvent, e: ChargeEvent) -> Result<()
             set.keep(NAME, event, key, customer, &n)
         }
         ChargeEvent::Failed(_)
+        | ChargeEvent::Processing(_)
         | ChargeEvent::Refund(RefundEvent::Failed(_))
         | ChargeEvent::Review(_) => Ok(()),
     }

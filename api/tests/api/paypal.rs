@@ -163,6 +163,19 @@ async fn a_capture_completed_webhook_settles_a_charge_paypal_left_pending() {
     assert_eq!(r.status(), 202, "PayPal's capture is pending");
     let pending: Value = r.json().await.unwrap();
     let charge_id = pending["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        charge_types(&app, &charge_id).await,
+        ["ChargeRequested", "ChargeProcessing"]
+    );
+    // Taken in by PayPal: recovery does not ask again (the webhook settles it).
+    let asked = paypal.requests().len();
+    let mut scan = commands::charge::recovery::RecoveryScan::new();
+    let later = chrono::Utc::now() + chrono::Duration::minutes(10);
+    app.charge_service()
+        .recover(app.store.as_ref(), &mut scan, later)
+        .await
+        .unwrap();
+    assert_eq!(paypal.requests().len(), asked, "PayPal not asked again");
     let mut capture = paypal.last_capture().unwrap();
     capture["status"] = json!("COMPLETED");
     let body = event(
@@ -174,7 +187,7 @@ async fn a_capture_completed_webhook_settles_a_charge_paypal_left_pending() {
     assert_eq!(deliver(&app, &body, Some("valid")).await.status(), 200);
     assert_eq!(
         charge_types(&app, &charge_id).await,
-        ["ChargeRequested", "ChargeSucceeded"]
+        ["ChargeRequested", "ChargeProcessing", "ChargeSucceeded"]
     );
     // A later retry of the same request finds the charge settled.
     tokio::time::sleep(Duration::from_millis(10)).await;

@@ -306,6 +306,52 @@ async fn disputes_withdraw_and_reinstate_funds_in_the_books_in_any_delivery_orde
 }
 
 #[tokio::test]
+async fn recovery_never_asks_stripe_again_once_its_idempotency_window_may_be_over() {
+    use commands::clock::FixedClock;
+    let stripe = StripeStandIn::start().await;
+    let app = spawn_app_stripe(Kind::Sqlite, &stripe).await;
+    stripe.fail_before_acting(100);
+    let r = app
+        .post(
+            "/payment/process",
+            r#"{"amount":700,"currency":"usd","payment_method":"pm_card_visa"}"#,
+            Some("window-1"),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let pending: Value = r.json().await.unwrap();
+    stripe.fail_before_acting(0);
+    let asked = stripe.requests().len();
+    let recover_at = |hours: i64| {
+        let at = chrono::Utc::now() + chrono::Duration::hours(hours);
+        (
+            app.charge_service()
+                .with_clock(std::sync::Arc::new(FixedClock(at))),
+            at,
+        )
+    };
+    // A day later Stripe may have forgotten the key: asking again could charge twice.
+    let (late, at) = recover_at(24);
+    let mut scan = commands::charge::recovery::RecoveryScan::new();
+    late.recover(app.store.as_ref(), &mut scan, at)
+        .await
+        .unwrap();
+    assert_eq!(stripe.requests().len(), asked, "not asked past the window");
+    // Within the window it is completed.
+    let (soon, at) = recover_at(1);
+    let mut scan = commands::charge::recovery::RecoveryScan::new();
+    soon.recover(app.store.as_ref(), &mut scan, at)
+        .await
+        .unwrap();
+    assert_eq!(stripe.succeeded_charges(), 1);
+    let id = pending["id"].as_str().unwrap();
+    assert_eq!(
+        types(&charge_stream(&app, id).await),
+        ["ChargeRequested", "ChargeSucceeded"]
+    );
+}
+
+#[tokio::test]
 async fn events_about_nothing_of_ours_or_of_unknown_types_are_recorded_and_left_alone() {
     let stripe = StripeStandIn::start().await;
     let app = spawn_app_stripe(Kind::Sqlite, &stripe).await;

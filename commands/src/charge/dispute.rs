@@ -153,6 +153,8 @@ mod tests {
             disputes: Vec::new(),
             fraud: None,
             review_closed: None,
+            processing: false,
+            gateway_since: None,
         }
     }
 

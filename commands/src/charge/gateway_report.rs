@@ -305,6 +305,8 @@ mod tests {
             disputes: Vec::new(),
             fraud: None,
             review_closed: None,
+            processing: false,
+            gateway_since: None,
         };
         for (i, (amount, s)) in refunds.iter().enumerate() {
             c.refunds.push(super::super::refund::Refund {

@@ -66,6 +66,13 @@ pub struct ChargeSucceeded {
     pub gateway_charge_id: String,
 }
 
+/// The gateway took the payment in and settles it later (its webhook says how).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeProcessing {
+    pub charge_id: ChargeId,
+    pub gateway_charge_id: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChargeFailed {
     pub charge_id: ChargeId,
@@ -79,6 +86,7 @@ pub struct ChargeFailed {
 pub enum ChargeEvent {
     Requested(ChargeRequested),
     Succeeded(ChargeSucceeded),
+    Processing(ChargeProcessing),
     Failed(ChargeFailed),
     Refund(refund::RefundEvent),
     Dispute(dispute::DisputeEvent),
@@ -91,6 +99,7 @@ impl DomainEvent for ChargeEvent {
         match self {
             ChargeEvent::Requested(_) => "ChargeRequested",
             ChargeEvent::Succeeded(_) => "ChargeSucceeded",
+            ChargeEvent::Processing(_) => "ChargeProcessing",
             ChargeEvent::Failed(_) => "ChargeFailed",
             ChargeEvent::Refund(RefundEvent::Requested(_)) => "RefundRequested",
             ChargeEvent::Refund(RefundEvent::Succeeded(_)) => "RefundSucceeded",
@@ -107,6 +116,7 @@ impl DomainEvent for ChargeEvent {
         match self {
             ChargeEvent::Requested(e) => to_json(e),
             ChargeEvent::Succeeded(e) => to_json(e),
+            ChargeEvent::Processing(e) => to_json(e),
             ChargeEvent::Failed(e) => to_json(e),
             ChargeEvent::Refund(RefundEvent::Requested(e)) => to_json(e),
             ChargeEvent::Refund(RefundEvent::Succeeded(e)) => to_json(e),
@@ -123,6 +133,7 @@ impl DomainEvent for ChargeEvent {
         match event_type {
             "ChargeRequested" => from_json(payload).map(ChargeEvent::Requested),
             "ChargeSucceeded" => from_json(payload).map(ChargeEvent::Succeeded),
+            "ChargeProcessing" => from_json(payload).map(ChargeEvent::Processing),
             "ChargeFailed" => from_json(payload).map(ChargeEvent::Failed),
             "RefundRequested" => {
                 from_json(payload).map(|e| ChargeEvent::Refund(RefundEvent::Requested(e)))
@@ -204,6 +215,13 @@ pub struct Charge {
     /// A review's verdict: approved (`true`) or rejected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review_closed: Option<bool>,
+    /// The gateway took it in and settles it later: never asked again, its webhook decides.
+    #[serde(default)]
+    pub processing: bool,
+    /// Since when the charge's gateway may have seen its key (requested, approved, or moved
+    /// there): its idempotency window counts from then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_since: Option<DateTime<Utc>>,
 }
 
 /// What may be asked of a charge.
@@ -220,6 +238,10 @@ pub enum ChargeCommand {
         request_fingerprint: Option<String>,
     },
     RecordSuccess {
+        gateway_charge_id: String,
+    },
+    /// The gateway took it in; its webhook settles it.
+    RecordProcessing {
         gateway_charge_id: String,
     },
     RecordFailure {
@@ -309,6 +331,16 @@ pub fn decide(
                 gateway_charge_id,
             })])
         }
+        ChargeCommand::RecordProcessing { gateway_charge_id } => {
+            let charge = pending(state)?;
+            if charge.processing {
+                return Ok(Vec::new());
+            }
+            Ok(vec![ChargeEvent::Processing(ChargeProcessing {
+                charge_id: charge.id,
+                gateway_charge_id,
+            })])
+        }
         ChargeCommand::RecordFailure {
             gateway_charge_id,
             failure_code,
@@ -355,6 +387,8 @@ pub fn evolve(state: Option<Charge>, event: &ChargeEvent, at: DateTime<Utc>) -> 
             disputes: Vec::new(),
             fraud: None,
             review_closed: None,
+            processing: false,
+            gateway_since: Some(at),
         }),
         (Some(mut c), ChargeEvent::Refund(e)) => {
             refund::apply(&mut c, e, at);
@@ -366,10 +400,19 @@ pub fn evolve(state: Option<Charge>, event: &ChargeEvent, at: DateTime<Utc>) -> 
         }
         (Some(mut c), ChargeEvent::Review(e)) => {
             review::apply(&mut c, e);
+            if matches!(e, ReviewEvent::Closed(r) if r.approved) {
+                c.gateway_since = Some(at);
+            }
             Some(c)
         }
         (Some(mut c), ChargeEvent::FailedOver(e)) => {
             failover::apply(&mut c, e);
+            c.gateway_since = Some(at);
+            Some(c)
+        }
+        (Some(mut c), ChargeEvent::Processing(e)) => {
+            c.processing = true;
+            c.gateway_charge_id = Some(e.gateway_charge_id.clone());
             Some(c)
         }
         (Some(mut c), ChargeEvent::Succeeded(e)) => {

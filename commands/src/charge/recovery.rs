@@ -76,6 +76,10 @@ impl RecoveryScan {
             ChargeEvent::Succeeded(e) => {
                 self.charges.remove(&e.charge_id);
             }
+            // Taken in by the gateway: its webhook settles it; asking again is not needed.
+            ChargeEvent::Processing(e) => {
+                self.charges.remove(&e.charge_id);
+            }
             ChargeEvent::Failed(e) => {
                 self.charges.remove(&e.charge_id);
             }

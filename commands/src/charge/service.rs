@@ -298,7 +298,13 @@ impl ChargeService {
             let Some(charge) = loaded.charge.clone() else {
                 return Err(ChargeError::NotRequested.into());
             };
-            if charge.status != ChargeStatus::Pending {
+            // Settled; or taken in by the gateway, which settles it by webhook; or past the
+            // window in which the gateway remembers its key (asking again could charge twice:
+            // left for a person to reconcile).
+            if charge.status != ChargeStatus::Pending
+                || charge.processing
+                || self.past_idempotency_window(&charge)
+            {
                 return Ok(ChargeResult {
                     charge,
                     position: loaded.position,
@@ -339,12 +345,14 @@ impl ChargeService {
             if let Some(hook) = &self.after_gateway {
                 hook();
             }
+            // A charge still processing answers 202 now and something else later: not stored.
+            let settled = !matches!(command, ChargeCommand::RecordProcessing { .. });
             let events = decide(Some(&charge), command)?;
             let now = self.clock.now();
             let Some(done) = apply(Some(charge), &events, now) else {
                 return Err(ChargeError::NotRequested.into());
             };
-            let record = idempotency.as_ref().map(|draft| {
+            let record = idempotency.as_ref().filter(|_| settled).map(|draft| {
                 let r = render(&done);
                 IdempotencyRecord {
                     api_key_id: draft.api_key_id.clone(),
@@ -407,6 +415,23 @@ impl ChargeService {
         }
     }
 
+    /// Whether the charge's gateway may have forgotten its idempotency key (an hour of margin).
+    fn past_idempotency_window(&self, charge: &Charge) -> bool {
+        let window = self
+            .gateways
+            .get(&charge.gateway)
+            .and_then(|g| g.idempotency_window())
+            .and_then(|w| chrono::Duration::from_std(w).ok());
+        let since = charge.gateway_since.unwrap_or(charge.created);
+        match window {
+            Some(w) if self.clock.now() - since > w - chrono::Duration::hours(1) => {
+                tracing::error!(charge_id = %charge.id, gateway = %charge.gateway, %since, "charge pending beyond the gateway's idempotency window; not asked again: reconcile it by hand (or let its webhook settle it)");
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The first of `fallbacks` at a configured gateway other than the charge's.
     fn fallback<'f>(&self, charge: &Charge, fallbacks: &'f [Fallback]) -> Option<&'f Fallback> {
         fallbacks
@@ -435,6 +460,9 @@ impl ChargeService {
             match gateway.charge(request.clone()).await {
                 Ok(ChargeOutcome::Succeeded { gateway_charge_id }) => {
                     return Ok(ChargeCommand::RecordSuccess { gateway_charge_id });
+                }
+                Ok(ChargeOutcome::Accepted { gateway_charge_id }) => {
+                    return Ok(ChargeCommand::RecordProcessing { gateway_charge_id });
                 }
                 Ok(ChargeOutcome::Declined {
                     gateway_charge_id,

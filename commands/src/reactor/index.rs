@@ -48,7 +48,7 @@ impl ChargeIndex {
                     self.gateway_of.insert(id, g.to_string());
                 }
             }
-            "ChargeSucceeded" | "ChargeFailed" => {
+            "ChargeSucceeded" | "ChargeFailed" | "ChargeProcessing" => {
                 if let (Some(g), Some(gid)) = (
                     self.gateway_of.get(&id),
                     e.payload["gateway_charge_id"].as_str(),

@@ -177,6 +177,11 @@ impl Gateway for PaypalGateway {
         "paypal"
     }
 
+    /// PayPal keeps a `PayPal-Request-Id` for 6 hours unless asked to keep it longer.
+    fn idempotency_window(&self) -> Option<Duration> {
+        Some(Duration::from_secs(6 * 3600))
+    }
+
     async fn charge(&self, req: ChargeRequest) -> Result<ChargeOutcome, GatewayError> {
         let amount = PaypalAmount::of(req.amount)?;
         let vault_id = ids::checked_id(&req.payment_method, "vault id")?;

@@ -137,8 +137,8 @@ pub fn error_only(status: u16, e: &ErrorBody) -> GatewayError {
 }
 
 /// A capture's status as an outcome. `COMPLETED` took the money (so did a capture refunded
-/// since); `DECLINED` and `FAILED` did not; `PENDING` is not final: the charge stays pending
-/// until `PAYMENT.CAPTURE.COMPLETED` or `.DENIED` arrives.
+/// since); `DECLINED` and `FAILED` did not; `PENDING` is accepted, not final: the charge waits
+/// for `PAYMENT.CAPTURE.COMPLETED` or `.DENIED`.
 pub fn from_capture(
     id: &str,
     status: &str,
@@ -155,6 +155,9 @@ pub fn from_capture(
                 Some(r) => format!("PayPal did not capture the payment ({status}: {r})."),
                 None => format!("PayPal did not capture the payment ({status})."),
             },
+        }),
+        "PENDING" => Ok(ChargeOutcome::Accepted {
+            gateway_charge_id: id.to_string(),
         }),
         other => Err(GatewayError::Unavailable(format!(
             "paypal capture {id} is {other}{}; its outcome will arrive later",

@@ -174,6 +174,11 @@ impl Gateway for StripeGateway {
         "stripe"
     }
 
+    /// Stripe keeps idempotency keys for at least 24 hours.
+    fn idempotency_window(&self) -> Option<Duration> {
+        Some(Duration::from_secs(24 * 3600))
+    }
+
     async fn charge(&self, req: ChargeRequest) -> Result<ChargeOutcome, GatewayError> {
         let mut create = CreatePaymentIntent::new(
             req.amount.amount_minor(),

@@ -67,8 +67,8 @@ pub fn failure_code(code: Option<&str>, decline_code: Option<&str>) -> FailureCo
 ///
 /// `succeeded` took the money. `requires_action` needs the customer (3-D Secure): a decline with
 /// `authentication_required`, as Stripe itself reports off-session. `requires_payment_method`
-/// failed (its `last_payment_error` says why). `processing` (bank debits) is not final: the
-/// charge stays pending until `payment_intent.succeeded` or `.payment_failed` arrives.
+/// failed (its `last_payment_error` says why). `processing` (bank debits) is accepted, not
+/// final: the charge waits for `payment_intent.succeeded` or `.payment_failed`.
 pub fn from_status(
     id: &str,
     status: &str,
@@ -93,6 +93,9 @@ pub fn from_status(
                 message,
             ),
             None => declined(FailureCode::CardDeclined, "The payment was not completed."),
+        }),
+        "processing" => Ok(ChargeOutcome::Accepted {
+            gateway_charge_id: id.to_string(),
         }),
         other => Err(GatewayError::Unavailable(format!(
             "payment intent {id} is {other}; its outcome will arrive later"
@@ -199,10 +202,11 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(
-            from_status("pi_1", "processing", None)
-                .unwrap_err()
-                .is_retryable()
+        assert_eq!(
+            from_status("pi_1", "processing", None),
+            Ok(ChargeOutcome::Accepted {
+                gateway_charge_id: "pi_1".into()
+            })
         );
     }
 }
