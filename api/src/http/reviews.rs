@@ -143,6 +143,27 @@ async fn close(
     let charge_id: ChargeId = id
         .parse()
         .map_err(|_| ApiError::not_found("no such review"))?;
+    // No parameters: an empty body or `{}`; anything else is refused before anything happens.
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body) {
+            Ok(fields) if fields.is_empty() => {}
+            Ok(fields) => {
+                let name = fields.keys().next().cloned().unwrap_or_default();
+                return Err(ApiError::invalid(
+                    "parameter_unknown",
+                    None,
+                    format!("this endpoint takes no parameters ({name:?} given)"),
+                ));
+            }
+            Err(_) => {
+                return Err(ApiError::invalid(
+                    "body_invalid",
+                    None,
+                    "the body must be empty or a JSON object",
+                ));
+            }
+        }
+    }
     let verb = if approved { "approve" } else { "reject" };
     let path = format!("/v1/reviews/{charge_id}/{verb}");
     command::run(&state, &caller, &headers, &path, &body, |ctx| async move {

@@ -154,6 +154,16 @@ async fn a_rejected_review_fails_the_charge_without_calling_the_gateway() {
     assert_eq!((status, code.as_str()), (409, "review_closed"));
     let (status, _, _) = error_of(app.post("/v1/reviews/ch_nope/approve", "{}", None).await).await;
     assert_eq!(status, 404);
+    let (status, _, code) = error_of(
+        app.post(
+            &format!("/v1/reviews/{id}/approve"),
+            r#"{"force":true}"#,
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (400, "parameter_unknown"));
 }
 
 #[tokio::test]

@@ -351,6 +351,63 @@ async fn recovery_never_asks_stripe_again_once_its_idempotency_window_may_be_ove
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_reported_before_the_charge_is_settled_waits_for_it() {
+    let stripe = StripeStandIn::start().await;
+    let app = spawn_app_stripe(Kind::Postgres, &stripe).await;
+    stripe.set_answer_delay(Duration::from_millis(1_500));
+    let pay =
+        {
+            let (client, url, key) = (
+                app.client.clone(),
+                app.url("/payment/process"),
+                app.write_key.clone(),
+            );
+            tokio::spawn(async move {
+                client.post(url).bearer_auth(key).header("idempotency-key", "early-refund")
+                .json(&json!({"amount": 1000, "currency": "usd", "payment_method": "pm_card_visa"}))
+                .send().await.unwrap()
+            })
+        };
+    let mut pi = None;
+    for _ in 0..200 {
+        pi = stripe.last_intent();
+        if pi.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pi = pi.expect("Stripe made the PaymentIntent");
+    // Refunded at Stripe's dashboard before our own answer arrived: too early to book.
+    let charge = json!({"id": pi["latest_charge"], "object": "charge", "amount": 1000,
+        "amount_refunded": 400, "refunded": false, "currency": "usd", "status": "succeeded",
+        "payment_intent": pi["id"], "metadata": {}, "refunds": {"object": "list", "data": []}});
+    send(&app, "evt_early_refund", "charge.refunded", charge).await;
+    assert_eq!(app.reactor.catch_up().await.unwrap(), 1);
+    assert_eq!(app.reactor.deferred().await, 1, "waiting for its charge");
+    let paid: Value = pay.await.unwrap().json().await.unwrap();
+    let id = paid["id"].as_str().unwrap();
+    assert_eq!(
+        types(&charge_stream(&app, id).await),
+        ["ChargeRequested", "ChargeSucceeded"]
+    );
+    // The next pass books it.
+    app.reactor.catch_up().await.unwrap();
+    assert_eq!(app.reactor.deferred().await, 0);
+    let events = charge_stream(&app, id).await;
+    assert_eq!(
+        types(&events),
+        [
+            "ChargeRequested",
+            "ChargeSucceeded",
+            "RefundRequested",
+            "RefundSucceeded"
+        ]
+    );
+    assert_eq!(events[2].payload["amount"], 400);
+    app.assert_books_balance().await;
+}
+
 #[tokio::test]
 async fn events_about_nothing_of_ours_or_of_unknown_types_are_recorded_and_left_alone() {
     let stripe = StripeStandIn::start().await;

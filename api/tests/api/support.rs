@@ -118,6 +118,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub store: Arc<dyn EventStore>,
     pub sandbox: Arc<TestGateway>,
+    /// The webhook reactor (tests run its background pass by hand).
+    pub reactor: Arc<commands::reactor::Reactor>,
     pub admin_key: String,
     pub write_key: String,
     pub read_key: String,
@@ -320,6 +322,7 @@ pub(crate) async fn spawn_app_gateways(
         Arc::new(WEBHOOK_SECRETS.iter().map(|s| (*s).to_string()).collect());
     configure(&mut state);
     let charges = state.charges.clone();
+    let reactor = state.reactor.clone();
     let customers = state.customers.clone();
     let billing = state.billing.clone();
     let mut keys = Vec::new();
@@ -345,6 +348,7 @@ pub(crate) async fn spawn_app_gateways(
         client: http_client(None),
         store: store.events(),
         sandbox,
+        reactor,
         read_key: keys.pop().unwrap_or_default(),
         write_key: keys.pop().unwrap_or_default(),
         admin_key: keys.pop().unwrap_or_default(),

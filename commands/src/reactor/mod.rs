@@ -21,7 +21,7 @@ use ledger::ids::ChargeId;
 use ledger::store::EventStore;
 use tokio::sync::Mutex;
 
-use crate::charge::{ChargeError, ChargeService, GatewayReport};
+use crate::charge::{ChargeError, ChargeService, ChargeStatus, GatewayReport};
 use crate::error::CommandError;
 use crate::gateway_event::{GatewayEventReceived, RECEIVED};
 
@@ -71,7 +71,8 @@ pub enum Reaction {
     Applied { charge_id: ChargeId, events: usize },
     /// The charge says as much already.
     AlreadyApplied { charge_id: ChargeId },
-    /// No charge of ours matches.
+    /// No charge of ours matches (yet: the background pass tries again for an hour), or the
+    /// charge it is about has no outcome recorded yet.
     Unmatched,
     /// A type we do not act on, or one we could not read.
     Ignored,
@@ -84,7 +85,15 @@ pub struct Reactor {
     index: Mutex<index::ChargeIndex>,
     /// The background pass's position among `GatewayEventReceived` events.
     after: Mutex<Position>,
+    /// Deliveries about no charge of ours yet (one may arrive before the charge's outcome is
+    /// recorded): tried again on every pass for [`DEFER_FOR`].
+    deferred: Mutex<Vec<RecordedEvent>>,
 }
+
+/// How long a delivery about an unknown charge is tried again.
+const DEFER_FOR: chrono::Duration = chrono::Duration::hours(1);
+/// At most this many deliveries wait at once (the oldest give way).
+const DEFERRED_MAX: usize = 10_000;
 
 impl Reactor {
     pub fn new(charges: Arc<ChargeService>, store: Arc<dyn EventStore>) -> Self {
@@ -93,6 +102,7 @@ impl Reactor {
             store,
             index: Mutex::default(),
             after: Mutex::new(Position::START),
+            deferred: Mutex::default(),
         }
     }
 
@@ -136,6 +146,18 @@ impl Reactor {
             tracing::info!(event = %delivery.gateway_event_id, r#type = %delivery.event_type, "gateway event about no charge of ours");
             return Ok(Reaction::Unmatched);
         };
+        // A refund or dispute of a charge whose own outcome is not recorded yet: too early.
+        if matches!(
+            report,
+            GatewayReport::Refunded { .. } | GatewayReport::Dispute(_)
+        ) && self
+            .charges
+            .get(charge_id)
+            .await?
+            .is_some_and(|c| c.status == ChargeStatus::Pending)
+        {
+            return Ok(Reaction::Unmatched);
+        }
         let metadata = Metadata {
             actor: Some(format!("reactor:{}", delivery.gateway)),
             causation_id: Some(received.to_string()),
@@ -160,6 +182,7 @@ impl Reactor {
     /// Store failures; the next pass starts where this one stopped.
     pub async fn catch_up(&self) -> Result<usize, CommandError> {
         let mut after = self.after.lock().await;
+        self.retry_deferred().await?;
         let mut seen = 0;
         loop {
             let page = self
@@ -170,11 +193,49 @@ impl Reactor {
                 return Ok(seen);
             };
             for e in &page {
-                self.react(e).await?;
+                if self.react(e).await? == Reaction::Unmatched {
+                    let mut deferred = self.deferred.lock().await;
+                    if deferred.len() >= DEFERRED_MAX {
+                        deferred.remove(0);
+                    }
+                    deferred.push(e.clone());
+                }
             }
             seen += page.len();
             *after = last;
         }
+    }
+
+    /// Reacts again to deliveries that matched no charge, for up to [`DEFER_FOR`] after they
+    /// were recorded.
+    async fn retry_deferred(&self) -> Result<(), CommandError> {
+        let waiting = std::mem::take(&mut *self.deferred.lock().await);
+        let now = chrono::Utc::now();
+        let mut still = Vec::new();
+        let mut waiting = waiting.into_iter();
+        while let Some(e) = waiting.next() {
+            if now - e.recorded_at > DEFER_FOR {
+                tracing::warn!(event = %e.event_id, "gateway event matched no charge of ours within an hour; left recorded only");
+                continue;
+            }
+            match self.react(&e).await {
+                Ok(Reaction::Unmatched) => still.push(e),
+                Ok(_) => {}
+                Err(err) => {
+                    still.push(e);
+                    still.extend(waiting);
+                    self.deferred.lock().await.extend(still);
+                    return Err(err);
+                }
+            }
+        }
+        self.deferred.lock().await.extend(still);
+        Ok(())
+    }
+
+    /// Deliveries waiting for their charge.
+    pub async fn deferred(&self) -> usize {
+        self.deferred.lock().await.len()
     }
 
     async fn find(
