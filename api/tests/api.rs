@@ -43,6 +43,8 @@ mod refunds;
 mod replay;
 #[path = "api/stripe.rs"]
 mod stripe;
+#[path = "api/stripe_customers.rs"]
+mod stripe_customers;
 #[path = "api/tax_rates.rs"]
 mod tax_rates;
 #[path = "api/webhooks.rs"]

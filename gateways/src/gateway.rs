@@ -34,6 +34,14 @@ pub trait Gateway: Send + Sync + 'static {
     fn idempotency_window(&self) -> Option<std::time::Duration> {
         None
     }
+
+    /// Links a payment method to the customer at the gateway where the gateway needs it (Stripe:
+    /// a Customer object, made once per customer, with the `pm_…` attached, so it can be charged
+    /// off-session later). Default: nothing to link.
+    async fn link(&self, req: LinkRequest) -> Result<LinkOutcome, GatewayError> {
+        let _ = req;
+        Ok(LinkOutcome::default())
+    }
 }
 
 /// A request to charge a payment method.
@@ -51,6 +59,28 @@ pub struct ChargeRequest {
     pub customer_ref: Option<String>,
     /// The customer is not present (a renewal): the gateway must not ask for authentication.
     pub off_session: bool,
+    /// The gateway's customer the method is attached to (Stripe `cus_…`), if linked.
+    pub gateway_customer: Option<String>,
+}
+
+/// A payment method to link to a customer at the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkRequest {
+    /// Our customer id (`cus_…`), recorded with the gateway's customer.
+    pub customer_ref: String,
+    /// The gateway's customer made for ours before, if any.
+    pub gateway_customer: Option<String>,
+    /// The gateway's payment-method token.
+    pub payment_method: String,
+}
+
+/// What linking found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkOutcome {
+    /// The gateway's customer the method is attached to (`None`: the gateway needs none).
+    pub gateway_customer: Option<String>,
+    /// Where the method was issued (ISO 3166-1 alpha-2), when the gateway says.
+    pub country: Option<String>,
 }
 
 /// The gateway's answer to a charge: it either succeeded or was declined.

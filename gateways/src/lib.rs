@@ -30,7 +30,8 @@ pub mod tls;
 pub mod webhook;
 
 pub use gateway::{
-    ChargeOutcome, ChargeRequest, FailureCode, Gateway, GatewayError, RefundOutcome, RefundRequest,
+    ChargeOutcome, ChargeRequest, FailureCode, Gateway, GatewayError, LinkOutcome, LinkRequest,
+    RefundOutcome, RefundRequest,
 };
 pub use registry::Gateways;
 pub use sandbox::SandboxGateway;

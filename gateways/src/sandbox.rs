@@ -529,6 +529,7 @@ mod tests {
             description: Some("test charge".to_owned()),
             customer_ref: None,
             off_session: false,
+            gateway_customer: None,
         }
     }
 

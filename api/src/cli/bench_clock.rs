@@ -72,6 +72,7 @@ pub async fn run(config: &StoreConfig, years: u32) -> Result<ExitCode, String> {
         token: "tok_visa".into(),
         set_default: true,
         country: None,
+        gateway_customer: None,
     };
     x.execute::<Customer>(&customer, attach, &m, None, &unrendered)
         .await

@@ -145,6 +145,7 @@ async fn one_charge(log: &dyn EventStore, refunded: bool) -> Result<u64, String>
             description: Some("replay benchmark".into()),
             gateway: "sandbox".into(),
             gateway_key: format!("charge-{id}"),
+            gateway_customer: None,
             off_session: false,
             request_fingerprint: None,
         }),

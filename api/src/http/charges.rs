@@ -101,6 +101,7 @@ pub async fn create(
                 description: req.description,
                 gateway: Some(method.gateway.as_str().to_string()),
                 off_session: false,
+                gateway_customer: method.gateway_customer.clone(),
                 // The customer's methods at other gateways, newest first, for failover.
                 fallbacks: customer
                     .payment_methods

@@ -124,5 +124,6 @@ fn charge_input(
         off_session: false,
         risk: commands::charge::fraud::RiskFacts::default(),
         fallbacks: Vec::new(),
+        gateway_customer: None,
     })
 }

@@ -347,19 +347,27 @@ impl Billing {
         let earlier = self.charges.get(charge_id).await?;
         let (method, amount) = match &earlier {
             Some(charge) => (
-                Some((charge.payment_method.clone(), charge.gateway.clone())),
+                Some((
+                    charge.payment_method.clone(),
+                    charge.gateway.clone(),
+                    charge.gateway_customer.clone(),
+                )),
                 charge.amount,
             ),
             None => (
-                customer
-                    .default_method()
-                    .map(|pm| (pm.token.clone(), pm.gateway.as_str().to_string())),
+                customer.default_method().map(|pm| {
+                    (
+                        pm.token.clone(),
+                        pm.gateway.as_str().to_string(),
+                        pm.gateway_customer.clone(),
+                    )
+                }),
                 invoice.amount_due,
             ),
         };
         let failure_code = match method {
             None => NO_PAYMENT_METHOD.to_string(),
-            Some((token, gateway)) => {
+            Some((token, gateway, gateway_customer)) => {
                 let input = ChargeInput {
                     charge_id,
                     amount,
@@ -370,6 +378,7 @@ impl Billing {
                     off_session: true,
                     risk: crate::charge::fraud::RiskFacts::default(),
                     fallbacks: Vec::new(),
+                    gateway_customer,
                     description: Some(format!(
                         "Invoice {}",
                         invoice.number.as_deref().unwrap_or("draft")

@@ -143,6 +143,7 @@ mod tests {
             gateway: "stripe".into(),
             gateway_key: format!("charge-{id}"),
             off_session: false,
+            gateway_customer: None,
             request_fingerprint: None,
             status: ChargeStatus::Succeeded,
             gateway_charge_id: Some("pi_1".into()),

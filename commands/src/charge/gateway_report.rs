@@ -295,6 +295,7 @@ mod tests {
             gateway: "stripe".into(),
             gateway_key: format!("charge-{id}"),
             off_session: false,
+            gateway_customer: None,
             request_fingerprint: None,
             status,
             gateway_charge_id: None,

@@ -53,6 +53,9 @@ pub struct ChargeRequested {
     /// the gateway must not ask for authentication it cannot get.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub off_session: bool,
+    /// The gateway's customer the method is attached to (Stripe `cus_…`), when linked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_customer: Option<String>,
     /// Fingerprint of the API request that asked for the charge under an `Idempotency-Key`: a
     /// later request with the same key but another body is refused, even while this charge is
     /// still pending.
@@ -198,6 +201,8 @@ pub struct Charge {
     pub gateway_key: String,
     #[serde(default)]
     pub off_session: bool,
+    #[serde(default)]
+    pub gateway_customer: Option<String>,
     pub request_fingerprint: Option<String>,
     pub status: ChargeStatus,
     pub gateway_charge_id: Option<String>,
@@ -235,6 +240,7 @@ pub enum ChargeCommand {
         description: Option<String>,
         gateway: String,
         off_session: bool,
+        gateway_customer: Option<String>,
         request_fingerprint: Option<String>,
     },
     RecordSuccess {
@@ -288,6 +294,7 @@ pub fn decide(
             description,
             gateway,
             off_session,
+            gateway_customer,
             request_fingerprint,
         } => {
             if let Some(existing) = state {
@@ -321,6 +328,7 @@ pub fn decide(
                 gateway,
                 gateway_key: format!("charge-{charge_id}"),
                 off_session,
+                gateway_customer,
                 request_fingerprint,
             })])
         }
@@ -377,6 +385,7 @@ pub fn evolve(state: Option<Charge>, event: &ChargeEvent, at: DateTime<Utc>) -> 
             gateway: e.gateway.clone(),
             gateway_key: e.gateway_key.clone(),
             off_session: e.off_session,
+            gateway_customer: e.gateway_customer.clone(),
             request_fingerprint: e.request_fingerprint.clone(),
             status: ChargeStatus::Pending,
             gateway_charge_id: None,
@@ -445,6 +454,7 @@ mod tests {
             description: None,
             gateway: "sandbox".into(),
             off_session: false,
+            gateway_customer: None,
             request_fingerprint: Some("f".into()),
         }
     }
@@ -459,6 +469,7 @@ mod tests {
                 description,
                 gateway,
                 off_session,
+                gateway_customer,
                 request_fingerprint,
             } => ChargeCommand::Request {
                 charge_id,
@@ -468,6 +479,7 @@ mod tests {
                 description,
                 gateway,
                 off_session,
+                gateway_customer,
                 request_fingerprint,
             },
             other => other,

@@ -79,6 +79,8 @@ pub struct ChargeInput {
     pub risk: super::fraud::RiskFacts,
     /// The customer's methods at other gateways, in order of preference, for failover.
     pub fallbacks: Vec<Fallback>,
+    /// The gateway's customer the method is attached to (Stripe `cus_…`), when linked.
+    pub gateway_customer: Option<String>,
 }
 
 /// The result of a charge command.
@@ -222,6 +224,7 @@ impl ChargeService {
             description: input.description,
             gateway: gateway.name().to_string(),
             off_session: input.off_session,
+            gateway_customer: input.gateway_customer,
             request_fingerprint: idempotency.as_ref().map(|d| d.fingerprint.clone()),
         };
         let mut events = decide(None, command)?;
@@ -448,6 +451,7 @@ impl ChargeService {
             description: charge.description.clone(),
             customer_ref: charge.customer_id.map(|c| c.to_string()),
             off_session: charge.off_session,
+            gateway_customer: charge.gateway_customer.clone(),
         };
         let Some(gateway) = self.gateways.get(&charge.gateway) else {
             tracing::error!(charge_id = %charge.id, gateway = %charge.gateway, "the charge's gateway is not configured; charge left pending");

@@ -77,6 +77,10 @@ pub struct PaymentMethodAttached {
     /// compares it with the billing country.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
+    /// The gateway's customer the method is attached to (Stripe `cus_…`), when the gateway
+    /// needs one to charge it later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_customer: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

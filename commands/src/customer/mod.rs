@@ -36,6 +36,9 @@ pub struct PaymentMethod {
     /// ISO 3166-1 alpha-2 of the issuer, when known.
     #[serde(default)]
     pub country: Option<String>,
+    /// The gateway's customer it is attached to (Stripe `cus_…`), when linked.
+    #[serde(default)]
+    pub gateway_customer: Option<String>,
     pub attached: DateTime<Utc>,
 }
 
@@ -61,6 +64,14 @@ pub struct Customer {
 impl Customer {
     pub fn payment_method(&self, id: PaymentMethodId) -> Option<&PaymentMethod> {
         self.payment_methods.iter().find(|p| p.id == id)
+    }
+
+    /// The gateway's customer made for this one at `gateway`, if a method was linked there.
+    pub fn gateway_customer(&self, gateway: GatewayKind) -> Option<&str> {
+        self.payment_methods
+            .iter()
+            .filter(|m| m.gateway == gateway)
+            .find_map(|m| m.gateway_customer.as_deref())
     }
 
     /// The default payment method, if it has one.
@@ -111,6 +122,8 @@ pub enum CustomerCommand {
         set_default: bool,
         /// ISO 3166-1 alpha-2 of the issuer, when the gateway told.
         country: Option<String>,
+        /// The gateway's customer it was attached to, when linked there.
+        gateway_customer: Option<String>,
     },
     DetachPaymentMethod(PaymentMethodId),
     SetDefaultPaymentMethod(PaymentMethodId),
@@ -193,8 +206,9 @@ impl Aggregate for Customer {
                     token,
                     set_default,
                     country,
+                    gateway_customer,
                 },
-            ) => attach(c, gateway, token, set_default, country),
+            ) => attach(c, gateway, token, set_default, country, gateway_customer),
             (c, CustomerCommand::DetachPaymentMethod(pm)) => detach(c, pm),
             (c, CustomerCommand::SetDefaultPaymentMethod(pm)) => {
                 if c.payment_method(pm).is_none() {
@@ -257,6 +271,7 @@ impl Aggregate for Customer {
                 gateway: e.gateway,
                 token: e.token.clone(),
                 country: e.country.clone(),
+                gateway_customer: e.gateway_customer.clone(),
                 attached: at,
             }),
             CustomerEvent::PaymentMethodDetached(e) => {
@@ -329,6 +344,7 @@ fn attach(
     token: String,
     set_default: bool,
     country: Option<String>,
+    gateway_customer: Option<String>,
 ) -> Result<Vec<CustomerEvent>, CustomerError> {
     check_token(&token)?;
     if country
@@ -351,6 +367,7 @@ fn attach(
                 gateway,
                 token,
                 country,
+                gateway_customer,
             },
         ));
     }
@@ -461,7 +478,11 @@ fn check_location(mut loc: TaxLocation) -> Result<TaxLocation, CustomerError> {
     Ok(loc)
 }
 
-fn check_token(token: &str) -> Result<(), CustomerError> {
+/// A token's shape, checked before it goes anywhere (never a card number).
+///
+/// # Errors
+/// `TokenInvalid`, `CardNumberRefused`.
+pub fn check_token(token: &str) -> Result<(), CustomerError> {
     if token.is_empty()
         || token.len() > TOKEN_MAX_LEN
         || !token.bytes().all(|b| b.is_ascii_graphic())

@@ -61,6 +61,7 @@ fn attach(
             token: token.into(),
             set_default,
             country: None,
+            gateway_customer: None,
         },
     )
 }

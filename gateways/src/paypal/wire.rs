@@ -118,6 +118,7 @@ mod tests {
             description: description.map(Into::into),
             customer_ref: Some("cus_1".into()),
             off_session,
+            gateway_customer: None,
         }
     }
 

@@ -1,4 +1,5 @@
-//! A local Stripe: PaymentIntents (created and confirmed at once), refunds, customer lists, with
+//! A local Stripe: PaymentIntents (created and confirmed at once), refunds, customers and
+//! payment methods attached to them (`pm_card_*`; a `…_fr` card is issued in France), with
 //! Stripe's JSON objects, error bodies and idempotency rules, and knobs for the failures tests need.
 //!
 //! Tokens: `pm_card_visa`, `pm_card_mastercard`, `tok_visa`, `tok_mastercard` succeed;
@@ -23,6 +24,9 @@ use serde_json::{Value, json};
 #[derive(Default)]
 struct Book {
     intents: HashMap<String, Value>,
+    customers: HashMap<String, Value>,
+    /// Payment method → the customer it is attached to.
+    attached: HashMap<String, String>,
     refunded: HashMap<String, i64>,
     /// Idempotency key → (request fingerprint, status, body).
     keys: HashMap<String, (String, u16, Value)>,
@@ -70,7 +74,8 @@ impl StripeStandIn {
             .route("/v1/payment_intents", post(create_intent))
             .route("/v1/payment_intents/{id}", get(retrieve_intent))
             .route("/v1/refunds", post(create_refund))
-            .route("/v1/customers", get(list_customers))
+            .route("/v1/customers", get(list_customers).post(create_customer))
+            .route("/v1/payment_methods/{pm}/attach", post(attach_method))
             .with_state(book.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -104,6 +109,16 @@ impl StripeStandIn {
     /// The PaymentIntent `id` as the stand-in holds it (for building its webhooks).
     pub fn intent(&self, id: &str) -> Option<Value> {
         lock(&self.book).intents.get(id).cloned()
+    }
+
+    /// Customers created.
+    pub fn customers(&self) -> Vec<Value> {
+        lock(&self.book).customers.values().cloned().collect()
+    }
+
+    /// The customer `pm` is attached to.
+    pub fn attached_to(&self, pm: &str) -> Option<String> {
+        lock(&self.book).attached.get(pm).cloned()
     }
 
     /// The last PaymentIntent created (ids grow with each one).
@@ -315,7 +330,7 @@ fn decline_of(token: &str) -> Option<(&'static str, Option<&'static str>, &'stat
 fn succeeds(token: &str) -> bool {
     matches!(
         token,
-        "pm_card_visa" | "pm_card_mastercard" | "tok_visa" | "tok_mastercard"
+        "pm_card_visa" | "pm_card_visa_fr" | "pm_card_mastercard" | "tok_visa" | "tok_mastercard"
     )
 }
 
@@ -369,6 +384,20 @@ async fn create_intent(State(book): State<Shared>, headers: HeaderMap, body: Byt
             return error(StatusCode::BAD_REQUEST, "invalid_request_error", "parameter_missing", "Missing required param: currency.", Some("currency"));
         }
         let token = p.get("payment_method").cloned().unwrap_or_default();
+        if let Some(c) = p.get("customer") {
+            if !b.customers.contains_key(c) {
+                return error(StatusCode::BAD_REQUEST, "invalid_request_error", "resource_missing",
+                    &format!("No such customer: '{c}'"), Some("customer"));
+            }
+            // A method attached to a customer is charged with that customer only.
+            if b.attached.get(&token).is_some_and(|owner| owner != c) {
+                return error(StatusCode::BAD_REQUEST, "invalid_request_error", "payment_method_invalid_parameter",
+                    "The provided PaymentMethod belongs to another customer.", Some("payment_method"));
+            }
+        } else if b.attached.contains_key(&token) {
+            return error(StatusCode::BAD_REQUEST, "invalid_request_error", "payment_method_invalid_parameter",
+                "The provided PaymentMethod is attached to a customer: pass the customer too.", Some("customer"));
+        }
         let id = next_id(b, "pi");
         if succeeds(&token) {
             let mut pi = intent(&id, p, amount, "succeeded");
@@ -491,4 +520,74 @@ async fn list_customers(State(book): State<Shared>, headers: HeaderMap) -> Respo
         &json!({ "object": "list", "data": [], "has_more": false, "url": "/v1/customers" }),
         false,
     )
+}
+
+async fn create_customer(State(book): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    mutate(&book, "POST", "/v1/customers", &headers, &body, |b, p| {
+        let id = next_id(b, "cus");
+        let metadata: serde_json::Map<String, Value> = p
+            .iter()
+            .filter_map(|(k, v)| {
+                Some((
+                    k.strip_prefix("metadata[")?.strip_suffix(']')?.to_string(),
+                    json!(v),
+                ))
+            })
+            .collect();
+        let customer = json!({
+            "id": id, "object": "customer",
+            "address": null, "balance": 0, "created": now(), "currency": null,
+            "default_source": null, "delinquent": false, "description": null, "discount": null,
+            "email": p.get("email"), "invoice_prefix": "STANDIN", "invoice_settings": {
+                "custom_fields": null, "default_payment_method": null, "footer": null,
+                "rendering_options": null },
+            "livemode": false, "metadata": metadata, "name": null, "next_invoice_sequence": 1,
+            "phone": null, "preferred_locales": [], "shipping": null, "tax_exempt": "none",
+            "test_clock": null,
+        });
+        b.customers.insert(id, customer.clone());
+        (200, customer)
+    })
+    .await
+}
+
+async fn attach_method(
+    State(book): State<Shared>,
+    headers: HeaderMap,
+    Path(pm): Path<String>,
+    body: Bytes,
+) -> Response {
+    let path = format!("/v1/payment_methods/{pm}/attach");
+    mutate(&book, "POST", &path, &headers, &body, |b, p| {
+        let Some(customer) = p.get("customer").filter(|c| b.customers.contains_key(*c)).cloned() else {
+            return error(StatusCode::BAD_REQUEST, "invalid_request_error", "resource_missing",
+                "No such customer", Some("customer"));
+        };
+        if !pm.starts_with("pm_card_") {
+            return error(StatusCode::BAD_REQUEST, "invalid_request_error", "resource_missing",
+                &format!("No such PaymentMethod: '{pm}'"), None);
+        }
+        if b.attached.get(&pm).is_some_and(|owner| *owner != customer) {
+            return error(StatusCode::BAD_REQUEST, "invalid_request_error", "payment_method_unexpected_state",
+                "The payment method you provided has already been attached to a customer.", None);
+        }
+        b.attached.insert(pm.clone(), customer.clone());
+        // Stripe's test cards are issued in the US, except the named international ones.
+        let country = if pm.ends_with("_fr") { "FR" } else { "US" };
+        (200, json!({
+            "id": pm, "object": "payment_method", "allow_redisplay": "unspecified",
+            "billing_details": { "address": { "city": null, "country": null, "line1": null,
+                "line2": null, "postal_code": null, "state": null },
+                "email": null, "name": null, "phone": null, "tax_id": null },
+            "card": { "brand": "visa", "checks": { "address_line1_check": null,
+                "address_postal_code_check": null, "cvc_check": "pass" }, "country": country,
+                "display_brand": "visa", "exp_month": 12, "exp_year": 2034,
+                "fingerprint": "StandInFp0000001", "funding": "credit", "generated_from": null,
+                "last4": "4242", "networks": { "available": ["visa"], "preferred": null },
+                "regulated_status": null, "three_d_secure_usage": { "supported": true }, "wallet": null },
+            "created": now(), "customer": customer, "customer_account": null, "livemode": false,
+            "metadata": {}, "type": "card",
+        }))
+    })
+    .await
 }

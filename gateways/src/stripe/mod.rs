@@ -23,14 +23,16 @@ use ::stripe::{
 };
 use ledger::money::Currency;
 
-use stripe_core::customer::ListCustomer;
+use stripe_core::customer::{CreateCustomer, ListCustomer};
 use stripe_core::payment_intent::{CreatePaymentIntent, CreatePaymentIntentOffSession};
 use stripe_core::refund::CreateRefund;
+use stripe_payment::payment_method::AttachPaymentMethod;
 
 pub use outcome::{ErrorParts, failure_code};
 
 use crate::gateway::{
-    ChargeOutcome, ChargeRequest, Gateway, GatewayError, RefundOutcome, RefundRequest,
+    ChargeOutcome, ChargeRequest, Gateway, GatewayError, LinkOutcome, LinkRequest, RefundOutcome,
+    RefundRequest,
 };
 
 /// Stripe's API.
@@ -192,6 +194,9 @@ impl Gateway for StripeGateway {
         if let Some(d) = &req.description {
             create = create.description(d.clone());
         }
+        if let Some(c) = &req.gateway_customer {
+            create = create.customer(c.clone());
+        }
         let mut metadata =
             HashMap::from([("billing_key".to_string(), req.idempotency_key.clone())]);
         if let Some(c) = &req.customer_ref {
@@ -221,6 +226,42 @@ impl Gateway for StripeGateway {
             }
             Err(e) => Err(call_error(&e)),
         }
+    }
+
+    /// A `pm_…` is attached to a Stripe Customer (made once per customer of ours, under the key
+    /// `customer-<ours>`), so it can be charged off-session; a `tok_…` is single-use and passed
+    /// at the charge, so nothing is linked.
+    async fn link(&self, req: LinkRequest) -> Result<LinkOutcome, GatewayError> {
+        if !req.payment_method.starts_with("pm_") {
+            return Ok(LinkOutcome::default());
+        }
+        let customer = match req.gateway_customer {
+            Some(c) => c,
+            None => CreateCustomer::new()
+                .metadata(HashMap::from([(
+                    "billing_customer".to_string(),
+                    req.customer_ref.clone(),
+                )]))
+                .customize()
+                .request_strategy(idempotent(&format!("customer-{}", req.customer_ref))?)
+                .send(&self.client)
+                .await
+                .map_err(|e| call_error(&e))?
+                .id
+                .to_string(),
+        };
+        let key = format!("attach-{}-{}", req.customer_ref, req.payment_method);
+        let pm = AttachPaymentMethod::new(req.payment_method.as_str())
+            .customer(customer.clone())
+            .customize()
+            .request_strategy(idempotent(&key)?)
+            .send(&self.client)
+            .await
+            .map_err(|e| call_error(&e))?;
+        Ok(LinkOutcome {
+            gateway_customer: Some(customer),
+            country: pm.card.and_then(|c| c.country),
+        })
     }
 
     async fn refund(&self, req: RefundRequest) -> Result<RefundOutcome, GatewayError> {

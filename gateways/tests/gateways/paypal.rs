@@ -39,6 +39,7 @@ fn charge_in(key: &str, vault: &str, money: Money) -> ChargeRequest {
         description: Some("Pro plan".into()),
         customer_ref: Some("cus_1".into()),
         off_session: true,
+        gateway_customer: None,
     }
 }
 

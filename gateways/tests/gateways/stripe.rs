@@ -29,6 +29,7 @@ fn charge(key: &str, token: &str, amount: i64) -> ChargeRequest {
         description: Some("test".into()),
         customer_ref: Some("cus_1".into()),
         off_session: false,
+        gateway_customer: None,
     }
 }
 
@@ -258,4 +259,53 @@ async fn ping_tells_whether_stripe_answers_with_this_key() {
     let e = gone.ping().await.unwrap_err();
     assert!(matches!(e, GatewayError::Unreachable(_)), "{e:?}");
     assert!(e.is_retryable());
+}
+
+#[tokio::test]
+async fn a_pm_is_linked_to_one_stripe_customer_per_customer_and_charged_with_it() {
+    use gateways::LinkRequest;
+    let s = StripeStandIn::start().await;
+    let g = gateway(&s);
+    let link = |gateway_customer: Option<String>, pm: &str| LinkRequest {
+        customer_ref: "cus_ours_1".into(),
+        gateway_customer,
+        payment_method: pm.into(),
+    };
+    let first = g.link(link(None, "pm_card_visa")).await.unwrap();
+    let cus = first.gateway_customer.clone().expect("a Stripe customer");
+    assert!(cus.starts_with("cus_"));
+    assert_eq!(first.country.as_deref(), Some("US"));
+    let customers = s.customers();
+    assert_eq!(customers.len(), 1);
+    assert_eq!(customers[0]["metadata"]["billing_customer"], "cus_ours_1");
+    // The second method joins the same customer; a retry of the first changes nothing.
+    let second = g
+        .link(link(Some(cus.clone()), "pm_card_visa_fr"))
+        .await
+        .unwrap();
+    assert_eq!(second.gateway_customer.as_deref(), Some(cus.as_str()));
+    assert_eq!(second.country.as_deref(), Some("FR"));
+    assert_eq!(g.link(link(None, "pm_card_visa")).await.unwrap(), first);
+    assert_eq!(s.customers().len(), 1);
+    assert_eq!(
+        s.attached_to("pm_card_visa_fr").as_deref(),
+        Some(cus.as_str())
+    );
+    // Tokens are single-use: nothing to link.
+    assert_eq!(
+        g.link(link(None, "tok_visa")).await.unwrap(),
+        Default::default()
+    );
+    // An attached method is charged with its customer (Stripe refuses it without).
+    let mut req = charge("charge-linked", "pm_card_visa", 900);
+    let e = g.charge(req.clone()).await.unwrap_err();
+    assert!(matches!(e, GatewayError::InvalidRequest(_)), "{e:?}");
+    req.idempotency_key = "charge-linked-2".into();
+    req.gateway_customer = Some(cus.clone());
+    req.off_session = true;
+    assert!(g.charge(req).await.unwrap().is_succeeded());
+    assert_eq!(s.last_intent().unwrap()["customer"], cus.as_str());
+    // An unknown method is refused, nothing linked.
+    let e = g.link(link(Some(cus), "pm_nope")).await.unwrap_err();
+    assert!(matches!(e, GatewayError::InvalidRequest(_)), "{e:?}");
 }

@@ -219,6 +219,7 @@ async fn many_charges(events: &dyn EventStore, n: usize) {
             description: None,
             gateway: "sandbox".into(),
             gateway_key: format!("charge-{id}"),
+            gateway_customer: None,
             off_session: false,
             request_fingerprint: None,
         })];

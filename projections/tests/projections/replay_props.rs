@@ -344,6 +344,7 @@ impl<'s> Model<'s> {
             description: None,
             gateway: "sandbox".into(),
             gateway_key: format!("charge-{id}"),
+            gateway_customer: None,
             off_session: false,
             request_fingerprint: None,
         });

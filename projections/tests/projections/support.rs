@@ -144,6 +144,7 @@ pub async fn charge(
         description: None,
         gateway: "sandbox".into(),
         gateway_key: format!("charge-{id}"),
+        gateway_customer: None,
         off_session: false,
         request_fingerprint: None,
     });

@@ -7,7 +7,9 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use commands::customer::{Customer, CustomerCommand, GatewayKind};
+use commands::CommandError;
+use commands::customer::{Customer, CustomerCommand, GatewayKind, check_token};
+use gateways::{GatewayError, LinkOutcome, LinkRequest};
 use ledger::ids::{CustomerId, PaymentMethodId};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -59,11 +61,14 @@ pub async fn attach(
     let path = format!("/v1/customers/{id}/payment_methods");
     command::run(&state, &caller, &headers, &path, &body, |ctx| async move {
         let req: AttachPaymentMethod = parse_json(&ctx.body)?;
+        check_token(&req.token).map_err(CommandError::from)?;
+        let linked = link(&ctx.state, id, req.gateway, &req.token).await?;
         let command = CustomerCommand::AttachPaymentMethod {
             gateway: req.gateway,
             token: req.token,
             set_default: req.set_default.unwrap_or(false),
-            country: req.country,
+            country: req.country.or(linked.country),
+            gateway_customer: linked.gateway_customer,
         };
         execute(ctx, id, command).await
     })
@@ -165,4 +170,35 @@ pub async fn adjust_balance(
         execute(ctx, id, command).await
     })
     .await
+}
+
+/// Links the method to the customer at its gateway when that gateway is configured and needs it
+/// (Stripe: a Customer object, made once, with the `pm_…` attached). Nothing is recorded when
+/// the gateway refuses (400) or cannot be asked (503).
+async fn link(
+    state: &AppState,
+    id: CustomerId,
+    gateway: GatewayKind,
+    token: &str,
+) -> Result<LinkOutcome, ApiError> {
+    let Some(g) = state.gateways.get(gateway.as_str()) else {
+        return Ok(LinkOutcome::default());
+    };
+    let customer = state.customers.load(id).await?.customer;
+    let request = LinkRequest {
+        customer_ref: id.to_string(),
+        gateway_customer: customer.gateway_customer(gateway).map(str::to_string),
+        payment_method: token.to_string(),
+    };
+    g.link(request).await.map_err(|e| match e {
+        GatewayError::InvalidRequest(m) => {
+            ApiError::invalid("payment_method_invalid", Some("token"), m)
+        }
+        other => {
+            tracing::warn!(error = %other, "linking a payment method at its gateway failed");
+            ApiError::gateway_unavailable(
+                "the gateway could not be reached to attach this payment method; nothing was recorded, try again",
+            )
+        }
+    })
 }
