@@ -21,6 +21,7 @@
 
 pub mod analytics;
 pub mod books;
+pub mod gateway_events;
 pub mod journal;
 pub mod pointers;
 pub mod projection;
@@ -48,5 +49,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(journal::Journal),
         Arc::new(analytics::Payments),
         Arc::new(analytics::Mrr),
+        Arc::new(gateway_events::GatewayEvents),
     ]
 }

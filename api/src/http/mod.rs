@@ -152,6 +152,8 @@ pub fn router(state: AppState) -> Router {
             post(refunds::create).get(reads::held::refunds_list),
         )
         .route("/v1/refunds/{id}", get(reads::held::refund_get))
+        .route("/v1/gateway_events", get(reads::gateway_events::list))
+        .route("/v1/gateway_events/{id}", get(reads::gateway_events::get))
         .route("/v1/reviews", get(reviews::list))
         .route("/v1/reviews/{id}/approve", post(reviews::approve))
         .route("/v1/reviews/{id}/reject", post(reviews::reject))

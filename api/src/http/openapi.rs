@@ -65,6 +65,8 @@ use utoipa::{Modify, OpenApi};
         super::reads::analytics::forecast,
         super::reads::held::refunds_list,
         super::reads::held::refund_get,
+        super::reads::gateway_events::list,
+        super::reads::gateway_events::get,
         super::reviews::list,
         super::reviews::approve,
         super::reviews::reject,

@@ -110,6 +110,31 @@ async fn payment_intent_succeeded_completes_a_charge_whose_own_answer_is_late() 
     );
     assert_eq!(stripe.succeeded_charges(), 1);
     app.assert_books_balance().await;
+    // The read model of deliveries: each with what it caused.
+    let head = app.head().await.0;
+    let cause = received_id(&app, "evt_late_ok").await;
+    let got = app
+        .get_ok(&format!("/v1/gateway_events/{cause}?min_position={head}"))
+        .await;
+    assert_eq!(got["status"], "applied", "{got}");
+    assert_eq!(got["gateway_event_id"], "evt_late_ok");
+    assert_eq!(got["caused"][0]["event_type"], "ChargeSucceeded", "{got}");
+    let list = app
+        .get_ok(&format!(
+            "/v1/gateway_events?min_position={head}&status=received"
+        ))
+        .await;
+    let ids: Vec<_> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["gateway_event_id"].clone())
+        .collect();
+    assert_eq!(
+        ids,
+        [json!("evt_late_ok_2")],
+        "the second delivery changed nothing: {list}"
+    );
 }
 
 #[tokio::test]

@@ -47,7 +47,7 @@ pub(crate) async fn list_of<T: DeserializeOwned>(
 }
 
 /// One document of `projection` as `T`, rendered.
-async fn one_of<T: DeserializeOwned>(
+pub(crate) async fn one_of<T: DeserializeOwned>(
     state: &AppState,
     q: &PositionQuery,
     projection: &str,

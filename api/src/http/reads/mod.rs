@@ -7,6 +7,7 @@
 //! read model had applied when it was read.
 
 pub mod analytics;
+pub mod gateway_events;
 pub mod held;
 pub mod ledger_api;
 pub mod lists;
