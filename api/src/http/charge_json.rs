@@ -63,6 +63,15 @@ impl ChargeObject {
     }
 }
 
+/// The charge object as the read API shows it, whatever its status (a failed charge is a 200
+/// with `status: failed` there; only the command that made it answers 402).
+pub fn render_object(c: &Charge) -> Rendered {
+    Rendered {
+        status: 200,
+        body: serde_json::to_string(&ChargeObject::from_charge(c)).unwrap_or_default(),
+    }
+}
+
 /// The HTTP answer for a charge: 200 succeeded, 202 pending (the gateway's answer is not known
 /// yet; the charge completes later with the same gateway key), 402 failed (`card_error`, with the
 /// charge id in the error, as Stripe does).

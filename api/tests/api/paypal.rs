@@ -202,3 +202,44 @@ async fn a_capture_completed_webhook_settles_a_charge_paypal_left_pending() {
     let paid: Value = r.json().await.unwrap();
     assert_eq!(paid["status"], "succeeded", "{paid}");
 }
+
+#[tokio::test]
+async fn a_capture_denied_webhook_fails_a_charge_paypal_left_pending_and_a_replay_changes_nothing()
+{
+    let paypal = stand_in().await;
+    let app = spawn_app_paypal(Kind::Postgres, &paypal).await;
+    let cus = customer(&app, "vault_pending").await;
+    let r = app
+        .post(
+            "/v1/charges",
+            &json!({"customer_id": cus, "amount": 800, "currency": "usd"}).to_string(),
+            Some("pp-d"),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let pending: Value = r.json().await.unwrap();
+    let charge_id = pending["id"].as_str().unwrap().to_string();
+    let mut capture = paypal.last_capture().unwrap();
+    capture["status"] = json!("DECLINED");
+    let capture = capture;
+    let body = event("WH-DENIED-1", "PAYMENT.CAPTURE.DENIED", "capture", &capture);
+    assert_eq!(deliver(&app, &body, Some("valid")).await.status(), 200);
+    assert_eq!(
+        charge_types(&app, &charge_id).await,
+        ["ChargeRequested", "ChargeProcessing", "ChargeFailed"]
+    );
+    // The same event delivered again: nothing new.
+    let again: Value = deliver(&app, &body, Some("valid"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(charge_types(&app, &charge_id).await.len(), 3);
+    let head = app.head().await.0;
+    let got = app
+        .get_ok(&format!("/v1/charges/{charge_id}?min_position={head}"))
+        .await;
+    assert_eq!(got["status"], "failed", "{got}");
+    app.assert_books_balance().await;
+}

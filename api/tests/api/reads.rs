@@ -439,3 +439,39 @@ async fn refunds_and_credit_notes_are_listed_and_fetched_by_their_own_id() {
     assert_eq!(get(&app, "/v1/refunds/re_nothing").await.status(), 404);
     assert_eq!(get(&app, "/v1/credit_notes/cn_nothing").await.status(), 404);
 }
+
+#[tokio::test]
+async fn failed_charges_are_read_as_charge_objects_not_errors() {
+    let app = crate::support::spawn_app(crate::support::Kind::Sqlite).await;
+    let r = app
+        .post(
+            "/payment/process",
+            r#"{"amount":500,"currency":"usd","payment_method":"tok_chargeDeclined"}"#,
+            Some("read-failed"),
+        )
+        .await;
+    assert_eq!(r.status(), 402);
+    let e: serde_json::Value = r.json().await.unwrap();
+    let id = e["error"]["charge"].as_str().unwrap().to_string();
+    let head = app.head().await.0;
+    let one = app
+        .client
+        .get(app.url(&format!("/v1/charges/{id}?min_position={head}")))
+        .bearer_auth(&app.read_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one.status(), 200);
+    let one: serde_json::Value = one.json().await.unwrap();
+    assert_eq!(
+        (one["object"].as_str(), one["status"].as_str()),
+        (Some("charge"), Some("failed")),
+        "{one}"
+    );
+    assert_eq!(one["failure_code"], "card_declined");
+    let list = app
+        .get_ok(&format!("/v1/charges?min_position={head}&status=failed"))
+        .await;
+    assert_eq!(list["data"][0]["id"], id.as_str(), "{list}");
+    assert_eq!(list["data"][0]["object"], "charge", "{list}");
+}

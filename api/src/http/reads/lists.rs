@@ -143,7 +143,7 @@ pub async fn customer_charges(
         "charges",
         &url,
         CHARGE_STATUSES,
-        charge_json::render,
+        charge_json::render_object,
     )
     .await
 }
@@ -206,7 +206,7 @@ pub async fn charges_list(
         "charges",
         "/v1/charges",
         CHARGE_STATUSES,
-        charge_json::render,
+        charge_json::render_object,
     )
     .await
 }
@@ -222,7 +222,15 @@ pub async fn charge_get(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
     let q = query(q)?;
-    one_of::<Charge>(&state, &q, "charges", &id, "charge", charge_json::render).await
+    one_of::<Charge>(
+        &state,
+        &q,
+        "charges",
+        &id,
+        "charge",
+        charge_json::render_object,
+    )
+    .await
 }
 
 #[utoipa::path(get, path = "/v1/plans", params(ListQuery),
