@@ -42,6 +42,17 @@ fn envelope(body: &[u8]) -> Option<(String, String, i64)> {
     Some((id, kind, created))
 }
 
+/// `https://<host>.paypal.com/…` (or `paypal.com` itself), nothing else.
+fn paypal_cert_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("https://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    !host.contains(['@', ':'])
+        && (host.eq_ignore_ascii_case("paypal.com")
+            || host.to_ascii_lowercase().ends_with(".paypal.com"))
+}
+
 fn valid(s: &str) -> bool {
     !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_graphic())
 }
@@ -78,6 +89,15 @@ pub async fn paypal(
             "the PAYPAL-AUTH-ALGO, -CERT-URL, -TRANSMISSION-ID, -TRANSMISSION-SIG and -TRANSMISSION-TIME headers are required",
         )
     })?;
+    // PayPal signs with a certificate it serves itself: a delivery naming any other is forged,
+    // and is refused without asking PayPal (no outbound call per forged request).
+    if !paypal_cert_url(&signature.cert_url) {
+        return Err(ApiError::invalid(
+            "signature_invalid",
+            None,
+            "PAYPAL-CERT-URL is not a paypal.com certificate; nothing was recorded",
+        ));
+    }
     let (id, event_type, created) = envelope(&body).ok_or_else(|| {
         ApiError::invalid(
             "event_invalid",
@@ -138,4 +158,30 @@ pub async fn paypal(
         json_text(StatusCode::OK.as_u16(), answer.to_string()),
         recorded.position,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::paypal_cert_url;
+
+    #[test]
+    fn only_paypal_certificates_are_sent_to_paypal_for_verification() {
+        for ok in [
+            "https://api.paypal.com/v1/notifications/certs/CERT-360caa42",
+            "https://api.sandbox.paypal.com/v1/notifications/certs/CERT-1",
+            "https://API.PAYPAL.COM/x",
+        ] {
+            assert!(paypal_cert_url(ok), "{ok}");
+        }
+        for bad in [
+            "http://api.paypal.com/certs/1",
+            "https://paypal.com.evil.example/certs/1",
+            "https://evilpaypal.com/certs/1",
+            "https://api.paypal.com@evil.example/certs/1",
+            "https://api.paypal.com:8443/certs/1",
+            "",
+        ] {
+            assert!(!paypal_cert_url(bad), "{bad}");
+        }
+    }
 }

@@ -40,6 +40,21 @@ fn event(id: &str, event_type: &str, resource_type: &str, resource: &Value) -> S
 }
 
 async fn deliver(app: &TestApp, body: &str, signature: Option<&str>) -> reqwest::Response {
+    deliver_with_cert(
+        app,
+        body,
+        signature,
+        "https://api.sandbox.paypal.com/v1/notifications/certs/CERT-1",
+    )
+    .await
+}
+
+async fn deliver_with_cert(
+    app: &TestApp,
+    body: &str,
+    signature: Option<&str>,
+    cert_url: &str,
+) -> reqwest::Response {
     let mut req = app
         .client
         .post(app.url("/webhooks/paypal"))
@@ -48,10 +63,7 @@ async fn deliver(app: &TestApp, body: &str, signature: Option<&str>) -> reqwest:
     if let Some(sig) = signature {
         req = req
             .header("paypal-auth-algo", "SHA256withRSA")
-            .header(
-                "paypal-cert-url",
-                "https://api.sandbox.paypal.com/v1/notifications/certs/CERT-1",
-            )
+            .header("paypal-cert-url", cert_url)
             .header(
                 "paypal-transmission-id",
                 "69cd13f0-d67a-11e5-baa3-778b53f4ae55",
@@ -112,6 +124,13 @@ async fn charges_and_refunds_go_to_paypal_and_its_refund_webhooks_reach_the_book
     assert_eq!((status, code.as_str()), (400, "signature_invalid"));
     let (status, _, code) = error_of(deliver(&app, &body, None).await).await;
     assert_eq!((status, code.as_str()), (400, "signature_missing"));
+    // A certificate that is not PayPal's: refused without asking PayPal.
+    let asked = paypal.verifications();
+    let forged =
+        deliver_with_cert(&app, &body, Some("valid"), "https://certs.evil.example/c").await;
+    let (status, _, code) = error_of(forged).await;
+    assert_eq!((status, code.as_str()), (400, "signature_invalid"));
+    assert_eq!(paypal.verifications(), asked);
     assert_eq!(app.head().await, before, "nothing recorded");
     let verified_before = paypal.verifications();
 
