@@ -255,6 +255,32 @@ async fn a_capture_denied_webhook_fails_a_charge_paypal_left_pending_and_a_repla
         .unwrap();
     assert_eq!(again["duplicate"], true);
     assert_eq!(charge_types(&app, &charge_id).await.len(), 3);
+    // PayPal later claims the capture completed: the failed charge is not rewritten, the
+    // disagreement is counted for a person to reconcile.
+    let mut completed = capture.clone();
+    completed["status"] = json!("COMPLETED");
+    let late = event(
+        "WH-COMPLETED-LATE",
+        "PAYMENT.CAPTURE.COMPLETED",
+        "capture",
+        &completed,
+    );
+    assert_eq!(deliver(&app, &late, Some("valid")).await.status(), 200);
+    assert_eq!(charge_types(&app, &charge_id).await.len(), 3);
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(&app.read_key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("billing_gateway_disagreements_total"),
+        "{metrics}"
+    );
     let head = app.head().await.0;
     let got = app
         .get_ok(&format!("/v1/charges/{charge_id}?min_position={head}"))

@@ -169,7 +169,21 @@ impl Reactor {
             .apply_gateway_report(charge_id, &delivery.gateway, &report, &metadata)
             .await
         {
-            Ok((0, _)) => Ok(Reaction::AlreadyApplied { charge_id }),
+            Ok((0, _)) => {
+                // The gateway says the money was taken where we recorded a failure: nothing can
+                // be decided for it automatically — say so loudly for a person to reconcile.
+                if matches!(report, GatewayReport::Succeeded { .. })
+                    && self
+                        .charges
+                        .get(charge_id)
+                        .await?
+                        .is_some_and(|c| c.status == ChargeStatus::Failed)
+                {
+                    tracing::error!(%charge_id, event = %delivery.gateway_event_id, "the gateway reports a charge succeeded that is recorded as failed: reconcile it by hand");
+                    metrics::counter!("billing_gateway_disagreements_total").increment(1);
+                }
+                Ok(Reaction::AlreadyApplied { charge_id })
+            }
             Ok((events, _)) => Ok(Reaction::Applied { charge_id, events }),
             Err(CommandError::Charge(ChargeError::NotRequested)) => Ok(Reaction::Unmatched),
             Err(e) => Err(e),
