@@ -35,6 +35,14 @@ pub trait Gateway: Send + Sync + 'static {
         None
     }
 
+    /// Looks the charge made under `idempotency_key` up at the gateway, without creating
+    /// anything: how a charge whose key the gateway may have forgotten is settled. Default:
+    /// the gateway cannot be searched.
+    async fn find_charge(&self, idempotency_key: &str) -> Result<Lookup, GatewayError> {
+        let _ = idempotency_key;
+        Ok(Lookup::Unsupported)
+    }
+
     /// Links a payment method to the customer at the gateway where the gateway needs it (Stripe:
     /// a Customer object, made once per customer, with the `pm_…` attached, so it can be charged
     /// off-session later). Default: nothing to link.
@@ -61,6 +69,17 @@ pub struct ChargeRequest {
     pub off_session: bool,
     /// The gateway's customer the method is attached to (Stripe `cus_…`), if linked.
     pub gateway_customer: Option<String>,
+}
+
+/// What looking a charge up found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// The gateway has it: its outcome.
+    Found(ChargeOutcome),
+    /// The gateway has no charge under that key: the request never reached it.
+    NotFound,
+    /// The gateway cannot be searched by our key.
+    Unsupported,
 }
 
 /// A payment method to link to a customer at the gateway.

@@ -31,7 +31,7 @@ pub mod webhook;
 
 pub use gateway::{
     ChargeOutcome, ChargeRequest, FailureCode, Gateway, GatewayError, LinkOutcome, LinkRequest,
-    RefundOutcome, RefundRequest,
+    Lookup, RefundOutcome, RefundRequest,
 };
 pub use registry::Gateways;
 pub use sandbox::SandboxGateway;

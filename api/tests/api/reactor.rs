@@ -331,22 +331,10 @@ async fn disputes_withdraw_and_reinstate_funds_in_the_books_in_any_delivery_orde
 }
 
 #[tokio::test]
-async fn recovery_never_asks_stripe_again_once_its_idempotency_window_may_be_over() {
+async fn past_its_idempotency_window_a_stripe_charge_is_looked_up_not_made_again() {
     use commands::clock::FixedClock;
     let stripe = StripeStandIn::start().await;
     let app = spawn_app_stripe(Kind::Sqlite, &stripe).await;
-    stripe.fail_before_acting(100);
-    let r = app
-        .post(
-            "/payment/process",
-            r#"{"amount":700,"currency":"usd","payment_method":"pm_card_visa"}"#,
-            Some("window-1"),
-        )
-        .await;
-    assert_eq!(r.status(), 202);
-    let pending: Value = r.json().await.unwrap();
-    stripe.fail_before_acting(0);
-    let asked = stripe.requests().len();
     let recover_at = |hours: i64| {
         let at = chrono::Utc::now() + chrono::Duration::hours(hours);
         (
@@ -355,21 +343,57 @@ async fn recovery_never_asks_stripe_again_once_its_idempotency_window_may_be_ove
             at,
         )
     };
-    // A day later Stripe may have forgotten the key: asking again could charge twice.
+    let pay = |key: &'static str| {
+        let body = r#"{"amount":700,"currency":"usd","payment_method":"pm_card_visa"}"#;
+        app.post("/payment/process", body, Some(key))
+    };
+    let intents_created = || {
+        stripe
+            .requests()
+            .iter()
+            .filter(|(m, p, _)| m == "POST" && p == "/v1/payment_intents")
+            .count()
+    };
+    // A: Stripe charged but every answer was lost; a day later its key may be forgotten, so the
+    // charge is found by our key in its search, not made again.
+    stripe.fail_after_acting(1);
+    stripe.fail_replays(2);
+    let r = pay("window-a").await;
+    assert_eq!(r.status(), 202);
+    let a: Value = r.json().await.unwrap();
+    assert_eq!(stripe.succeeded_charges(), 1);
+    let posts = intents_created();
     let (late, at) = recover_at(24);
     let mut scan = commands::charge::recovery::RecoveryScan::new();
     late.recover(app.store.as_ref(), &mut scan, at)
         .await
         .unwrap();
-    assert_eq!(stripe.requests().len(), asked, "not asked past the window");
-    // Within the window it is completed.
-    let (soon, at) = recover_at(1);
+    assert_eq!(intents_created(), posts, "looked up, not made again");
+    assert!(
+        stripe
+            .requests()
+            .iter()
+            .any(|(_, p, _)| p == "/v1/payment_intents/search")
+    );
+    assert_eq!(stripe.succeeded_charges(), 1);
+    let id = a["id"].as_str().unwrap();
+    assert_eq!(
+        types(&charge_stream(&app, id).await),
+        ["ChargeRequested", "ChargeSucceeded"]
+    );
+    // B: Stripe never saw the request: the search finds nothing, and the charge is made then.
+    stripe.fail_before_acting(100);
+    let r = pay("window-b").await;
+    assert_eq!(r.status(), 202);
+    let b: Value = r.json().await.unwrap();
+    stripe.fail_before_acting(0);
+    let (late, at) = recover_at(24);
     let mut scan = commands::charge::recovery::RecoveryScan::new();
-    soon.recover(app.store.as_ref(), &mut scan, at)
+    late.recover(app.store.as_ref(), &mut scan, at)
         .await
         .unwrap();
-    assert_eq!(stripe.succeeded_charges(), 1);
-    let id = pending["id"].as_str().unwrap();
+    assert_eq!(stripe.succeeded_charges(), 2);
+    let id = b["id"].as_str().unwrap();
     assert_eq!(
         types(&charge_stream(&app, id).await),
         ["ChargeRequested", "ChargeSucceeded"]

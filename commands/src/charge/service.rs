@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use gateways::{ChargeOutcome, ChargeRequest, GatewayError, Gateways};
+use gateways::{ChargeOutcome, ChargeRequest, GatewayError, Gateways, Lookup};
 use ledger::event::{
     AppendRequest, ExpectedVersion, IdempotencyRecord, Metadata, Position, StreamId,
 };
@@ -27,6 +27,27 @@ const CONFLICT_RETRY_MAX: usize = 3;
 /// answered, and its answer must not be lost to a passing database failure. A retry after a
 /// commit that did happen fails its expected version and finds the outcome on reload.
 const OUTCOME_APPEND_RETRY_DELAYS_MS: [u64; 3] = [100, 500, 2_000];
+
+/// The command recording a gateway's outcome.
+fn command_of(outcome: ChargeOutcome) -> ChargeCommand {
+    match outcome {
+        ChargeOutcome::Succeeded { gateway_charge_id } => {
+            ChargeCommand::RecordSuccess { gateway_charge_id }
+        }
+        ChargeOutcome::Accepted { gateway_charge_id } => {
+            ChargeCommand::RecordProcessing { gateway_charge_id }
+        }
+        ChargeOutcome::Declined {
+            gateway_charge_id,
+            failure_code,
+            message,
+        } => ChargeCommand::RecordFailure {
+            gateway_charge_id: Some(gateway_charge_id),
+            failure_code: failure_code.as_str().to_string(),
+            failure_message: message,
+        },
+    }
+}
 
 /// Why a gateway call gave no outcome.
 enum Unsettled {
@@ -301,20 +322,15 @@ impl ChargeService {
             let Some(charge) = loaded.charge.clone() else {
                 return Err(ChargeError::NotRequested.into());
             };
-            // Settled; or taken in by the gateway, which settles it by webhook; or past the
-            // window in which the gateway remembers its key (asking again could charge twice:
-            // left for a person to reconcile).
-            if charge.status != ChargeStatus::Pending
-                || charge.processing
-                || self.past_idempotency_window(&charge)
-            {
+            // Settled; or taken in by the gateway, which settles it by webhook.
+            if charge.status != ChargeStatus::Pending || charge.processing {
                 return Ok(ChargeResult {
                     charge,
                     position: loaded.position,
                     idempotency_stored: false,
                 });
             }
-            let command = match self.call_gateway(&charge).await {
+            let command = match self.ask(&charge).await {
                 Ok(command) => command,
                 Err(Unsettled::Unreachable(reason))
                     if self.failover && self.fallback(&charge, fallbacks).is_some() =>
@@ -428,10 +444,38 @@ impl ChargeService {
         let since = charge.gateway_since.unwrap_or(charge.created);
         match window {
             Some(w) if self.clock.now() - since > w - chrono::Duration::hours(1) => {
-                tracing::error!(charge_id = %charge.id, gateway = %charge.gateway, %since, "charge pending beyond the gateway's idempotency window; not asked again: reconcile it by hand (or let its webhook settle it)");
+                tracing::warn!(charge_id = %charge.id, gateway = %charge.gateway, %since, "charge pending beyond the gateway's idempotency window");
                 true
             }
             _ => false,
+        }
+    }
+
+    /// The gateway's outcome for the charge: asked with its key — or, once the gateway may have
+    /// forgotten the key (asking again could then charge twice), looked up by it: found, its
+    /// outcome; not there, the request never reached the gateway and is made now; a gateway
+    /// that cannot be searched leaves the charge pending for a person to reconcile.
+    async fn ask(&self, charge: &Charge) -> Result<ChargeCommand, Unsettled> {
+        if !self.past_idempotency_window(charge) {
+            return self.call_gateway(charge).await;
+        }
+        let Some(gateway) = self.gateways.get(&charge.gateway) else {
+            return Err(Unsettled::Unknown);
+        };
+        match gateway.find_charge(&charge.gateway_key).await {
+            Ok(Lookup::Found(outcome)) => Ok(command_of(outcome)),
+            Ok(Lookup::NotFound) => {
+                tracing::warn!(charge_id = %charge.id, "the gateway never saw this charge; charging it now");
+                self.call_gateway(charge).await
+            }
+            Ok(Lookup::Unsupported) => {
+                tracing::error!(charge_id = %charge.id, gateway = %charge.gateway, "the gateway may have forgotten this charge's key and cannot be searched: not asked again; reconcile it by hand (or let its webhook settle it)");
+                Err(Unsettled::Unknown)
+            }
+            Err(e) => {
+                tracing::warn!(charge_id = %charge.id, error = %e, "looking the charge up failed; will try again");
+                Err(Unsettled::Unknown)
+            }
         }
     }
 
@@ -462,23 +506,7 @@ impl ChargeService {
         let mut delays = GATEWAY_RETRY_DELAYS_MS.iter();
         loop {
             match gateway.charge(request.clone()).await {
-                Ok(ChargeOutcome::Succeeded { gateway_charge_id }) => {
-                    return Ok(ChargeCommand::RecordSuccess { gateway_charge_id });
-                }
-                Ok(ChargeOutcome::Accepted { gateway_charge_id }) => {
-                    return Ok(ChargeCommand::RecordProcessing { gateway_charge_id });
-                }
-                Ok(ChargeOutcome::Declined {
-                    gateway_charge_id,
-                    failure_code,
-                    message,
-                }) => {
-                    return Ok(ChargeCommand::RecordFailure {
-                        gateway_charge_id: Some(gateway_charge_id),
-                        failure_code: failure_code.as_str().to_string(),
-                        failure_message: message,
-                    });
-                }
+                Ok(outcome) => return Ok(command_of(outcome)),
                 Err(GatewayError::InvalidRequest(message)) => {
                     return Ok(ChargeCommand::RecordFailure {
                         gateway_charge_id: None,

@@ -36,6 +36,8 @@ struct Book {
     fail_before: u32,
     /// Act on this many mutating requests, then answer 500 (the answer is lost).
     fail_after: u32,
+    /// Answer 500 to this many replays of a stored answer (its key seen before).
+    fail_replays: u32,
     delay: Duration,
     /// After acting, wait this long before answering (a caller killed meanwhile never hears).
     answer_delay: Duration,
@@ -72,6 +74,7 @@ impl StripeStandIn {
         let book = Shared::default();
         let app = Router::new()
             .route("/v1/payment_intents", post(create_intent))
+            .route("/v1/payment_intents/search", get(search_intents))
             .route("/v1/payment_intents/{id}", get(retrieve_intent))
             .route("/v1/refunds", post(create_refund))
             .route("/v1/customers", get(list_customers).post(create_customer))
@@ -143,6 +146,11 @@ impl StripeStandIn {
     /// The next `n` mutating requests act, then get a 500: the caller never learns the outcome.
     pub fn fail_after_acting(&self, n: u32) {
         lock(&self.book).fail_after = n;
+    }
+
+    /// The next `n` replays of a stored answer (a retry under a known key) get a 500.
+    pub fn fail_replays(&self, n: u32) {
+        lock(&self.book).fail_replays = n;
     }
 
     /// Every answer waits this long first.
@@ -271,7 +279,12 @@ fn decide(
             );
             return (respond(s, &body, false), Duration::ZERO);
         }
-        return (respond(*status, answer, true), Duration::ZERO);
+        let replay = respond(*status, answer, true);
+        if b.fail_replays > 0 {
+            b.fail_replays -= 1;
+            return (server_error(), Duration::ZERO);
+        }
+        return (replay, Duration::ZERO);
     }
     let (status, answer) = act(b, params);
     if let Some(k) = key {
@@ -590,4 +603,57 @@ async fn attach_method(
         }))
     })
     .await
+}
+
+/// `GET /v1/payment_intents/search?query=metadata['billing_key']:'…'` (the one query we make).
+async fn search_intents(
+    State(book): State<Shared>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    lock(&book)
+        .requests
+        .push(("GET".into(), "/v1/payment_intents/search".into(), None));
+    if !authorized(&headers) {
+        let (s, b) = error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "api_key_invalid",
+            "Invalid API Key provided.",
+            None,
+        );
+        return respond(s, &b, false);
+    }
+    let params: HashMap<String, String> =
+        serde_urlencoded::from_str::<Vec<(String, String)>>(query.as_deref().unwrap_or_default())
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+    let wanted = params
+        .get("query")
+        .and_then(|q| q.strip_prefix("metadata['billing_key']:'"))
+        .and_then(|q| q.strip_suffix('\''))
+        .map(str::to_string);
+    let Some(wanted) = wanted else {
+        let (s, b) = error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "parameter_invalid",
+            "Unsupported search query.",
+            Some("query"),
+        );
+        return respond(s, &b, false);
+    };
+    let data: Vec<Value> = lock(&book)
+        .intents
+        .values()
+        .filter(|pi| pi["metadata"]["billing_key"] == json!(wanted))
+        .cloned()
+        .collect();
+    respond(
+        200,
+        &json!({ "object": "search_result", "data": data, "has_more": false,
+        "next_page": null, "url": "/v1/payment_intents/search", "total_count": null }),
+        false,
+    )
 }

@@ -24,15 +24,17 @@ use ::stripe::{
 use ledger::money::Currency;
 
 use stripe_core::customer::{CreateCustomer, ListCustomer};
-use stripe_core::payment_intent::{CreatePaymentIntent, CreatePaymentIntentOffSession};
+use stripe_core::payment_intent::{
+    CreatePaymentIntent, CreatePaymentIntentOffSession, SearchPaymentIntent,
+};
 use stripe_core::refund::CreateRefund;
 use stripe_payment::payment_method::AttachPaymentMethod;
 
 pub use outcome::{ErrorParts, failure_code};
 
 use crate::gateway::{
-    ChargeOutcome, ChargeRequest, Gateway, GatewayError, LinkOutcome, LinkRequest, RefundOutcome,
-    RefundRequest,
+    ChargeOutcome, ChargeRequest, Gateway, GatewayError, LinkOutcome, LinkRequest, Lookup,
+    RefundOutcome, RefundRequest,
 };
 
 /// Stripe's API.
@@ -226,6 +228,34 @@ impl Gateway for StripeGateway {
             }
             Err(e) => Err(call_error(&e)),
         }
+    }
+
+    /// Searches PaymentIntents by `metadata['billing_key']` (Stripe's search is current within
+    /// about a minute; it is asked only about charges a day old).
+    async fn find_charge(&self, idempotency_key: &str) -> Result<Lookup, GatewayError> {
+        if idempotency_key.contains(['\'', '\\']) {
+            return Err(GatewayError::InvalidRequest("key not searchable".into()));
+        }
+        let found =
+            SearchPaymentIntent::new(format!("metadata['billing_key']:'{idempotency_key}'"))
+                .limit(1)
+                .customize()
+                .send(&self.client)
+                .await
+                .map_err(|e| call_error(&e))?;
+        let Some(pi) = found.data.into_iter().next() else {
+            return Ok(Lookup::NotFound);
+        };
+        let last = pi.last_payment_error.as_deref().map(|e| {
+            let message = e.message.clone().unwrap_or_default();
+            (parts(e, 402), message)
+        });
+        outcome::from_status(
+            pi.id.as_str(),
+            pi.status.as_str(),
+            last.as_ref().map(|(p, m)| (p, m.as_str())),
+        )
+        .map(Lookup::Found)
     }
 
     /// A `pm_…` is attached to a Stripe Customer (made once per customer of ours, under the key
