@@ -458,6 +458,68 @@ async fn a_refund_reported_before_the_charge_is_settled_waits_for_it() {
 }
 
 #[tokio::test]
+async fn a_refund_is_never_asked_again_past_its_idempotency_window() {
+    use commands::clock::FixedClock;
+    let stripe = StripeStandIn::start().await;
+    let app = spawn_app_stripe(Kind::Sqlite, &stripe).await;
+    let body = r#"{"amount":900,"currency":"usd","payment_method":"pm_card_visa"}"#;
+    let paid: Value = app
+        .post("/payment/process", body, Some("rw-1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = paid["id"].as_str().unwrap().to_string();
+    stripe.fail_before_acting(100);
+    let r = app
+        .post(
+            "/v1/refunds",
+            &json!({"charge_id": id, "amount": 300}).to_string(),
+            Some("rw-r"),
+        )
+        .await;
+    assert_eq!(r.status(), 202, "the refund's outcome is unknown");
+    stripe.fail_before_acting(0);
+    let refund_posts = || {
+        stripe
+            .requests()
+            .iter()
+            .filter(|(m, p, _)| m == "POST" && p == "/v1/refunds")
+            .count()
+    };
+    let posts = refund_posts();
+    let recover_at = |hours: i64| {
+        let at = chrono::Utc::now() + chrono::Duration::hours(hours);
+        (
+            app.charge_service()
+                .with_clock(std::sync::Arc::new(FixedClock(at))),
+            at,
+        )
+    };
+    let (late, at) = recover_at(24);
+    let mut scan = commands::charge::recovery::RecoveryScan::new();
+    late.recover(app.store.as_ref(), &mut scan, at)
+        .await
+        .unwrap();
+    assert_eq!(refund_posts(), posts, "not asked past the window");
+    let (soon, at) = recover_at(1);
+    let mut scan = commands::charge::recovery::RecoveryScan::new();
+    soon.recover(app.store.as_ref(), &mut scan, at)
+        .await
+        .unwrap();
+    assert_eq!(stripe.refunds(), 1);
+    assert_eq!(
+        types(&charge_stream(&app, &id).await),
+        [
+            "ChargeRequested",
+            "ChargeSucceeded",
+            "RefundRequested",
+            "RefundSucceeded"
+        ]
+    );
+}
+
+#[tokio::test]
 async fn events_about_nothing_of_ours_or_of_unknown_types_are_recorded_and_left_alone() {
     let stripe = StripeStandIn::start().await;
     let app = spawn_app_stripe(Kind::Sqlite, &stripe).await;

@@ -190,6 +190,16 @@ impl ChargeService {
             tracing::error!(refund_id = %refund.id, gateway = %charge.gateway, "the charge's gateway is not configured; refund left pending");
             return None;
         };
+        // Past the gateway's memory of the key, asking again could refund twice.
+        let window = gateway
+            .idempotency_window()
+            .and_then(|w| chrono::Duration::from_std(w).ok());
+        if let Some(w) = window
+            && self.clock.now() - refund.created > w - chrono::Duration::hours(1)
+        {
+            tracing::error!(refund_id = %refund.id, gateway = %charge.gateway, "refund pending beyond the gateway's idempotency window: not asked again; reconcile it by hand (or let its webhook settle it)");
+            return None;
+        }
         let mut delays = GATEWAY_RETRY_DELAYS_MS.iter();
         loop {
             match gateway.refund(request.clone()).await {
