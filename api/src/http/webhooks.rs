@@ -93,13 +93,23 @@ pub async fn stripe(
         body: raw,
         headers: kept,
     };
+    record_and_react(&state, &received).await
+}
+
+/// The inbox's common end for every gateway: `received` recorded once (a duplicate records
+/// nothing), then reacted to, then answered 200 — whatever reacting does (the background pass
+/// tries again).
+pub(super) async fn record_and_react(
+    state: &AppState,
+    received: &GatewayEventReceived,
+) -> Result<Response, ApiError> {
     let metadata = Metadata {
-        actor: Some("webhook:stripe".into()),
+        actor: Some(format!("webhook:{}", received.gateway)),
         ..Metadata::default()
     };
-    let recorded = gateway_event::record(state.store.as_ref(), &received, now, &metadata).await?;
-    // Recorded: the answer is 200 whatever reacting does (the background pass tries again).
-    if let Err(e) = state.reactor.react_to(recorded.event_id, &received).await {
+    let now = state.clock.now();
+    let recorded = gateway_event::record(state.store.as_ref(), received, now, &metadata).await?;
+    if let Err(e) = state.reactor.react_to(recorded.event_id, received).await {
         tracing::warn!(event = %received.gateway_event_id, error = %e, "reacting to a webhook failed; the background pass will retry");
     }
     let answer = json!({

@@ -12,14 +12,12 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use commands::gateway_event::{self, GatewayEventReceived};
+use commands::gateway_event::GatewayEventReceived;
 use gateways::paypal::webhook::PaypalSignatureHeaders;
-use ledger::event::Metadata;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::body::body_bytes;
 use super::error::ApiError;
-use super::respond::{json_text, with_position};
 use super::webhooks::BODY_MAX_BYTES;
 use crate::state::AppState;
 
@@ -140,24 +138,7 @@ pub async fn paypal(
         body: raw,
         headers: kept,
     };
-    let metadata = Metadata {
-        actor: Some("webhook:paypal".into()),
-        ..Metadata::default()
-    };
-    let now = state.clock.now();
-    let recorded = gateway_event::record(state.store.as_ref(), &received, now, &metadata).await?;
-    if let Err(e) = state.reactor.react_to(recorded.event_id, &received).await {
-        tracing::warn!(event = %received.gateway_event_id, error = %e, "reacting to a webhook failed; the background pass will retry");
-    }
-    let answer = json!({
-        "received": true,
-        "id": received.gateway_event_id,
-        "duplicate": recorded.duplicate,
-    });
-    Ok(with_position(
-        json_text(StatusCode::OK.as_u16(), answer.to_string()),
-        recorded.position,
-    ))
+    super::webhooks::record_and_react(&state, &received).await
 }
 
 #[cfg(test)]

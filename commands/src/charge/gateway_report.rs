@@ -10,7 +10,7 @@ use ledger::store::AppendError;
 
 use super::dispute::{DisputeReport, decide_dispute};
 use super::refund::{RefundCommand, RefundStatus, decide_refund};
-use super::service::{Loaded, append_failure, stream_of};
+use super::service::{Loaded, append_failure, apply as fold, stream_of};
 use super::{Charge, ChargeCommand, ChargeEvent, ChargeService, ChargeStatus, decide, evolve};
 use crate::error::CommandError;
 
@@ -237,8 +237,8 @@ fn apply(state: &mut Charge, new: Vec<ChargeEvent>, events: &mut Vec<ChargeEvent
 
 impl ChargeService {
     /// Applies `report` from `gateway` to charge `id` (recorded with `metadata`, whose causation
-    /// is the gateway's event). Returns how many events were appended (0: nothing new) and the
-    /// charge's position.
+    /// is the gateway's event). Returns how many events were appended (0: nothing new), the
+    /// charge's position and its status after them.
     ///
     /// # Errors
     /// An unknown charge, or one charged through another gateway (`NotRequested`: a gateway
@@ -249,7 +249,7 @@ impl ChargeService {
         gateway: &str,
         report: &GatewayReport,
         metadata: &Metadata,
-    ) -> Result<(usize, Position), CommandError> {
+    ) -> Result<(usize, Position, ChargeStatus), CommandError> {
         let stream = stream_of(id)?;
         let mut loaded: Loaded = self.load(&stream).await?;
         for _ in 0..CONFLICT_RETRY_MAX {
@@ -258,7 +258,7 @@ impl ChargeService {
             };
             let events = decide_report(charge, report);
             if events.is_empty() {
-                return Ok((0, loaded.position));
+                return Ok((0, loaded.position, charge.status));
             }
             let now = self.clock.now();
             let expected = ExpectedVersion::Exact(loaded.version);
@@ -266,7 +266,11 @@ impl ChargeService {
                 .append(&stream, expected, &events, now, metadata, None)
                 .await
             {
-                Ok(position) => return Ok((events.len(), position)),
+                Ok(position) => {
+                    let status = fold(Some(charge.clone()), &events, now)
+                        .map_or(charge.status, |c| c.status);
+                    return Ok((events.len(), position, status));
+                }
                 Err(AppendError::WrongExpectedVersion { .. }) => {
                     loaded = self.load(&stream).await?;
                 }

@@ -146,18 +146,6 @@ impl Reactor {
             tracing::info!(event = %delivery.gateway_event_id, r#type = %delivery.event_type, "gateway event about no charge of ours");
             return Ok(Reaction::Unmatched);
         };
-        // A refund or dispute of a charge whose own outcome is not recorded yet: too early.
-        if matches!(
-            report,
-            GatewayReport::Refunded { .. } | GatewayReport::Dispute(_)
-        ) && self
-            .charges
-            .get(charge_id)
-            .await?
-            .is_some_and(|c| c.status == ChargeStatus::Pending)
-        {
-            return Ok(Reaction::Unmatched);
-        }
         let metadata = Metadata {
             actor: Some(format!("reactor:{}", delivery.gateway)),
             causation_id: Some(received.to_string()),
@@ -169,22 +157,27 @@ impl Reactor {
             .apply_gateway_report(charge_id, &delivery.gateway, &report, &metadata)
             .await
         {
-            Ok((0, _)) => {
+            // A refund or dispute of a charge whose own outcome is not recorded yet: too early.
+            Ok((0, _, ChargeStatus::Pending))
+                if matches!(
+                    report,
+                    GatewayReport::Refunded { .. } | GatewayReport::Dispute(_)
+                ) =>
+            {
+                Ok(Reaction::Unmatched)
+            }
+            Ok((0, _, status)) => {
                 // The gateway says the money was taken where we recorded a failure: nothing can
                 // be decided for it automatically — say so loudly for a person to reconcile.
                 if matches!(report, GatewayReport::Succeeded { .. })
-                    && self
-                        .charges
-                        .get(charge_id)
-                        .await?
-                        .is_some_and(|c| c.status == ChargeStatus::Failed)
+                    && status == ChargeStatus::Failed
                 {
                     tracing::error!(%charge_id, event = %delivery.gateway_event_id, "the gateway reports a charge succeeded that is recorded as failed: reconcile it by hand");
                     metrics::counter!("billing_gateway_disagreements_total").increment(1);
                 }
                 Ok(Reaction::AlreadyApplied { charge_id })
             }
-            Ok((events, _)) => Ok(Reaction::Applied { charge_id, events }),
+            Ok((events, _, _)) => Ok(Reaction::Applied { charge_id, events }),
             Err(CommandError::Charge(ChargeError::NotRequested)) => Ok(Reaction::Unmatched),
             Err(e) => Err(e),
         }
