@@ -23,6 +23,8 @@ mod events;
 mod failover;
 #[path = "api/fraud.rs"]
 mod fraud;
+#[path = "api/gateway_risk.rs"]
+mod gateway_risk;
 #[path = "api/multiprocess.rs"]
 mod multiprocess;
 #[path = "api/ops.rs"]

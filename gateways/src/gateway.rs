@@ -50,6 +50,49 @@ pub trait Gateway: Send + Sync + 'static {
         let _ = req;
         Ok(LinkOutcome::default())
     }
+
+    /// Whether this gateway can authorize a charge first and capture it later, reporting its
+    /// risk level with the authorization ([`authorize`](Gateway::authorize)). Default: no.
+    fn authorizes(&self) -> bool {
+        false
+    }
+
+    /// Authorizes `req` without capturing it: [`ChargeOutcome::Authorized`] with the gateway's
+    /// risk level, or a decline. The same idempotency rules as [`charge`](Gateway::charge).
+    async fn authorize(&self, req: ChargeRequest) -> Result<ChargeOutcome, GatewayError> {
+        let _ = req;
+        Err(GatewayError::InvalidRequest(
+            "this gateway does not authorize separately".into(),
+        ))
+    }
+
+    /// Captures an authorization in full: `Succeeded` (money taken) or `Declined`.
+    async fn capture(&self, req: CaptureRequest) -> Result<ChargeOutcome, GatewayError> {
+        let _ = req;
+        Err(GatewayError::InvalidRequest(
+            "this gateway does not capture separately".into(),
+        ))
+    }
+
+    /// Cancels an authorization: the hold is released, no money moves. Canceling one canceled
+    /// under the same key again answers the same.
+    async fn void(&self, req: CaptureRequest) -> Result<(), GatewayError> {
+        let _ = req;
+        Err(GatewayError::InvalidRequest(
+            "this gateway does not cancel authorizations".into(),
+        ))
+    }
+}
+
+/// Capturing or canceling an authorization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureRequest {
+    /// Idempotency key of this step (distinct from the authorization's).
+    pub idempotency_key: String,
+    /// The authorization ([`ChargeOutcome::Authorized`]'s id).
+    pub gateway_charge_id: String,
+    /// The amount authorized.
+    pub amount: Money,
 }
 
 /// A request to charge a payment method.
@@ -127,6 +170,15 @@ pub enum ChargeOutcome {
         /// The gateway's id for the payment in progress.
         gateway_charge_id: String,
     },
+    /// Authorized, not captured ([`Gateway::authorize`]): the money is held until
+    /// [`Gateway::capture`] takes it or [`Gateway::void`] releases it.
+    Authorized {
+        /// The gateway's id for the authorization (Stripe: the PaymentIntent).
+        gateway_charge_id: String,
+        /// The gateway's risk assessment (Stripe Radar: `normal`, `elevated`, `highest`,
+        /// `not_assessed`, `unknown`), when it made one.
+        risk_level: Option<String>,
+    },
 }
 
 impl ChargeOutcome {
@@ -135,6 +187,9 @@ impl ChargeOutcome {
         match self {
             Self::Succeeded { gateway_charge_id }
             | Self::Accepted { gateway_charge_id }
+            | Self::Authorized {
+                gateway_charge_id, ..
+            }
             | Self::Declined {
                 gateway_charge_id, ..
             } => gateway_charge_id,

@@ -30,8 +30,8 @@ pub mod tls;
 pub mod webhook;
 
 pub use gateway::{
-    ChargeOutcome, ChargeRequest, FailureCode, Gateway, GatewayError, LinkOutcome, LinkRequest,
-    Lookup, RefundOutcome, RefundRequest,
+    CaptureRequest, ChargeOutcome, ChargeRequest, FailureCode, Gateway, GatewayError, LinkOutcome,
+    LinkRequest, Lookup, RefundOutcome, RefundRequest,
 };
 pub use registry::Gateways;
 pub use sandbox::SandboxGateway;

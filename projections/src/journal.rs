@@ -442,8 +442,10 @@ fn charge(set: &mut ReadSet, event: &RecordedEvent, e: ChargeEvent) -> Result<()
             let customer = n.customer.clone();
             set.keep(NAME, event, key, customer, &n)
         }
+        // A hold moves no money: the capture (`ChargeSucceeded`) does.
         ChargeEvent::Failed(_)
         | ChargeEvent::Processing(_)
+        | ChargeEvent::Authorized(_)
         | ChargeEvent::Refund(RefundEvent::Failed(_))
         | ChargeEvent::Review(_) => Ok(()),
     }

@@ -147,6 +147,7 @@ async fn one_charge(log: &dyn EventStore, refunded: bool) -> Result<u64, String>
             gateway_key: format!("charge-{id}"),
             gateway_customer: None,
             off_session: false,
+            capture_later: false,
             request_fingerprint: None,
         }),
         ChargeEvent::Succeeded(ChargeSucceeded {

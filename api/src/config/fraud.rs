@@ -6,11 +6,15 @@
 //! - `BILLING_FRAUD_REVIEW_ABOVE=usd:50000,eur:50000`: amounts above (minor units) are reviewed;
 //! - `BILLING_FRAUD_BLOCK_ABOVE=usd:500000`: amounts above are blocked;
 //! - `BILLING_FRAUD_COUNTRY_MISMATCH=review|block`: the customer's billing country differs from
-//!   the payment method's.
+//!   the payment method's;
+//! - `BILLING_FRAUD_GATEWAY_RISK_REVIEW=elevated`, `BILLING_FRAUD_GATEWAY_RISK_BLOCK=highest`:
+//!   the gateway's risk level (`normal`, `elevated`, `highest`) at or above which an
+//!   authorization is held for review / canceled (charges at a gateway that reports one —
+//!   Stripe — are then authorized first and captured once allowed).
 
 use std::collections::HashMap;
 
-use commands::charge::fraud::{FraudRules, RuleAction};
+use commands::charge::fraud::{FraudRules, RiskLevel, RuleAction};
 use ledger::money::Currency;
 
 /// The rules `get` (an environment lookup) describes.
@@ -41,7 +45,18 @@ pub fn rules(get: impl Fn(&str) -> Option<String>) -> Result<FraudRules, String>
         country_mismatch: get("BILLING_FRAUD_COUNTRY_MISMATCH")
             .map(|a| action_of("BILLING_FRAUD_COUNTRY_MISMATCH", &a))
             .transpose()?,
+        gateway_risk_review: risk("BILLING_FRAUD_GATEWAY_RISK_REVIEW", get)?,
+        gateway_risk_block: risk("BILLING_FRAUD_GATEWAY_RISK_BLOCK", get)?,
     })
+}
+
+fn risk(name: &str, get: impl Fn(&str) -> Option<String>) -> Result<Option<RiskLevel>, String> {
+    get(name)
+        .map(|v| {
+            RiskLevel::parse(v.trim())
+                .ok_or_else(|| format!("{name}: {v:?} is not normal, elevated or highest"))
+        })
+        .transpose()
 }
 
 fn action_of(name: &str, action: &str) -> Result<RuleAction, String> {
@@ -100,8 +115,13 @@ mod tests {
             ("BILLING_FRAUD_REVIEW_ABOVE", "usd:50000, jpy:100000"),
             ("BILLING_FRAUD_BLOCK_ABOVE", "USD:500000"),
             ("BILLING_FRAUD_COUNTRY_MISMATCH", "review"),
+            ("BILLING_FRAUD_GATEWAY_RISK_REVIEW", "elevated"),
+            ("BILLING_FRAUD_GATEWAY_RISK_BLOCK", " highest"),
         ]))
         .unwrap();
+        assert_eq!(r.gateway_risk_review, Some(RiskLevel::Elevated));
+        assert_eq!(r.gateway_risk_block, Some(RiskLevel::Highest));
+        assert!(r.reads_gateway_risk());
         assert_eq!(r.velocity_per_customer, Some((10, RuleAction::Block)));
         assert_eq!(r.velocity_per_method, Some((3, RuleAction::Review)));
         assert_eq!(r.review_above.get(&Currency::JPY), Some(&100_000));
@@ -118,6 +138,7 @@ mod tests {
             ("BILLING_FRAUD_REVIEW_ABOVE", "xyz:10"),
             ("BILLING_FRAUD_BLOCK_ABOVE", "usd:-1"),
             ("BILLING_FRAUD_COUNTRY_MISMATCH", "allow"),
+            ("BILLING_FRAUD_GATEWAY_RISK_REVIEW", "high"),
         ] {
             let e = rules(env(&[(k, v)])).unwrap_err();
             assert!(e.starts_with(k), "{e}");

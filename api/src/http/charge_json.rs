@@ -33,6 +33,12 @@ pub struct ChargeObject {
     /// `sandbox`, `stripe` or `paypal`.
     pub gateway: String,
     pub gateway_charge_id: Option<String>,
+    /// Authorized at the gateway and not captured yet (held in review, or between the two
+    /// steps).
+    pub authorized: bool,
+    /// The gateway's risk level (Stripe Radar: `normal`, `elevated`, `highest`), when the charge
+    /// was authorized first to screen it.
+    pub risk_level: Option<String>,
     /// RFC 3339.
     pub created: String,
     pub livemode: bool,
@@ -57,6 +63,8 @@ impl ChargeObject {
             description: c.description.clone(),
             gateway: c.gateway.clone(),
             gateway_charge_id: c.gateway_charge_id.clone(),
+            authorized: c.authorized,
+            risk_level: c.risk_level.clone(),
             created: c.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             livemode: false,
         }

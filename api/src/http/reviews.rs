@@ -1,6 +1,8 @@
 //! Reviews of charges held by fraud screening (`in_review`): `GET /v1/reviews` lists the open
 //! ones; `POST /v1/reviews/{id}/approve` charges the payment, `/reject` fails it with
-//! `review_rejected` (the gateway never called). A review's id is its charge's id.
+//! `review_rejected` (the gateway never called). A charge held on the gateway's risk level is
+//! an authorization: approving captures it, rejecting cancels it. A review's id is its charge's
+//! id.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -31,8 +33,11 @@ pub struct ReviewObject {
     pub open: bool,
     /// `rule` while open; `approved` or `rejected` once closed.
     pub reason: &'static str,
-    /// The fraud rules that fired.
+    /// The fraud rules that fired (`gateway_risk_elevated`: the gateway's risk level).
     pub rules: Vec<String>,
+    /// The gateway's risk level, when the charge was authorized first: then approving captures
+    /// the authorization and rejecting cancels it.
+    pub risk_level: Option<String>,
     pub amount: i64,
     pub currency: String,
     pub customer: Option<String>,
@@ -60,6 +65,7 @@ pub fn render(c: &Charge) -> Rendered {
             .as_ref()
             .map(|a| a.rules.clone())
             .unwrap_or_default(),
+        risk_level: c.risk_level.clone(),
         amount: c.amount.amount_minor(),
         currency: c.amount.currency().code().to_string(),
         customer: c.customer_id.map(|id| id.to_string()),

@@ -259,6 +259,15 @@ pub async fn spawn_app_paypal(kind: Kind, paypal: &gateways::stand_in::PaypalSta
 
 /// Charging through Stripe (the stand-in at `stripe`) instead of the sandbox.
 pub async fn spawn_app_stripe(kind: Kind, stripe: &gateways::stand_in::StripeStandIn) -> TestApp {
+    spawn_app_stripe_with(kind, stripe, Box::new(|_| {})).await
+}
+
+/// Charging through Stripe (the stand-in at `stripe`), the app configured further by `configure`.
+pub async fn spawn_app_stripe_with(
+    kind: Kind,
+    stripe: &gateways::stand_in::StripeStandIn,
+    configure: Box<dyn FnOnce(&mut AppState) + Send>,
+) -> TestApp {
     let client = gateways::stripe::StripeGateway::new(gateways::stripe::StripeConfig {
         secret_key: "sk_test_standin".into(),
         api_base: stripe.base_url().into(),
@@ -271,7 +280,7 @@ pub async fn spawn_app_stripe(kind: Kind, stripe: &gateways::stand_in::StripeSta
         Arc::new(TestGateway::default()),
         gateways,
         true,
-        Box::new(|_| {}),
+        configure,
     )
     .await
 }

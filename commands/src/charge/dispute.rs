@@ -156,6 +156,9 @@ mod tests {
             review_closed: None,
             processing: false,
             gateway_since: None,
+            capture_later: false,
+            authorized: false,
+            risk_level: None,
         }
     }
 

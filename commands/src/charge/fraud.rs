@@ -5,10 +5,10 @@
 //! Rules (each off unless configured):
 //! - velocity: more than N attempts per customer, or per payment method, in the last hour;
 //! - amount: above a review and/or a block threshold per currency;
-//! - country mismatch: the customer's billing country is not the payment method's country.
-//!
-//! Not yet: the gateway's own risk level (Stripe Radar's `risk_level` arrives with the charge,
-//! after the call; no gateway here reports one before it).
+//! - country mismatch: the customer's billing country is not the payment method's country;
+//! - the gateway's risk level (Stripe Radar's `risk_level`): it comes with the payment, so a
+//!   charge screened on it is authorized first and captured only when allowed
+//!   ([`assess_gateway_risk`], see `authorization`).
 
 use std::collections::HashMap;
 
@@ -64,12 +64,72 @@ pub struct FraudRules {
     /// Amounts above these are blocked, per currency (minor units).
     pub block_above: HashMap<Currency, i64>,
     pub country_mismatch: Option<RuleAction>,
+    /// Authorizations the gateway rates at or above this level are reviewed.
+    pub gateway_risk_review: Option<RiskLevel>,
+    /// Authorizations the gateway rates at or above this level are canceled (blocked).
+    pub gateway_risk_block: Option<RiskLevel>,
 }
 
 impl FraudRules {
     /// Whether any rule is on (otherwise nothing is screened or recorded).
     pub fn enabled(&self) -> bool {
         *self != Self::default()
+    }
+
+    /// Whether a rule reads the gateway's risk level (charges are then authorized first where
+    /// the gateway can).
+    pub fn reads_gateway_risk(&self) -> bool {
+        self.gateway_risk_review.is_some() || self.gateway_risk_block.is_some()
+    }
+}
+
+/// A gateway's risk rating of a payment (Stripe Radar's `risk_level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RiskLevel {
+    Normal,
+    Elevated,
+    Highest,
+}
+
+impl RiskLevel {
+    /// `normal`, `elevated`, `highest`; anything else (`not_assessed`, `unknown`) is no rating.
+    pub fn parse(level: &str) -> Option<Self> {
+        match level {
+            "normal" => Some(Self::Normal),
+            "elevated" => Some(Self::Elevated),
+            "highest" => Some(Self::Highest),
+            _ => None,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Normal => "normal",
+            Self::Elevated => "elevated",
+            Self::Highest => "highest",
+        }
+    }
+}
+
+/// Screens an authorization on the gateway's risk `level` (no rating: allowed). The rule that
+/// fires is named `gateway_risk_<level>`.
+pub fn assess_gateway_risk(rules: &FraudRules, level: Option<&str>) -> Assessment {
+    let level = level.and_then(RiskLevel::parse);
+    let at_least =
+        |min: Option<RiskLevel>| matches!((min, level), (Some(min), Some(l)) if l >= min);
+    let decision = if at_least(rules.gateway_risk_block) {
+        FraudDecision::Block
+    } else if at_least(rules.gateway_risk_review) {
+        FraudDecision::Review
+    } else {
+        FraudDecision::Allow
+    };
+    Assessment {
+        decision,
+        rules: match (decision, level) {
+            (FraudDecision::Allow, _) | (_, None) => Vec::new(),
+            (_, Some(l)) => vec![format!("gateway_risk_{}", l.as_str())],
+        },
     }
 }
 
@@ -151,7 +211,45 @@ mod tests {
             review_above: HashMap::from([(Currency::USD, 50_000)]),
             block_above: HashMap::from([(Currency::USD, 500_000)]),
             country_mismatch: Some(RuleAction::Review),
+            gateway_risk_review: None,
+            gateway_risk_block: None,
         }
+    }
+
+    #[test]
+    fn the_gateway_risk_level_reviews_or_blocks_at_and_above_its_thresholds() {
+        let rules = FraudRules {
+            gateway_risk_review: Some(RiskLevel::Elevated),
+            gateway_risk_block: Some(RiskLevel::Highest),
+            ..FraudRules::default()
+        };
+        assert!(rules.enabled() && rules.reads_gateway_risk());
+        assert!(!FraudRules::default().reads_gateway_risk());
+        let at = |level| assess_gateway_risk(&rules, level);
+        assert_eq!(at(Some("normal")).decision, FraudDecision::Allow);
+        assert!(at(Some("normal")).rules.is_empty());
+        assert_eq!(
+            at(Some("elevated")),
+            Assessment {
+                decision: FraudDecision::Review,
+                rules: vec!["gateway_risk_elevated".into()]
+            }
+        );
+        assert_eq!(at(Some("highest")).decision, FraudDecision::Block);
+        assert_eq!(at(Some("highest")).rules, ["gateway_risk_highest"]);
+        // No rating, or one we do not know: allowed.
+        for level in [None, Some("not_assessed"), Some("unknown"), Some("HIGHEST")] {
+            assert_eq!(at(level).decision, FraudDecision::Allow, "{level:?}");
+        }
+        // Review only: the highest level is reviewed, not blocked.
+        let review_only = FraudRules {
+            gateway_risk_review: Some(RiskLevel::Elevated),
+            ..FraudRules::default()
+        };
+        assert_eq!(
+            assess_gateway_risk(&review_only, Some("highest")).decision,
+            FraudDecision::Review
+        );
     }
 
     #[test]

@@ -312,6 +312,9 @@ mod tests {
             review_closed: None,
             processing: false,
             gateway_since: None,
+            capture_later: false,
+            authorized: false,
+            risk_level: None,
         };
         for (i, (amount, s)) in refunds.iter().enumerate() {
             c.refunds.push(super::super::refund::Refund {

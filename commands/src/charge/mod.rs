@@ -5,6 +5,8 @@
 //! that dies in between leaves a requested charge that can be completed later with the same key:
 //! a card is never charged twice, and never charged without a record.
 
+mod asking;
+pub mod authorization;
 pub mod dispute;
 pub mod failover;
 pub mod fraud;
@@ -56,6 +58,10 @@ pub struct ChargeRequested {
     /// The gateway's customer the method is attached to (Stripe `cus_…`), when linked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway_customer: Option<String>,
+    /// Authorized first and captured after the gateway's risk level is screened (decided when
+    /// requested, so a retry asks the gateway exactly as the first call did).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub capture_later: bool,
     /// Fingerprint of the API request that asked for the charge under an `Idempotency-Key`: a
     /// later request with the same key but another body is refused, even while this charge is
     /// still pending.
@@ -95,6 +101,7 @@ pub enum ChargeEvent {
     Dispute(dispute::DisputeEvent),
     Review(review::ReviewEvent),
     FailedOver(failover::ChargeFailedOver),
+    Authorized(authorization::ChargeAuthorized),
 }
 
 impl DomainEvent for ChargeEvent {
@@ -112,6 +119,7 @@ impl DomainEvent for ChargeEvent {
             ChargeEvent::Review(ReviewEvent::Assessed(_)) => "FraudAssessed",
             ChargeEvent::Review(ReviewEvent::Closed(_)) => "ReviewClosed",
             ChargeEvent::FailedOver(_) => "ChargeFailedOver",
+            ChargeEvent::Authorized(_) => "ChargeAuthorized",
         }
     }
 
@@ -129,6 +137,7 @@ impl DomainEvent for ChargeEvent {
             ChargeEvent::Review(ReviewEvent::Assessed(e)) => to_json(e),
             ChargeEvent::Review(ReviewEvent::Closed(e)) => to_json(e),
             ChargeEvent::FailedOver(e) => to_json(e),
+            ChargeEvent::Authorized(e) => to_json(e),
         }
     }
 
@@ -160,6 +169,7 @@ impl DomainEvent for ChargeEvent {
                 from_json(payload).map(|e| ChargeEvent::Review(ReviewEvent::Closed(e)))
             }
             "ChargeFailedOver" => from_json(payload).map(ChargeEvent::FailedOver),
+            "ChargeAuthorized" => from_json(payload).map(ChargeEvent::Authorized),
             _ => None,
         }
     }
@@ -203,6 +213,9 @@ pub struct Charge {
     pub off_session: bool,
     #[serde(default)]
     pub gateway_customer: Option<String>,
+    /// Authorized first, captured after screening the gateway's risk level.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub capture_later: bool,
     pub request_fingerprint: Option<String>,
     pub status: ChargeStatus,
     pub gateway_charge_id: Option<String>,
@@ -227,6 +240,12 @@ pub struct Charge {
     /// there): its idempotency window counts from then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway_since: Option<DateTime<Utc>>,
+    /// Authorized at the gateway (`gateway_charge_id`), not captured yet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub authorized: bool,
+    /// The gateway's risk level, as it reported it with the authorization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_level: Option<String>,
 }
 
 /// What may be asked of a charge.
@@ -241,7 +260,13 @@ pub enum ChargeCommand {
         gateway: String,
         off_session: bool,
         gateway_customer: Option<String>,
+        capture_later: bool,
         request_fingerprint: Option<String>,
+    },
+    /// The gateway authorized it (capture later), with its risk level.
+    RecordAuthorization {
+        gateway_charge_id: String,
+        risk_level: Option<String>,
     },
     RecordSuccess {
         gateway_charge_id: String,
@@ -295,6 +320,7 @@ pub fn decide(
             gateway,
             off_session,
             gateway_customer,
+            capture_later,
             request_fingerprint,
         } => {
             if let Some(existing) = state {
@@ -329,8 +355,25 @@ pub fn decide(
                 gateway_key: format!("charge-{charge_id}"),
                 off_session,
                 gateway_customer,
+                capture_later,
                 request_fingerprint,
             })])
+        }
+        ChargeCommand::RecordAuthorization {
+            gateway_charge_id,
+            risk_level,
+        } => {
+            let charge = pending(state)?;
+            if charge.authorized {
+                return Ok(Vec::new());
+            }
+            Ok(vec![ChargeEvent::Authorized(
+                authorization::ChargeAuthorized {
+                    charge_id: charge.id,
+                    gateway_charge_id,
+                    risk_level,
+                },
+            )])
         }
         ChargeCommand::RecordSuccess { gateway_charge_id } => {
             let charge = pending(state)?;
@@ -386,6 +429,7 @@ pub fn evolve(state: Option<Charge>, event: &ChargeEvent, at: DateTime<Utc>) -> 
             gateway_key: e.gateway_key.clone(),
             off_session: e.off_session,
             gateway_customer: e.gateway_customer.clone(),
+            capture_later: e.capture_later,
             request_fingerprint: e.request_fingerprint.clone(),
             status: ChargeStatus::Pending,
             gateway_charge_id: None,
@@ -398,6 +442,8 @@ pub fn evolve(state: Option<Charge>, event: &ChargeEvent, at: DateTime<Utc>) -> 
             review_closed: None,
             processing: false,
             gateway_since: Some(at),
+            authorized: false,
+            risk_level: None,
         }),
         (Some(mut c), ChargeEvent::Refund(e)) => {
             refund::apply(&mut c, e, at);
@@ -419,6 +465,10 @@ pub fn evolve(state: Option<Charge>, event: &ChargeEvent, at: DateTime<Utc>) -> 
             c.gateway_since = Some(at);
             Some(c)
         }
+        (Some(mut c), ChargeEvent::Authorized(e)) => {
+            authorization::apply(&mut c, e);
+            Some(c)
+        }
         (Some(mut c), ChargeEvent::Processing(e)) => {
             c.processing = true;
             c.gateway_charge_id = Some(e.gateway_charge_id.clone());
@@ -426,11 +476,13 @@ pub fn evolve(state: Option<Charge>, event: &ChargeEvent, at: DateTime<Utc>) -> 
         }
         (Some(mut c), ChargeEvent::Succeeded(e)) => {
             c.status = ChargeStatus::Succeeded;
+            c.authorized = false;
             c.gateway_charge_id = Some(e.gateway_charge_id.clone());
             Some(c)
         }
         (Some(mut c), ChargeEvent::Failed(e)) => {
             c.status = ChargeStatus::Failed;
+            c.authorized = false;
             c.gateway_charge_id = e.gateway_charge_id.clone();
             c.failure_code = Some(e.failure_code.clone());
             c.failure_message = Some(e.failure_message.clone());
@@ -455,6 +507,7 @@ mod tests {
             gateway: "sandbox".into(),
             off_session: false,
             gateway_customer: None,
+            capture_later: false,
             request_fingerprint: Some("f".into()),
         }
     }
@@ -470,6 +523,7 @@ mod tests {
                 gateway,
                 off_session,
                 gateway_customer,
+                capture_later,
                 request_fingerprint,
             } => ChargeCommand::Request {
                 charge_id,
@@ -480,6 +534,7 @@ mod tests {
                 gateway,
                 off_session,
                 gateway_customer,
+                capture_later,
                 request_fingerprint,
             },
             other => other,

@@ -92,18 +92,20 @@ impl RecoveryScan {
             ChargeEvent::Refund(R::Failed(e)) => {
                 self.refunds.remove(&(e.charge_id, e.refund_id));
             }
-            // Held for review: not to be charged until approved; approved: pending again.
+            // Held for review: not to be charged until approved. (A block before the gateway
+            // fails the charge in the same append; one on an authorization leaves it pending,
+            // to be canceled.)
             ChargeEvent::Review(super::review::ReviewEvent::Assessed(e)) => {
-                if e.decision != super::fraud::FraudDecision::Allow {
+                if e.decision == super::fraud::FraudDecision::Review {
                     self.charges.remove(&e.charge_id);
                 }
             }
+            // Approved: to be charged; rejected: an authorization to cancel (a charge never sent
+            // fails in the same append).
             ChargeEvent::Review(super::review::ReviewEvent::Closed(e)) => {
-                if e.approved {
-                    self.charges.insert(e.charge_id, at);
-                }
+                self.charges.insert(e.charge_id, at);
             }
-            ChargeEvent::Dispute(_) | ChargeEvent::FailedOver(_) => {}
+            ChargeEvent::Dispute(_) | ChargeEvent::FailedOver(_) | ChargeEvent::Authorized(_) => {}
         }
     }
 

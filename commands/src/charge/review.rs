@@ -2,7 +2,8 @@
 //! `ChargeRequested` (in the same append, before the gateway is called); a `review` holds the
 //! charge (`in_review`) until `ReviewClosed` approves it (then it is charged) or rejects it (then
 //! it fails with `review_rejected`, the gateway never called); a `block` fails it at once with
-//! `fraud_blocked`.
+//! `fraud_blocked`. A review on the gateway's risk level holds an authorization instead (see
+//! `authorization`): approving captures it, rejecting cancels it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -77,7 +78,8 @@ pub fn decide_close(charge: &Charge, approved: bool) -> Result<Vec<ChargeEvent>,
                 charge_id: charge.id,
                 approved,
             }))];
-            if !approved {
+            // An authorization is canceled at the gateway first; the failure follows.
+            if !approved && !charge.authorized {
                 events.push(failed(charge.id, REVIEW_REJECTED, "Rejected in review."));
             }
             Ok(events)
@@ -110,7 +112,8 @@ pub(super) fn apply(c: &mut Charge, e: &ReviewEvent) {
         }
         ReviewEvent::Closed(r) => {
             c.review_closed = Some(r.approved);
-            if r.approved {
+            // Approved: to be charged (or captured); a rejected authorization: to be canceled.
+            if r.approved || c.authorized {
                 c.status = ChargeStatus::Pending;
             }
         }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use gateways::{ChargeOutcome, ChargeRequest, GatewayError, Gateways, Lookup};
+use gateways::Gateways;
 use ledger::event::{
     AppendRequest, ExpectedVersion, IdempotencyRecord, Metadata, Position, StreamId,
 };
@@ -12,6 +12,8 @@ use ledger::ids::{ChargeId, CustomerId};
 use ledger::money::Money;
 use ledger::store::{AppendError, EventStore, StoreError};
 
+use super::asking::{Unsettled, count_gateway_assessment};
+use super::authorization;
 use super::failover::{Fallback, decide_failover};
 use super::{Charge, ChargeCommand, ChargeError, ChargeEvent, ChargeStatus, decide, evolve};
 use crate::clock::Clock;
@@ -23,39 +25,12 @@ use crate::stored::{decode_stream, to_new_event};
 pub(super) const GATEWAY_RETRY_DELAYS_MS: [u64; 2] = [100, 400];
 /// Reloads after a concurrent append to the same charge.
 const CONFLICT_RETRY_MAX: usize = 3;
+/// Appends one completion may make at most: an authorization, a failover, and the conflicts.
+const COMPLETION_STEPS_MAX: usize = CONFLICT_RETRY_MAX + 2;
 /// Pauses before appending the outcome again when the store was unavailable: the gateway has
 /// answered, and its answer must not be lost to a passing database failure. A retry after a
 /// commit that did happen fails its expected version and finds the outcome on reload.
 const OUTCOME_APPEND_RETRY_DELAYS_MS: [u64; 3] = [100, 500, 2_000];
-
-/// The command recording a gateway's outcome.
-fn command_of(outcome: ChargeOutcome) -> ChargeCommand {
-    match outcome {
-        ChargeOutcome::Succeeded { gateway_charge_id } => {
-            ChargeCommand::RecordSuccess { gateway_charge_id }
-        }
-        ChargeOutcome::Accepted { gateway_charge_id } => {
-            ChargeCommand::RecordProcessing { gateway_charge_id }
-        }
-        ChargeOutcome::Declined {
-            gateway_charge_id,
-            failure_code,
-            message,
-        } => ChargeCommand::RecordFailure {
-            gateway_charge_id: Some(gateway_charge_id),
-            failure_code: failure_code.as_str().to_string(),
-            failure_message: message,
-        },
-    }
-}
-
-/// Why a gateway call gave no outcome.
-enum Unsettled {
-    /// The gateway may have acted: ask it again with the same key.
-    Unknown,
-    /// No attempt reached it: nothing happened there.
-    Unreachable(String),
-}
 
 /// Who asked, under which `Idempotency-Key`: the response is stored with the outcome event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,6 +211,13 @@ impl ChargeService {
                 .route(name)
                 .ok_or_else(|| ChargeError::GatewayNotConfigured(name.clone()))?,
         };
+        // Screened on the gateway's risk level: authorized first, captured once allowed.
+        let capture_later = !input.off_session
+            && gateway.authorizes()
+            && self
+                .screening
+                .as_ref()
+                .is_some_and(|s| s.rules.reads_gateway_risk());
         // Optimistic: create the charge; only a retry (the stream exists) pays for a load.
         let command = ChargeCommand::Request {
             charge_id: input.charge_id,
@@ -246,6 +228,7 @@ impl ChargeService {
             gateway: gateway.name().to_string(),
             off_session: input.off_session,
             gateway_customer: input.gateway_customer,
+            capture_later,
             request_fingerprint: idempotency.as_ref().map(|d| d.fingerprint.clone()),
         };
         let mut events = decide(None, command)?;
@@ -318,7 +301,7 @@ impl ChargeService {
         render: &Render,
         fallbacks: &[Fallback],
     ) -> Result<ChargeResult, CommandError> {
-        for _ in 0..CONFLICT_RETRY_MAX {
+        for _ in 0..COMPLETION_STEPS_MAX {
             let Some(charge) = loaded.charge.clone() else {
                 return Err(ChargeError::NotRequested.into());
             };
@@ -330,10 +313,16 @@ impl ChargeService {
                     idempotency_stored: false,
                 });
             }
-            let command = match self.ask(&charge).await {
+            let asked = match authorization::settlement(&charge) {
+                Some(settlement) => self.settle(&charge, &settlement).await,
+                None => self.ask(&charge).await,
+            };
+            let command = match asked {
                 Ok(command) => command,
                 Err(Unsettled::Unreachable(reason))
-                    if self.failover && self.fallback(&charge, fallbacks).is_some() =>
+                    if self.failover
+                        && !charge.authorized
+                        && self.fallback(&charge, fallbacks).is_some() =>
                 {
                     if let Some(to) = self.fallback(&charge, fallbacks) {
                         let event = decide_failover(&charge, to, &reason)?;
@@ -364,10 +353,19 @@ impl ChargeService {
             if let Some(hook) = &self.after_gateway {
                 hook();
             }
-            // A charge still processing answers 202 now and something else later: not stored.
-            let settled = !matches!(command, ChargeCommand::RecordProcessing { .. });
-            let events = decide(Some(&charge), command)?;
+            // A charge still processing answers 202 now and something else later; an authorization
+            // is a step: neither is stored as the answer.
+            let authorizing = matches!(command, ChargeCommand::RecordAuthorization { .. });
+            let settled =
+                !authorizing && !matches!(command, ChargeCommand::RecordProcessing { .. });
+            let mut events = decide(Some(&charge), command)?;
             let now = self.clock.now();
+            if authorizing && let Some(screening) = &self.screening {
+                let held = apply(Some(charge.clone()), &events, now);
+                if let Some(held) = held {
+                    events.extend(authorization::screened(&held, &screening.rules));
+                }
+            }
             let Some(done) = apply(Some(charge), &events, now) else {
                 return Err(ChargeError::NotRequested.into());
             };
@@ -387,7 +385,23 @@ impl ChargeService {
                 .append_outcome(stream, expected, &events, now, &metadata, record)
                 .await
             {
+                // Authorized and allowed (to capture) or blocked (to cancel): next step.
+                Ok((position, _))
+                    if authorizing
+                        && !events.is_empty()
+                        && authorization::settlement(&done).is_some() =>
+                {
+                    count_gateway_assessment(&done);
+                    loaded = Loaded {
+                        version: loaded.version + i64::try_from(events.len()).unwrap_or(1),
+                        charge: Some(done),
+                        position,
+                    };
+                }
                 Ok((position, idempotency_stored)) => {
+                    if authorizing {
+                        count_gateway_assessment(&done);
+                    }
                     return Ok(ChargeResult {
                         charge: done,
                         position,
@@ -430,106 +444,6 @@ impl ChargeService {
                     None => return Err(AppendError::Store(StoreError::Unavailable(e))),
                 },
                 Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Whether the charge's gateway may have forgotten its idempotency key (an hour of margin).
-    fn past_idempotency_window(&self, charge: &Charge) -> bool {
-        let window = self
-            .gateways
-            .get(&charge.gateway)
-            .and_then(|g| g.idempotency_window())
-            .and_then(|w| chrono::Duration::from_std(w).ok());
-        let since = charge.gateway_since.unwrap_or(charge.created);
-        match window {
-            Some(w) if self.clock.now() - since > w - chrono::Duration::hours(1) => {
-                tracing::warn!(charge_id = %charge.id, gateway = %charge.gateway, %since, "charge pending beyond the gateway's idempotency window");
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// The gateway's outcome for the charge: asked with its key — or, once the gateway may have
-    /// forgotten the key (asking again could then charge twice), looked up by it: found, its
-    /// outcome; not there, the request never reached the gateway and is made now; a gateway
-    /// that cannot be searched leaves the charge pending for a person to reconcile.
-    async fn ask(&self, charge: &Charge) -> Result<ChargeCommand, Unsettled> {
-        if !self.past_idempotency_window(charge) {
-            return self.call_gateway(charge).await;
-        }
-        let Some(gateway) = self.gateways.get(&charge.gateway) else {
-            return Err(Unsettled::Unknown);
-        };
-        match gateway.find_charge(&charge.gateway_key).await {
-            Ok(Lookup::Found(outcome)) => Ok(command_of(outcome)),
-            Ok(Lookup::NotFound) => {
-                tracing::warn!(charge_id = %charge.id, "the gateway never saw this charge; charging it now");
-                self.call_gateway(charge).await
-            }
-            Ok(Lookup::Unsupported) => {
-                tracing::error!(charge_id = %charge.id, gateway = %charge.gateway, "the gateway may have forgotten this charge's key and cannot be searched: not asked again; reconcile it by hand (or let its webhook settle it)");
-                Err(Unsettled::Unknown)
-            }
-            Err(e) => {
-                tracing::warn!(charge_id = %charge.id, error = %e, "looking the charge up failed; will try again");
-                Err(Unsettled::Unknown)
-            }
-        }
-    }
-
-    /// The first of `fallbacks` at a configured gateway other than the charge's.
-    fn fallback<'f>(&self, charge: &Charge, fallbacks: &'f [Fallback]) -> Option<&'f Fallback> {
-        fallbacks
-            .iter()
-            .find(|f| f.gateway != charge.gateway && self.gateways.get(&f.gateway).is_some())
-    }
-
-    /// Calls the gateway, retrying timeouts and 5xx with the same key.
-    async fn call_gateway(&self, charge: &Charge) -> Result<ChargeCommand, Unsettled> {
-        let request = ChargeRequest {
-            idempotency_key: charge.gateway_key.clone(),
-            amount: charge.amount,
-            payment_method: charge.payment_method.clone(),
-            description: charge.description.clone(),
-            customer_ref: charge.customer_id.map(|c| c.to_string()),
-            off_session: charge.off_session,
-            gateway_customer: charge.gateway_customer.clone(),
-        };
-        let Some(gateway) = self.gateways.get(&charge.gateway) else {
-            tracing::error!(charge_id = %charge.id, gateway = %charge.gateway, "the charge's gateway is not configured; charge left pending");
-            return Err(Unsettled::Unknown);
-        };
-        // Whether every attempt failed to connect (then nothing happened at the gateway).
-        let mut unreachable = true;
-        let mut delays = GATEWAY_RETRY_DELAYS_MS.iter();
-        loop {
-            match gateway.charge(request.clone()).await {
-                Ok(outcome) => return Ok(command_of(outcome)),
-                Err(GatewayError::InvalidRequest(message)) => {
-                    return Ok(ChargeCommand::RecordFailure {
-                        gateway_charge_id: None,
-                        failure_code: "invalid_payment_method".to_string(),
-                        failure_message: message,
-                    });
-                }
-                Err(e) => match delays.next() {
-                    Some(ms) => {
-                        unreachable &= matches!(e, GatewayError::Unreachable(_));
-                        tracing::warn!(charge_id = %charge.id, error = %e, "gateway call failed; retrying with the same key");
-                        tokio::time::sleep(Duration::from_millis(*ms)).await;
-                    }
-                    None => {
-                        tracing::warn!(charge_id = %charge.id, error = %e, "gateway outcome unknown; charge left pending");
-                        return Err(match e {
-                            GatewayError::Unreachable(m) if unreachable => {
-                                Unsettled::Unreachable(m)
-                            }
-                            _ => Unsettled::Unknown,
-                        });
-                    }
-                },
             }
         }
     }

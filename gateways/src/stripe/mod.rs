@@ -5,6 +5,11 @@
 //!   (`pm_…`, or a `tok_…` Stripe turns into one), `off_session=true` for renewals and scheduled
 //!   invoice payments, our idempotency key in `metadata[billing_key]` (webhooks name the charge
 //!   by it) and our customer id in `metadata[customer_id]`.
+//! - An authorization (when our fraud rules want Stripe Radar's risk level before money moves)
+//!   is the same PaymentIntent with `capture_method=manual` and `expand[]=latest_charge`: it
+//!   stops at `requires_capture` with the charge's `outcome.risk_level`; then
+//!   `POST /v1/payment_intents/{id}/capture` takes the money or `…/cancel`
+//!   (`cancellation_reason=fraudulent`) releases it.
 //! - A refund is `POST /v1/refunds` of the PaymentIntent (or of a `ch_…` charge).
 //! - Every mutating call carries our idempotency key as `Idempotency-Key`, set per request (a
 //!   client-wide key would be reused for every call), one attempt per call: the charge service
@@ -23,8 +28,10 @@ use ::stripe::{
 };
 use ledger::money::Currency;
 
+use stripe_core::PaymentIntentCaptureMethod;
 use stripe_core::customer::{CreateCustomer, ListCustomer};
 use stripe_core::payment_intent::{
+    CancelPaymentIntent, CancelPaymentIntentCancellationReason, CapturePaymentIntent,
     CreatePaymentIntent, CreatePaymentIntentOffSession, SearchPaymentIntent,
 };
 use stripe_core::refund::CreateRefund;
@@ -33,8 +40,8 @@ use stripe_payment::payment_method::AttachPaymentMethod;
 pub use outcome::{ErrorParts, failure_code};
 
 use crate::gateway::{
-    ChargeOutcome, ChargeRequest, Gateway, GatewayError, LinkOutcome, LinkRequest, Lookup,
-    RefundOutcome, RefundRequest,
+    CaptureRequest, ChargeOutcome, ChargeRequest, Gateway, GatewayError, LinkOutcome, LinkRequest,
+    Lookup, RefundOutcome, RefundRequest,
 };
 
 /// Stripe's API.
@@ -184,50 +191,36 @@ impl Gateway for StripeGateway {
     }
 
     async fn charge(&self, req: ChargeRequest) -> Result<ChargeOutcome, GatewayError> {
-        let mut create = CreatePaymentIntent::new(
-            req.amount.amount_minor(),
-            stripe_currency(req.amount.currency()),
-        )
-        .confirm(true)
-        .payment_method(req.payment_method.clone());
-        if req.off_session {
-            create = create.off_session(CreatePaymentIntentOffSession::Bool(true));
-        }
-        if let Some(d) = &req.description {
-            create = create.description(d.clone());
-        }
-        if let Some(c) = &req.gateway_customer {
-            create = create.customer(c.clone());
-        }
-        let mut metadata =
-            HashMap::from([("billing_key".to_string(), req.idempotency_key.clone())]);
-        if let Some(c) = &req.customer_ref {
-            metadata.insert("customer_id".to_string(), c.clone());
-        }
-        create = create.metadata(metadata);
-        let sent = create
+        self.create_intent(req, false).await
+    }
+
+    fn authorizes(&self) -> bool {
+        true
+    }
+
+    async fn authorize(&self, req: ChargeRequest) -> Result<ChargeOutcome, GatewayError> {
+        self.create_intent(req, true).await
+    }
+
+    async fn capture(&self, req: CaptureRequest) -> Result<ChargeOutcome, GatewayError> {
+        let sent = CapturePaymentIntent::new(req.gateway_charge_id.as_str())
+            .amount_to_capture(req.amount.amount_minor())
             .customize()
             .request_strategy(idempotent(&req.idempotency_key)?)
             .send(&self.client)
             .await;
-        match sent {
-            Ok(pi) => {
-                let last = pi.last_payment_error.as_deref().map(|e| {
-                    let p = parts(e, 402);
-                    let message = e.message.clone().unwrap_or_default();
-                    (p, message)
-                });
-                outcome::from_status(
-                    pi.id.as_str(),
-                    pi.status.as_str(),
-                    last.as_ref().map(|(p, m)| (p, m.as_str())),
-                )
-            }
-            Err(StripeError::Stripe(errors, status)) => {
-                outcome::from_error(&parts(&errors, status))
-            }
-            Err(e) => Err(call_error(&e)),
-        }
+        answered(sent)
+    }
+
+    async fn void(&self, req: CaptureRequest) -> Result<(), GatewayError> {
+        CancelPaymentIntent::new(req.gateway_charge_id.as_str())
+            .cancellation_reason(CancelPaymentIntentCancellationReason::Fraudulent)
+            .customize()
+            .request_strategy(idempotent(&req.idempotency_key)?)
+            .send(&self.client)
+            .await
+            .map(|_| ())
+            .map_err(|e| call_error(&e))
     }
 
     /// Searches PaymentIntents by `metadata['billing_key']` (Stripe's search is current within
@@ -246,16 +239,7 @@ impl Gateway for StripeGateway {
         let Some(pi) = found.data.into_iter().next() else {
             return Ok(Lookup::NotFound);
         };
-        let last = pi.last_payment_error.as_deref().map(|e| {
-            let message = e.message.clone().unwrap_or_default();
-            (parts(e, 402), message)
-        });
-        outcome::from_status(
-            pi.id.as_str(),
-            pi.status.as_str(),
-            last.as_ref().map(|(p, m)| (p, m.as_str())),
-        )
-        .map(Lookup::Found)
+        intent_outcome(&pi).map(Lookup::Found)
     }
 
     /// A `pm_…` is attached to a Stripe Customer (made once per customer of ours, under the key
@@ -323,4 +307,86 @@ impl Gateway for StripeGateway {
             }),
         }
     }
+}
+
+impl StripeGateway {
+    /// `POST /v1/payment_intents`, confirmed at once; `manual`: authorized only, with its
+    /// charge (and so its risk level) expanded.
+    async fn create_intent(
+        &self,
+        req: ChargeRequest,
+        manual: bool,
+    ) -> Result<ChargeOutcome, GatewayError> {
+        let mut create = CreatePaymentIntent::new(
+            req.amount.amount_minor(),
+            stripe_currency(req.amount.currency()),
+        )
+        .confirm(true)
+        .payment_method(req.payment_method.clone());
+        if manual {
+            create = create
+                .capture_method(PaymentIntentCaptureMethod::Manual)
+                .expand(vec!["latest_charge".to_string()]);
+        }
+        if req.off_session {
+            create = create.off_session(CreatePaymentIntentOffSession::Bool(true));
+        }
+        if let Some(d) = &req.description {
+            create = create.description(d.clone());
+        }
+        if let Some(c) = &req.gateway_customer {
+            create = create.customer(c.clone());
+        }
+        let mut metadata =
+            HashMap::from([("billing_key".to_string(), req.idempotency_key.clone())]);
+        if let Some(c) = &req.customer_ref {
+            metadata.insert("customer_id".to_string(), c.clone());
+        }
+        create = create.metadata(metadata);
+        let sent = create
+            .customize()
+            .request_strategy(idempotent(&req.idempotency_key)?)
+            .send(&self.client)
+            .await;
+        answered(sent)
+    }
+}
+
+/// The outcome a PaymentIntent call came to: the intent's state, a decline, or an error.
+fn answered(
+    sent: Result<stripe_core::PaymentIntent, StripeError>,
+) -> Result<ChargeOutcome, GatewayError> {
+    match sent {
+        Ok(pi) => intent_outcome(&pi),
+        Err(StripeError::Stripe(errors, status)) => outcome::from_error(&parts(&errors, status)),
+        Err(e) => Err(call_error(&e)),
+    }
+}
+
+/// What a PaymentIntent's state means; an authorization carries its charge's risk level when the
+/// charge was expanded.
+fn intent_outcome(pi: &stripe_core::PaymentIntent) -> Result<ChargeOutcome, GatewayError> {
+    let last = pi.last_payment_error.as_deref().map(|e| {
+        let message = e.message.clone().unwrap_or_default();
+        (parts(e, 402), message)
+    });
+    let outcome = outcome::from_status(
+        pi.id.as_str(),
+        pi.status.as_str(),
+        last.as_ref().map(|(p, m)| (p, m.as_str())),
+    )?;
+    Ok(match outcome {
+        ChargeOutcome::Authorized {
+            gateway_charge_id, ..
+        } => ChargeOutcome::Authorized {
+            gateway_charge_id,
+            risk_level: pi
+                .latest_charge
+                .as_ref()
+                .and_then(|c| c.as_object())
+                .and_then(|c| c.outcome.as_ref())
+                .and_then(|o| o.risk_level.clone()),
+        },
+        other => other,
+    })
 }

@@ -69,6 +69,7 @@ pub fn failure_code(code: Option<&str>, decline_code: Option<&str>) -> FailureCo
 /// `authentication_required`, as Stripe itself reports off-session. `requires_payment_method`
 /// failed (its `last_payment_error` says why). `processing` (bank debits) is accepted, not
 /// final: the charge waits for `payment_intent.succeeded` or `.payment_failed`.
+/// `requires_capture` (an authorization, `capture_method=manual`) is authorized.
 pub fn from_status(
     id: &str,
     status: &str,
@@ -96,6 +97,11 @@ pub fn from_status(
         }),
         "processing" => Ok(ChargeOutcome::Accepted {
             gateway_charge_id: id.to_string(),
+        }),
+        // Authorized (`capture_method=manual`); the risk level comes with its charge.
+        "requires_capture" => Ok(ChargeOutcome::Authorized {
+            gateway_charge_id: id.to_string(),
+            risk_level: None,
         }),
         other => Err(GatewayError::Unavailable(format!(
             "payment intent {id} is {other}; its outcome will arrive later"
@@ -208,5 +214,13 @@ mod tests {
                 gateway_charge_id: "pi_1".into()
             })
         );
+        assert_eq!(
+            from_status("pi_1", "requires_capture", None),
+            Ok(ChargeOutcome::Authorized {
+                gateway_charge_id: "pi_1".into(),
+                risk_level: None
+            })
+        );
+        assert!(from_status("pi_1", "requires_confirmation", None).is_err());
     }
 }

@@ -309,3 +309,82 @@ async fn a_pm_is_linked_to_one_stripe_customer_per_customer_and_charged_with_it(
     let e = g.link(link(Some(cus), "pm_nope")).await.unwrap_err();
     assert!(matches!(e, GatewayError::InvalidRequest(_)), "{e:?}");
 }
+
+fn hold(key: &str, pi: &str) -> gateways::CaptureRequest {
+    gateways::CaptureRequest {
+        idempotency_key: key.into(),
+        gateway_charge_id: pi.into(),
+        amount: Money::new(4_000, Currency::USD),
+    }
+}
+
+#[tokio::test]
+async fn an_authorization_reports_radars_risk_level_and_is_captured_or_canceled_once() {
+    let s = StripeStandIn::start().await;
+    let g = gateway(&s);
+    assert!(g.authorizes());
+    let out = g
+        .authorize(charge("charge-r", "pm_card_riskLevelElevated", 4_000))
+        .await
+        .unwrap();
+    let ChargeOutcome::Authorized {
+        gateway_charge_id: pi,
+        risk_level,
+    } = out
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(risk_level.as_deref(), Some("elevated"));
+    assert_eq!(s.intent(&pi).unwrap()["status"], "requires_capture");
+    assert_eq!(s.succeeded_charges(), 0, "authorized only");
+    // A capture whose answer is lost, asked again under its key: captured once.
+    s.fail_after_acting_on("/capture", 1);
+    let lost = g.capture(hold("charge-r:capture", &pi)).await.unwrap_err();
+    assert!(lost.is_retryable(), "{lost}");
+    let captured = g.capture(hold("charge-r:capture", &pi)).await.unwrap();
+    assert!(captured.is_succeeded(), "{captured:?}");
+    assert_eq!(s.succeeded_charges(), 1);
+    // A captured payment cannot be canceled: refused, not retryable.
+    let refused = g.void(hold("charge-r:cancel", &pi)).await.unwrap_err();
+    assert!(
+        matches!(refused, GatewayError::InvalidRequest(_)),
+        "{refused}"
+    );
+
+    let out = g
+        .authorize(charge("charge-n", "tok_visa", 4_000))
+        .await
+        .unwrap();
+    let ChargeOutcome::Authorized {
+        gateway_charge_id: pi,
+        risk_level,
+    } = out
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(risk_level.as_deref(), Some("normal"));
+    g.void(hold("charge-n:cancel", &pi)).await.unwrap();
+    g.void(hold("charge-n:cancel", &pi)).await.unwrap();
+    let pi = s.intent(&pi).unwrap();
+    assert_eq!(pi["status"], "canceled");
+    assert_eq!(pi["cancellation_reason"], "fraudulent");
+    let after = g
+        .capture(hold("charge-n:capture", pi["id"].as_str().unwrap()))
+        .await
+        .unwrap_err();
+    assert!(matches!(after, GatewayError::InvalidRequest(_)), "{after}");
+    assert_eq!(
+        s.succeeded_charges(),
+        1,
+        "nothing captured after the cancel"
+    );
+    // A declining card declines at authorization, as at a charge.
+    let declined = g
+        .authorize(charge("charge-d", "pm_card_chargeDeclined", 4_000))
+        .await
+        .unwrap();
+    assert!(
+        matches!(declined, ChargeOutcome::Declined { .. }),
+        "{declined:?}"
+    );
+}

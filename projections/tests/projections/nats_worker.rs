@@ -221,6 +221,7 @@ async fn many_charges(events: &dyn EventStore, n: usize) {
             gateway_key: format!("charge-{id}"),
             gateway_customer: None,
             off_session: false,
+            capture_later: false,
             request_fingerprint: None,
         })];
         if i % 7 == 6 {

@@ -346,6 +346,7 @@ impl<'s> Model<'s> {
             gateway_key: format!("charge-{id}"),
             gateway_customer: None,
             off_session: false,
+            capture_later: false,
             request_fingerprint: None,
         });
         append(self.events, stream("charge", &id), &[requested], self.now()).await;

@@ -146,6 +146,7 @@ pub async fn charge(
         gateway_key: format!("charge-{id}"),
         gateway_customer: None,
         off_session: false,
+        capture_later: false,
         request_fingerprint: None,
     });
     append(store, id, &[requested], when).await;

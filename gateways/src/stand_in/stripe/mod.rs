@@ -5,8 +5,9 @@
 //! Tokens: `pm_card_visa`, `pm_card_mastercard`, `tok_visa`, `tok_mastercard` succeed;
 //! `pm_card_chargeDeclined[InsufficientFunds|Fraudulent|ExpiredCard|IncorrectCvc|ProcessingError]`
 //! (or `tok_…`) decline as Stripe's test cards do (402 `card_error` with the PaymentIntent);
-//! `pm_card_authenticationRequired` leaves the PaymentIntent in `requires_action`; anything else
-//! is a 400 `resource_missing`.
+//! `pm_card_authenticationRequired` leaves the PaymentIntent in `requires_action`;
+//! `pm_card_riskLevelElevated`, `…Highest` (or `tok_…`) succeed with that Radar risk level (see
+//! `capture`, for authorizations); anything else is a 400 `resource_missing`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -20,10 +21,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+mod capture;
+
 /// What the stand-in has seen and will do next.
 #[derive(Default)]
 struct Book {
     intents: HashMap<String, Value>,
+    /// Charge objects by id (a PaymentIntent's `latest_charge`).
+    charges: HashMap<String, Value>,
     customers: HashMap<String, Value>,
     /// Payment method → the customer it is attached to.
     attached: HashMap<String, String>,
@@ -38,6 +43,8 @@ struct Book {
     fail_after: u32,
     /// Answer 500 to this many replays of a stored answer (its key seen before).
     fail_replays: u32,
+    /// Act on this many mutating requests to paths ending so, then answer 500.
+    fail_after_on: Option<(String, u32)>,
     delay: Duration,
     /// After acting, wait this long before answering (a caller killed meanwhile never hears).
     answer_delay: Duration,
@@ -76,6 +83,14 @@ impl StripeStandIn {
             .route("/v1/payment_intents", post(create_intent))
             .route("/v1/payment_intents/search", get(search_intents))
             .route("/v1/payment_intents/{id}", get(retrieve_intent))
+            .route(
+                "/v1/payment_intents/{id}/capture",
+                post(capture::capture_intent),
+            )
+            .route(
+                "/v1/payment_intents/{id}/cancel",
+                post(capture::cancel_intent),
+            )
             .route("/v1/refunds", post(create_refund))
             .route("/v1/customers", get(list_customers).post(create_customer))
             .route("/v1/payment_methods/{pm}/attach", post(attach_method))
@@ -146,6 +161,12 @@ impl StripeStandIn {
     /// The next `n` mutating requests act, then get a 500: the caller never learns the outcome.
     pub fn fail_after_acting(&self, n: u32) {
         lock(&self.book).fail_after = n;
+    }
+
+    /// The next `n` mutating requests to paths ending with `suffix` (`/capture`) act, then get
+    /// a 500.
+    pub fn fail_after_acting_on(&self, suffix: &str, n: u32) {
+        lock(&self.book).fail_after_on = Some((suffix.to_string(), n));
     }
 
     /// The next `n` replays of a stored answer (a retry under a known key) get a 500.
@@ -249,7 +270,17 @@ async fn mutate(
     let mut sorted: Vec<_> = params.iter().collect();
     sorted.sort();
     let fingerprint = format!("{path}?{sorted:?}");
-    let (response, answer_delay) = decide(&mut lock(book), key, fingerprint, &params, act);
+    let (response, answer_delay) = {
+        let mut b = lock(book);
+        let answered = decide(&mut b, key, fingerprint, &params, act);
+        match &mut b.fail_after_on {
+            Some((suffix, n)) if *n > 0 && path.ends_with(suffix.as_str()) => {
+                *n -= 1;
+                (server_error(), Duration::ZERO)
+            }
+            _ => answered,
+        }
+    };
     tokio::time::sleep(answer_delay).await;
     response
 }
@@ -343,7 +374,15 @@ fn decline_of(token: &str) -> Option<(&'static str, Option<&'static str>, &'stat
 fn succeeds(token: &str) -> bool {
     matches!(
         token,
-        "pm_card_visa" | "pm_card_visa_fr" | "pm_card_mastercard" | "tok_visa" | "tok_mastercard"
+        "pm_card_visa"
+            | "pm_card_visa_fr"
+            | "pm_card_mastercard"
+            | "tok_visa"
+            | "tok_mastercard"
+            | "pm_card_riskLevelElevated"
+            | "tok_riskLevelElevated"
+            | "pm_card_riskLevelHighest"
+            | "tok_riskLevelHighest"
     )
 }
 
@@ -413,11 +452,21 @@ async fn create_intent(State(book): State<Shared>, headers: HeaderMap, body: Byt
         }
         let id = next_id(b, "pi");
         if succeeds(&token) {
-            let mut pi = intent(&id, p, amount, "succeeded");
-            pi["latest_charge"] = json!(next_id(b, "ch"));
-            b.succeeded_charges += 1;
+            let manual = p.get("capture_method").is_some_and(|m| m == "manual");
+            let status = if manual { "requires_capture" } else { "succeeded" };
+            let mut pi = intent(&id, p, amount, status);
+            let charge = next_id(b, "ch");
+            let object = capture::charge_object(&charge, &pi, capture::risk_level(&token), !manual);
+            b.charges.insert(charge.clone(), object);
+            pi["latest_charge"] = json!(charge);
+            if manual {
+                pi["capture_method"] = json!("manual");
+                pi["amount_capturable"] = json!(amount);
+            } else {
+                b.succeeded_charges += 1;
+            }
             b.intents.insert(id, pi.clone());
-            return (200, pi);
+            return (200, capture::expanded(b, p, pi));
         }
         if token == "pm_card_authenticationRequired" {
             let mut pi = intent(&id, p, amount, "requires_action");
