@@ -31,8 +31,9 @@
 //!   itself: the refund it causes does.
 //! - `InvoiceVoided` (of a finalized invoice): receivable −(total − credit notes); the tax still
 //!   open reversed; invoice voids +the rest.
-//! - `ChargeDisputed` that withdrew funds: cash −amount; disputes +amount. `DisputeClosed` won
-//!   (funds reinstated): the reverse. A lost dispute stays in `disputes`; an inquiry posts nothing.
+//! - `ChargeDisputed` that withdrew funds, or `DisputeFundsWithdrawn` (an inquiry escalated):
+//!   cash −amount; disputes +amount. `DisputeClosed` won (funds reinstated): the reverse. A lost
+//!   dispute stays in `disputes`; an inquiry posts nothing.
 //! - `ChargeFailedOver`: nothing; the charge's cash account becomes the new gateway's.
 //! - `BalanceAdjusted`: customer balance +amount; the other side is the receivable when an
 //!   invoice caused it (credit applied, credit from a negative invoice, credit given back by a
@@ -407,16 +408,10 @@ fn charge(set: &mut ReadSet, event: &RecordedEvent, e: ChargeEvent) -> Result<()
             if !d.funds_withdrawn {
                 return Ok(());
             }
-            let key = charge_key(d.charge_id);
-            let mut n: ChargeNote = set.note(NAME, event, &key)?;
-            Entry::new(event, &n.currency)
-                .of(n.customer.as_deref())
-                .debit("disputes", d.amount)
-                .credit(format!("cash:{}", n.gateway), d.amount)
-                .post(set)?;
-            n.disputes.insert(d.dispute_id, d.amount);
-            let customer = n.customer.clone();
-            set.keep(NAME, event, key, customer, &n)
+            withdraw(set, event, d.charge_id, d.dispute_id, d.amount)
+        }
+        ChargeEvent::Dispute(DisputeEvent::FundsWithdrawn(w)) => {
+            withdraw(set, event, w.charge_id, w.dispute_id, w.amount)
         }
         ChargeEvent::Dispute(DisputeEvent::Closed(d)) => {
             let key = charge_key(d.charge_id);
@@ -449,6 +444,26 @@ fn charge(set: &mut ReadSet, event: &RecordedEvent, e: ChargeEvent) -> Result<()
         | ChargeEvent::Refund(RefundEvent::Failed(_))
         | ChargeEvent::Review(_) => Ok(()),
     }
+}
+
+/// A dispute's amount leaves the charge's cash for `disputes`.
+fn withdraw(
+    set: &mut ReadSet,
+    event: &RecordedEvent,
+    charge_id: ledger::ids::ChargeId,
+    dispute_id: String,
+    amount: i64,
+) -> Result<(), ProjectionError> {
+    let key = charge_key(charge_id);
+    let mut n: ChargeNote = set.note(NAME, event, &key)?;
+    Entry::new(event, &n.currency)
+        .of(n.customer.as_deref())
+        .debit("disputes", amount)
+        .credit(format!("cash:{}", n.gateway), amount)
+        .post(set)?;
+    n.disputes.insert(dispute_id, amount);
+    let customer = n.customer.clone();
+    set.keep(NAME, event, key, customer, &n)
 }
 
 fn invoice(

@@ -331,6 +331,78 @@ async fn disputes_withdraw_and_reinstate_funds_in_the_books_in_any_delivery_orde
 }
 
 #[tokio::test]
+async fn an_inquiry_moves_no_money_until_it_escalates_to_a_chargeback() {
+    let stripe = StripeStandIn::start().await;
+    let app = spawn_app_stripe(Kind::Sqlite, &stripe).await;
+    let r = app
+        .post(
+            "/payment/process",
+            r#"{"amount":3000,"currency":"usd","payment_method":"pm_card_visa"}"#,
+            Some("inquiry-1"),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let paid: Value = r.json().await.unwrap();
+    let id = paid["id"].as_str().unwrap().to_string();
+    let pi = stripe.last_intent().unwrap();
+    let dispute = |status: &str| {
+        json!({"id": "dp_inq", "object": "dispute", "amount": 3000, "currency": "usd",
+        "charge": pi["latest_charge"], "payment_intent": pi["id"], "reason": "fraudulent",
+        "status": status, "metadata": {}, "livemode": false})
+    };
+    let balances = |tb: &Value| {
+        (
+            crate::support::account_balance(tb, "usd", "cash:stripe"),
+            crate::support::account_balance(tb, "usd", "disputes"),
+        )
+    };
+    send(
+        &app,
+        "evt_inq_created",
+        "charge.dispute.created",
+        dispute("warning_needs_response"),
+    )
+    .await;
+    let tb = app.assert_books_balance().await;
+    assert_eq!(balances(&tb), (3000, 0), "an inquiry: {tb}");
+    send(
+        &app,
+        "evt_inq_withdrawn",
+        "charge.dispute.funds_withdrawn",
+        dispute("needs_response"),
+    )
+    .await;
+    // Delivered again, and the update that says the same: withdrawn once.
+    send(
+        &app,
+        "evt_inq_withdrawn",
+        "charge.dispute.funds_withdrawn",
+        dispute("needs_response"),
+    )
+    .await;
+    send(
+        &app,
+        "evt_inq_updated",
+        "charge.dispute.updated",
+        dispute("under_review"),
+    )
+    .await;
+    send(
+        &app,
+        "evt_inq_lost",
+        "charge.dispute.closed",
+        dispute("lost"),
+    )
+    .await;
+    assert_eq!(
+        types(&charge_stream(&app, &id).await)[2..],
+        ["ChargeDisputed", "DisputeFundsWithdrawn", "DisputeClosed"]
+    );
+    let tb = app.assert_books_balance().await;
+    assert_eq!(balances(&tb), (0, 3000), "escalated, then lost: {tb}");
+}
+
+#[tokio::test]
 async fn past_its_idempotency_window_a_stripe_charge_is_looked_up_not_made_again() {
     use commands::clock::FixedClock;
     let stripe = StripeStandIn::start().await;

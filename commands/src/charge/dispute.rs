@@ -1,7 +1,7 @@
 //! Disputes (chargebacks) of a charge, as the gateway reports them: opened, then closed won or
 //! lost. Money moves with them as it does at Stripe: a dispute withdraws its amount from the
-//! balance when opened (an inquiry — status `warning_*` — withdraws nothing), and a won dispute
-//! gives it back.
+//! balance when opened (an inquiry — status `warning_*` — withdraws nothing, until it escalates
+//! to a chargeback: `DisputeFundsWithdrawn`), and a won dispute gives it back.
 
 use chrono::{DateTime, Utc};
 use ledger::ids::ChargeId;
@@ -22,6 +22,16 @@ pub struct ChargeDisputed {
     pub status: String,
     /// Whether the amount left our balance (not for an inquiry).
     pub funds_withdrawn: bool,
+}
+
+/// An inquiry became a chargeback: its amount left our balance now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisputeFundsWithdrawn {
+    pub charge_id: ChargeId,
+    pub dispute_id: String,
+    pub amount: i64,
+    /// The gateway's status that said so (`needs_response`, `lost`, …).
+    pub status: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +80,17 @@ pub fn decide_dispute(charge: &Charge, report: &DisputeReport) -> Vec<DisputeEve
     let mut events = Vec::new();
     let withdrawn = match existing {
         Some(d) if d.closed => return Vec::new(),
+        // An inquiry escalated (Stripe: `charge.dispute.funds_withdrawn`, or any status that is
+        // no longer `warning_*`): the money leaves now.
+        Some(d) if !d.funds_withdrawn && !report.status.starts_with("warning_") => {
+            events.push(DisputeEvent::FundsWithdrawn(DisputeFundsWithdrawn {
+                charge_id: charge.id,
+                dispute_id: report.dispute_id.clone(),
+                amount: d.amount,
+                status: report.status.clone(),
+            }));
+            true
+        }
         Some(d) => d.funds_withdrawn,
         None => {
             // An inquiry withdraws nothing; a closing report of a real dispute (won or lost)
@@ -101,6 +122,7 @@ pub fn decide_dispute(charge: &Charge, report: &DisputeReport) -> Vec<DisputeEve
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DisputeEvent {
     Opened(ChargeDisputed),
+    FundsWithdrawn(DisputeFundsWithdrawn),
     Closed(DisputeClosed),
 }
 
@@ -116,6 +138,12 @@ pub(super) fn apply(c: &mut Charge, e: &DisputeEvent, at: DateTime<Utc>) {
             closed: false,
             opened: at,
         }),
+        DisputeEvent::FundsWithdrawn(w) => {
+            if let Some(d) = c.disputes.iter_mut().find(|d| d.id == w.dispute_id) {
+                d.status.clone_from(&w.status);
+                d.funds_withdrawn = true;
+            }
+        }
         DisputeEvent::Closed(cl) => {
             if let Some(d) = c.disputes.iter_mut().find(|d| d.id == cl.dispute_id) {
                 d.status.clone_from(&cl.status);
@@ -206,6 +234,42 @@ mod tests {
             [DisputeEvent::Opened(o), DisputeEvent::Closed(cl)] => {
                 assert!(!o.funds_withdrawn && !cl.funds_reinstated);
             }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_inquiry_that_escalates_withdraws_once_and_a_won_close_gives_it_back() {
+        let c = fold(
+            charge(),
+            decide_dispute(&charge(), &report("warning_needs_response", false)),
+        );
+        assert!(!c.disputes[0].funds_withdrawn);
+        assert!(decide_dispute(&c, &report("warning_under_review", false)).is_empty());
+        let escalated = decide_dispute(&c, &report("needs_response", false));
+        assert!(
+            matches!(&escalated[..], [DisputeEvent::FundsWithdrawn(w)] if w.amount == 2000),
+            "{escalated:?}"
+        );
+        let c = fold(c, escalated);
+        assert!(c.disputes[0].funds_withdrawn);
+        assert!(decide_dispute(&c, &report("needs_response", false)).is_empty());
+        let won = decide_dispute(&c, &report("won", true));
+        assert!(matches!(&won[..], [DisputeEvent::Closed(cl)] if cl.funds_reinstated));
+        // An escalation first seen in the close (lost): withdrawn, never given back.
+        let inquiry = fold(
+            charge(),
+            decide_dispute(&charge(), &report("warning_needs_response", false)),
+        );
+        match &decide_dispute(&inquiry, &report("lost", true))[..] {
+            [DisputeEvent::FundsWithdrawn(_), DisputeEvent::Closed(cl)] => {
+                assert!(!cl.funds_reinstated)
+            }
+            other => panic!("{other:?}"),
+        }
+        // An inquiry closed as an inquiry: nothing moved.
+        match &decide_dispute(&inquiry, &report("warning_closed", true))[..] {
+            [DisputeEvent::Closed(cl)] => assert!(!cl.funds_reinstated),
             other => panic!("{other:?}"),
         }
     }

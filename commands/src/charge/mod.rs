@@ -115,6 +115,7 @@ impl DomainEvent for ChargeEvent {
             ChargeEvent::Refund(RefundEvent::Succeeded(_)) => "RefundSucceeded",
             ChargeEvent::Refund(RefundEvent::Failed(_)) => "RefundFailed",
             ChargeEvent::Dispute(DisputeEvent::Opened(_)) => "ChargeDisputed",
+            ChargeEvent::Dispute(DisputeEvent::FundsWithdrawn(_)) => "DisputeFundsWithdrawn",
             ChargeEvent::Dispute(DisputeEvent::Closed(_)) => "DisputeClosed",
             ChargeEvent::Review(ReviewEvent::Assessed(_)) => "FraudAssessed",
             ChargeEvent::Review(ReviewEvent::Closed(_)) => "ReviewClosed",
@@ -133,6 +134,7 @@ impl DomainEvent for ChargeEvent {
             ChargeEvent::Refund(RefundEvent::Succeeded(e)) => to_json(e),
             ChargeEvent::Refund(RefundEvent::Failed(e)) => to_json(e),
             ChargeEvent::Dispute(DisputeEvent::Opened(e)) => to_json(e),
+            ChargeEvent::Dispute(DisputeEvent::FundsWithdrawn(e)) => to_json(e),
             ChargeEvent::Dispute(DisputeEvent::Closed(e)) => to_json(e),
             ChargeEvent::Review(ReviewEvent::Assessed(e)) => to_json(e),
             ChargeEvent::Review(ReviewEvent::Closed(e)) => to_json(e),
@@ -158,6 +160,9 @@ impl DomainEvent for ChargeEvent {
             }
             "ChargeDisputed" => {
                 from_json(payload).map(|e| ChargeEvent::Dispute(DisputeEvent::Opened(e)))
+            }
+            "DisputeFundsWithdrawn" => {
+                from_json(payload).map(|e| ChargeEvent::Dispute(DisputeEvent::FundsWithdrawn(e)))
             }
             "DisputeClosed" => {
                 from_json(payload).map(|e| ChargeEvent::Dispute(DisputeEvent::Closed(e)))

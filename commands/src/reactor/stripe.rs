@@ -68,7 +68,11 @@ pub fn translate(event_id: &str, event_type: &str, body: &Value) -> Translated {
                 },
             )
         }
-        "charge.dispute.created" | "charge.dispute.updated" | "charge.dispute.closed" => {
+        "charge.dispute.created"
+        | "charge.dispute.updated"
+        | "charge.dispute.funds_withdrawn"
+        | "charge.dispute.funds_reinstated"
+        | "charge.dispute.closed" => {
             let (Some(id), Some(amount)) = (text(&object["id"]), object["amount"].as_i64()) else {
                 return Translated::Unreadable("data.object.id or amount missing".into());
             };
