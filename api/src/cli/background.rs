@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use commands::billing::Scheduler;
 use commands::charge::recovery::RecoveryScan;
+use ledger::event::Position;
 use ledger::store::AnyStore;
 use projections::projection::Projection;
 use projections::relay::{self, NatsStatus, RelayConfig};
@@ -22,15 +23,34 @@ use crate::state::AppState;
 /// store failure while reacting): a pass over the log every `interval`.
 pub fn spawn_reactor(state: AppState, interval: Duration) {
     tokio::spawn(async move {
+        let mut saved = match state.read.cursor(REACTOR_CURSOR).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook reactor cursor unreadable; reading the log from the start");
+                0
+            }
+        };
+        state.reactor.resume_after(Position(saved)).await;
         let mut every = tokio::time::interval(interval);
         loop {
             every.tick().await;
             if let Err(e) = state.reactor.catch_up().await {
                 tracing::warn!(error = %e, "webhook reactor pass failed; will retry");
+                continue;
+            }
+            let settled = state.reactor.settled_position().await.0;
+            if settled > saved {
+                match state.read.save_cursor(REACTOR_CURSOR, settled).await {
+                    Ok(()) => saved = settled,
+                    Err(e) => tracing::warn!(error = %e, "webhook reactor cursor not saved"),
+                }
             }
         }
     });
 }
+
+/// The webhook reactor's cursor in the read store.
+pub const REACTOR_CURSOR: &str = "webhook_reactor";
 
 pub fn spawn_recovery(state: AppState, interval: Duration, grace: chrono::Duration) {
     tokio::spawn(async move {

@@ -506,6 +506,20 @@ async fn a_refund_reported_before_the_charge_is_settled_waits_for_it() {
     send(&app, "evt_early_refund", "charge.refunded", charge).await;
     assert_eq!(app.reactor.catch_up().await.unwrap(), 1);
     assert_eq!(app.reactor.deferred().await, 1, "waiting for its charge");
+    // The cursor a process saves stays before it: a process starting there meets it again.
+    let received = app
+        .all_events()
+        .await
+        .into_iter()
+        .find(|e| e.event_type == "GatewayEventReceived")
+        .unwrap()
+        .position;
+    let held = app.reactor.settled_position().await;
+    assert!(held < received, "{held:?} < {received:?}");
+    let fresh = || commands::reactor::Reactor::new(app.charge_service(), app.store.clone());
+    let restarted = fresh();
+    restarted.resume_after(held).await;
+    assert_eq!(restarted.catch_up().await.unwrap(), 1, "read again");
     let paid: Value = pay.await.unwrap().json().await.unwrap();
     let id = paid["id"].as_str().unwrap();
     assert_eq!(
@@ -515,6 +529,11 @@ async fn a_refund_reported_before_the_charge_is_settled_waits_for_it() {
     // The next pass books it.
     app.reactor.catch_up().await.unwrap();
     assert_eq!(app.reactor.deferred().await, 0);
+    let settled = app.reactor.settled_position().await;
+    assert!(settled >= received, "{settled:?}");
+    let restarted = fresh();
+    restarted.resume_after(settled).await;
+    assert_eq!(restarted.catch_up().await.unwrap(), 0, "nothing read again");
     let events = charge_stream(&app, id).await;
     assert_eq!(
         types(&events),

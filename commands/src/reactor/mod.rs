@@ -2,7 +2,8 @@
 //! domain events on our charges, each with the received event as its `causation_id`.
 //!
 //! It runs right after a delivery is recorded and again over the log in the background (a
-//! delivery recorded by a process that died before reacting is not lost). Reacting twice to one
+//! delivery recorded by a process that died before reacting is not lost); the background pass
+//! saves how far it has settled ([`Reactor::settled_position`]) and a new process resumes there. Reacting twice to one
 //! delivery adds nothing: every report is decided against the charge's current state
 //! ([`decide_report`](crate::charge::decide_report)). Order does not matter either: a
 //! `payment_intent.succeeded` that arrives while our own call to Stripe is still out completes
@@ -238,6 +239,27 @@ impl Reactor {
         }
         self.deferred.lock().await.extend(still);
         Ok(())
+    }
+
+    /// Starts the background pass after `position` (a cursor an earlier process saved, see
+    /// [`Reactor::settled_position`]); never moves it back.
+    pub async fn resume_after(&self, position: Position) {
+        let mut after = self.after.lock().await;
+        if position > *after {
+            *after = position;
+        }
+    }
+
+    /// Up to where every delivery has been reacted to for good: the background pass's
+    /// position, held back before the earliest delivery still waiting for its charge (a process
+    /// resuming there meets it again).
+    pub async fn settled_position(&self) -> Position {
+        let after = *self.after.lock().await;
+        let deferred = self.deferred.lock().await;
+        deferred
+            .iter()
+            .map(|e| Position(e.position.0.saturating_sub(1)))
+            .fold(after, std::cmp::min)
     }
 
     /// Deliveries waiting for their charge.

@@ -135,7 +135,7 @@ impl ReadStore {
 }
 
 /// The table does not exist (PostgreSQL `42P01`; SQLite "no such table").
-fn missing_table(e: &sqlx::Error) -> bool {
+pub(super) fn missing_table(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(db) => {
             db.code().as_deref() == Some("42P01") || db.message().contains("no such table")

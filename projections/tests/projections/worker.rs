@@ -296,3 +296,29 @@ async fn a_long_gap_is_filled_over_several_batches() {
     let lines = s.read.all_lines("journal").await.unwrap();
     assert_eq!(lines.len(), 2, "the charge posted once");
 }
+
+#[tokio::test]
+async fn a_cursor_starts_at_zero_moves_forward_only_and_is_not_a_projection_checkpoint() {
+    for kind in KINDS {
+        let s = TestStore::open(kind).await;
+        assert_eq!(s.read.cursor("webhook_reactor").await.unwrap(), 0);
+        s.read.save_cursor("webhook_reactor", 41).await.unwrap();
+        s.read.save_cursor("webhook_reactor", 17).await.unwrap();
+        assert_eq!(
+            s.read.cursor("webhook_reactor").await.unwrap(),
+            41,
+            "{kind:?}: never back"
+        );
+        s.read.save_cursor("webhook_reactor", 42).await.unwrap();
+        assert_eq!(s.read.cursor("webhook_reactor").await.unwrap(), 42);
+        assert_eq!(s.read.cursor("other").await.unwrap(), 0);
+        assert!(
+            !s.read
+                .checkpoints_all()
+                .await
+                .unwrap()
+                .contains_key("webhook_reactor"),
+            "{kind:?}: a cursor is not counted in projection lag"
+        );
+    }
+}
