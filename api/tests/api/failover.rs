@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use commands::charge::fraud::{FraudRules, RiskLevel};
 use gateways::Gateways;
 use gateways::paypal::{PaypalConfig, PaypalGateway};
 use gateways::stand_in::{PaypalStandIn, StripeStandIn};
@@ -26,6 +27,15 @@ fn stripe_at(base: &str) -> Arc<StripeGateway> {
 }
 
 async fn app(stripe_base: &str, paypal: &PaypalStandIn, failover: bool) -> TestApp {
+    app_screening(stripe_base, paypal, failover, FraudRules::default()).await
+}
+
+async fn app_screening(
+    stripe_base: &str,
+    paypal: &PaypalStandIn,
+    failover: bool,
+    rules: FraudRules,
+) -> TestApp {
     let paypal = Arc::new(
         PaypalGateway::new(PaypalConfig {
             api_base: paypal.base_url().into(),
@@ -36,7 +46,12 @@ async fn app(stripe_base: &str, paypal: &PaypalStandIn, failover: bool) -> TestA
     );
     let gateways = Gateways::new(stripe_at(stripe_base)).with(paypal);
     let configure = move |state: &mut api::state::AppState| {
-        state.charges = Arc::new(state.charges.with_failover(failover));
+        state.charges = Arc::new(
+            state
+                .charges
+                .with_fraud_rules(rules)
+                .with_failover(failover),
+        );
     };
     spawn_app_gateways(
         Kind::Postgres,
@@ -142,4 +157,31 @@ async fn a_gateway_that_answered_or_failover_off_keeps_the_charge() {
     let pending: Value = r.json().await.unwrap();
     assert_eq!(pending["gateway"], "stripe");
     assert_eq!(paypal.captures(), 0);
+}
+
+#[tokio::test]
+async fn a_charge_to_be_authorized_at_stripe_is_charged_outright_after_failing_over_to_paypal() {
+    let paypal = PaypalStandIn::start("standin-client", "standin-secret").await;
+    let rules = FraudRules {
+        gateway_risk_review: Some(RiskLevel::Elevated),
+        ..FraudRules::default()
+    };
+    let app = app_screening(&closed_port().await, &paypal, true, rules).await;
+    let cus = customer(&app).await;
+    let r = pay(&app, &cus, "fo-risk").await;
+    let status = r.status();
+    let paid: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{paid}");
+    assert_eq!(paid["gateway"], "paypal", "{paid}");
+    assert_eq!(paid["authorized"], false);
+    assert_eq!(
+        types(&app, paid["id"].as_str().unwrap()).await,
+        [
+            "ChargeRequested",
+            "FraudAssessed",
+            "ChargeFailedOver",
+            "ChargeSucceeded"
+        ]
+    );
+    assert_eq!(paypal.captures(), 1);
 }

@@ -262,3 +262,88 @@ async fn a_capture_whose_answers_are_lost_is_completed_by_recovery_under_the_sam
         .count();
     assert_eq!(outcomes, 1);
 }
+
+#[tokio::test]
+async fn a_cancel_whose_answers_are_lost_is_completed_by_recovery_for_blocks_and_rejections() {
+    let stripe = StripeStandIn::start().await;
+    let app = app(Kind::Postgres, &stripe).await;
+    // Blocked: the cancel acts at Stripe, its answers are lost; the charge waits, pending.
+    stripe.fail_after_acting_on("/cancel", 3);
+    let r = charge(&app, "pm_card_riskLevelHighest", "lost-cancel-1").await;
+    assert_eq!(r.status(), 202);
+    let blocked: Value = r.json().await.unwrap();
+    // Rejected in review: the same.
+    let held: Value = charge(&app, "pm_card_riskLevelElevated", "lost-cancel-2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let held_id = held["id"].as_str().unwrap().to_string();
+    stripe.fail_after_acting_on("/cancel", 3);
+    let rejected = app
+        .post_ok(&format!("/v1/reviews/{held_id}/reject"), "{}")
+        .await;
+    assert_eq!(rejected["charge_status"], "pending", "{rejected}");
+
+    let mut scan = commands::charge::recovery::RecoveryScan::new();
+    let report = app
+        .charge_service()
+        .recover(
+            app.store.as_ref(),
+            &mut scan,
+            chrono::Utc::now() + chrono::Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.charges_completed, 2, "{report:?}");
+    let head = app.head().await.0;
+    for (c, code) in [(&blocked, "fraud_blocked"), (&held, "review_rejected")] {
+        let id = c["id"].as_str().unwrap();
+        let now = app
+            .get_ok(&format!("/v1/charges/{id}?min_position={head}"))
+            .await;
+        assert_eq!(now["status"], "failed", "{now}");
+        assert_eq!(now["failure_code"], code);
+        let pi = stripe
+            .intent(c["gateway_charge_id"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(pi["status"], "canceled");
+    }
+    assert_eq!(stripe.succeeded_charges(), 0);
+}
+
+#[tokio::test]
+async fn a_hold_captured_at_stripes_dashboard_during_review_is_recorded_when_approved() {
+    let stripe = StripeStandIn::start().await;
+    let app = app(Kind::Sqlite, &stripe).await;
+    let held: Value = charge(&app, "pm_card_riskLevelElevated", "dashboard-1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = held["id"].as_str().unwrap().to_string();
+    let pi = held["gateway_charge_id"].as_str().unwrap().to_string();
+    // Someone captures it at Stripe's dashboard (another key).
+    let captured = reqwest::Client::new()
+        .post(format!(
+            "{}v1/payment_intents/{pi}/capture",
+            stripe.base_url()
+        ))
+        .bearer_auth("sk_test_dashboard")
+        .header("idempotency-key", "dashboard-capture")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(captured.status(), 200);
+    // Approving: our capture is refused (already captured); the lookup finds the money taken.
+    let approved = app
+        .post_ok(&format!("/v1/reviews/{id}/approve"), "{}")
+        .await;
+    assert_eq!(approved["charge_status"], "succeeded", "{approved}");
+    assert_eq!(
+        stripe.succeeded_charges(),
+        1,
+        "captured once, at the dashboard"
+    );
+    assert_eq!(keys_to(&stripe, "/capture").len(), 2);
+}

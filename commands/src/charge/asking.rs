@@ -129,7 +129,8 @@ impl ChargeService {
         };
         let called = self
             .retrying(charge, || async {
-                if charge.capture_later {
+                // Authorized first only where the gateway can (not after a failover elsewhere).
+                if charge.capture_later && gateway.authorizes() {
                     gateway.authorize(request.clone()).await
                 } else {
                     gateway.charge(request.clone()).await
@@ -147,8 +148,7 @@ impl ChargeService {
     }
 
     /// Captures or cancels the charge's authorization, retrying timeouts and 5xx with the step's
-    /// own key. A refused capture (the hold expired or was canceled at the gateway) fails the
-    /// charge; a refused cancel leaves nothing held either.
+    /// own key. A refusal is settled by what the payment is now (see [`Self::after_refusal`]).
     pub(super) async fn settle(
         &self,
         charge: &Charge,
@@ -180,20 +180,67 @@ impl ChargeService {
                     // Still only authorized: asked again later.
                     Called::Answered(ChargeOutcome::Authorized { .. }) => Err(Unsettled::Unknown),
                     Called::Answered(outcome) => Ok(command_of(outcome)),
-                    Called::Refused(message) => Ok(failed("capture_failed", message)),
+                    Called::Refused(message) => {
+                        tracing::warn!(charge_id = %charge.id, %message, "the gateway refused the capture; looking the payment up");
+                        self.after_refusal(charge, failed("capture_failed", message))
+                            .await
+                    }
                 }
             }
             Settlement::Cancel {
                 failure_code,
                 failure_message,
-            } => {
-                if let Called::Refused(message) = self
-                    .retrying(charge, || gateway.void(request.clone()))
-                    .await?
-                {
-                    tracing::warn!(charge_id = %charge.id, %message, "the gateway refused to cancel the authorization; recorded as failed");
+            } => match self
+                .retrying(charge, || gateway.void(request.clone()))
+                .await?
+            {
+                Called::Answered(()) => Ok(failed(failure_code, failure_message.clone())),
+                Called::Refused(message) => {
+                    tracing::warn!(charge_id = %charge.id, %message, "the gateway refused to cancel the authorization; looking the payment up");
+                    self.after_refusal(charge, failed(failure_code, failure_message.clone()))
+                        .await
                 }
-                Ok(failed(failure_code, failure_message.clone()))
+            },
+        }
+    }
+
+    /// A capture or cancel the gateway refused: an earlier attempt whose answer was lost (and
+    /// whose key the gateway has forgotten), the gateway's dashboard, or an expired hold may
+    /// have settled the payment. What the gateway holds now decides: taken, the charge
+    /// succeeded (even one we meant to cancel: the money is there, and says so loudly); still
+    /// held, asked again later; released or never there, `failure`.
+    async fn after_refusal(
+        &self,
+        charge: &Charge,
+        failure: ChargeCommand,
+    ) -> Result<ChargeCommand, Unsettled> {
+        let Some(gateway) = self.gateways.get(&charge.gateway) else {
+            return Err(Unsettled::Unknown);
+        };
+        match gateway.find_charge(&charge.gateway_key).await {
+            Ok(Lookup::Found(ChargeOutcome::Succeeded { gateway_charge_id })) => {
+                if charge.review_closed == Some(false)
+                    || charge
+                        .fraud
+                        .as_ref()
+                        .is_some_and(|a| a.decision == super::fraud::FraudDecision::Block)
+                {
+                    tracing::error!(charge_id = %charge.id, "an authorization we meant to cancel was captured at the gateway: recorded as succeeded; refund it if it should not stand");
+                    metrics::counter!("billing_gateway_disagreements_total").increment(1);
+                }
+                Ok(ChargeCommand::RecordSuccess { gateway_charge_id })
+            }
+            Ok(Lookup::Found(
+                ChargeOutcome::Authorized { .. } | ChargeOutcome::Accepted { .. },
+            )) => Err(Unsettled::Unknown),
+            Ok(
+                Lookup::Found(ChargeOutcome::Declined { .. })
+                | Lookup::NotFound
+                | Lookup::Unsupported,
+            ) => Ok(failure),
+            Err(e) => {
+                tracing::warn!(charge_id = %charge.id, error = %e, "looking the payment up failed; will try again");
+                Err(Unsettled::Unknown)
             }
         }
     }

@@ -227,9 +227,46 @@ mod tests {
 
     #[test]
     fn a_charge_approved_by_a_person_is_not_screened_again_on_the_gateway_level() {
-        let mut charge = authorized("normal");
-        charge.review_closed = Some(true);
-        charge.risk_level = Some("highest".into());
-        assert!(screened(&charge, &rules()).is_empty());
+        // Held before the gateway (an amount rule), approved, then authorized at `highest`.
+        let requested = decide(
+            None,
+            ChargeCommand::Request {
+                charge_id: ChargeId::derived("approved"),
+                amount: Money::new(90_000, Currency::USD),
+                customer_id: None,
+                payment_method: "pm_card_visa".into(),
+                description: None,
+                gateway: "stripe".into(),
+                off_session: false,
+                gateway_customer: None,
+                capture_later: true,
+                request_fingerprint: None,
+            },
+        )
+        .unwrap();
+        let mut charge = fold(None, &requested).unwrap();
+        let review = super::super::fraud::Assessment {
+            decision: FraudDecision::Review,
+            rules: vec!["amount_review".into()],
+        };
+        let held = super::super::review::decide_assessment(&charge, &review);
+        charge = fold(Some(charge), &held).unwrap();
+        assert_eq!(charge.status, ChargeStatus::InReview);
+        let approve = decide_close(&charge, true).unwrap();
+        charge = fold(Some(charge), &approve).unwrap();
+        let authorization = decide(
+            Some(&charge),
+            ChargeCommand::RecordAuthorization {
+                gateway_charge_id: "pi_2".into(),
+                risk_level: Some("highest".into()),
+            },
+        )
+        .unwrap();
+        charge = fold(Some(charge), &authorization).unwrap();
+        assert!(
+            screened(&charge, &rules()).is_empty(),
+            "their decision stands"
+        );
+        assert_eq!(settlement(&charge), Some(Settlement::Capture));
     }
 }

@@ -356,6 +356,8 @@ impl ChargeService {
             // A charge still processing answers 202 now and something else later; an authorization
             // is a step: neither is stored as the answer.
             let authorizing = matches!(command, ChargeCommand::RecordAuthorization { .. });
+            // Whether screening assessed the authorization (counted once appended).
+            let mut assessed = false;
             let settled =
                 !authorizing && !matches!(command, ChargeCommand::RecordProcessing { .. });
             let mut events = decide(Some(&charge), command)?;
@@ -363,7 +365,9 @@ impl ChargeService {
             if authorizing && let Some(screening) = &self.screening {
                 let held = apply(Some(charge.clone()), &events, now);
                 if let Some(held) = held {
-                    events.extend(authorization::screened(&held, &screening.rules));
+                    let screened = authorization::screened(&held, &screening.rules);
+                    assessed = !screened.is_empty();
+                    events.extend(screened);
                 }
             }
             let Some(done) = apply(Some(charge), &events, now) else {
@@ -391,7 +395,9 @@ impl ChargeService {
                         && !events.is_empty()
                         && authorization::settlement(&done).is_some() =>
                 {
-                    count_gateway_assessment(&done);
+                    if assessed {
+                        count_gateway_assessment(&done);
+                    }
                     loaded = Loaded {
                         version: loaded.version + i64::try_from(events.len()).unwrap_or(1),
                         charge: Some(done),
@@ -399,7 +405,7 @@ impl ChargeService {
                     };
                 }
                 Ok((position, idempotency_stored)) => {
-                    if authorizing {
+                    if assessed {
                         count_gateway_assessment(&done);
                     }
                     return Ok(ChargeResult {

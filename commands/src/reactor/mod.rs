@@ -176,6 +176,14 @@ impl Reactor {
                     tracing::error!(%charge_id, event = %delivery.gateway_event_id, "the gateway reports a charge succeeded that is recorded as failed: reconcile it by hand");
                     metrics::counter!("billing_gateway_disagreements_total").increment(1);
                 }
+                // Captured at the gateway (its dashboard) while held in review here: approving
+                // will find it captured; rejecting will not undo it.
+                if matches!(report, GatewayReport::Succeeded { .. })
+                    && status == ChargeStatus::InReview
+                {
+                    tracing::error!(%charge_id, event = %delivery.gateway_event_id, "the gateway reports a charge captured that is held in review here: decide the review (approve records it; reject needs a refund)");
+                    metrics::counter!("billing_gateway_disagreements_total").increment(1);
+                }
                 Ok(Reaction::AlreadyApplied { charge_id })
             }
             Ok((events, _, _)) => Ok(Reaction::Applied { charge_id, events }),

@@ -232,6 +232,8 @@ impl Gateway for StripeGateway {
         let found =
             SearchPaymentIntent::new(format!("metadata['billing_key']:'{idempotency_key}'"))
                 .limit(1)
+                // An authorization's risk level is on its charge.
+                .expand(vec!["data.latest_charge".to_string()])
                 .customize()
                 .send(&self.client)
                 .await

@@ -69,15 +69,27 @@ pub(super) fn charge_object(id: &str, pi: &Value, risk: &str, captured: bool) ->
     charge
 }
 
-/// `pi` as answered: its `latest_charge` expanded when the request asked for it.
-pub(super) fn expanded(b: &Book, p: &HashMap<String, String>, mut pi: Value) -> Value {
-    let wanted = p
-        .iter()
-        .any(|(k, v)| k.starts_with("expand[") && v == "latest_charge");
-    if wanted && let Some(charge) = pi["latest_charge"].as_str().and_then(|c| b.charges.get(c)) {
+/// Whether the request asks for `field` expanded (`expand[]=field`).
+pub(super) fn wants(p: &HashMap<String, String>, field: &str) -> bool {
+    p.iter()
+        .any(|(k, v)| k.starts_with("expand[") && v == field)
+}
+
+/// `pi` with its `latest_charge` expanded.
+pub(super) fn with_charge(b: &Book, mut pi: Value) -> Value {
+    if let Some(charge) = pi["latest_charge"].as_str().and_then(|c| b.charges.get(c)) {
         pi["latest_charge"] = charge.clone();
     }
     pi
+}
+
+/// `pi` as answered: its `latest_charge` expanded when the request asked for it.
+pub(super) fn expanded(b: &Book, p: &HashMap<String, String>, pi: Value) -> Value {
+    if wants(p, "latest_charge") {
+        with_charge(b, pi)
+    } else {
+        pi
+    }
 }
 
 fn unexpected_state(message: String) -> (u16, Value) {

@@ -693,12 +693,20 @@ async fn search_intents(
         );
         return respond(s, &b, false);
     };
-    let data: Vec<Value> = lock(&book)
+    let b = lock(&book);
+    let data: Vec<Value> = b
         .intents
         .values()
         .filter(|pi| pi["metadata"]["billing_key"] == json!(wanted))
-        .cloned()
+        .map(|pi| {
+            if capture::wants(&params, "data.latest_charge") {
+                capture::with_charge(&b, pi.clone())
+            } else {
+                pi.clone()
+            }
+        })
         .collect();
+    drop(b);
     respond(
         200,
         &json!({ "object": "search_result", "data": data, "has_more": false,
