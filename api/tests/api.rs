@@ -7,6 +7,8 @@ mod support;
 
 #[path = "api/analytics.rs"]
 mod analytics;
+#[path = "api/balance.rs"]
+mod balance;
 #[path = "api/billing.rs"]
 mod billing;
 #[path = "api/billing_more.rs"]

@@ -113,11 +113,17 @@ impl Billing {
             .executor
             .execute::<Invoice>(&id, InvoiceCommand::Void, metadata, draft, render)
             .await?;
+        // The credit it used goes back to the balance, or the debt it collected is owed again.
         let used = done.state.credit_applied;
-        if !used.is_zero() {
+        let back = done
+            .state
+            .owed()
+            .checked_sub(used)
+            .map_err(InvoiceError::from)?;
+        if !back.is_zero() {
             let back = CustomerCommand::AdjustBalance {
-                amount: used.checked_neg().map_err(InvoiceError::from)?,
-                reason: format!("credit given back by voided invoice {id}"),
+                amount: back,
+                reason: format!("balance given back by voided invoice {id}"),
                 source: Some(format!("{id}:void")),
             };
             self.executor

@@ -125,8 +125,8 @@ impl Billing {
                 .execute::<Customer>(&c.id, fix, metadata, None, &unrendered)
                 .await?;
         }
-        // The customer's credit, taken from its balance now (once per invoice, whatever the
-        // retries), for at most the invoice's total.
+        // The customer's balance, taken now (once per invoice, whatever the retries): its
+        // credit for at most the invoice's total, or all it owes, added to what is due.
         let total = invoice::draft(draft.clone())?.totals.total;
         // Always asked (the snapshot may be stale, or a retry may find the credit already
         // taken): the customer decides on its current balance, once per invoice.
@@ -141,12 +141,14 @@ impl Billing {
                 .execute::<Customer>(&c.id, apply, metadata, None, &unrendered)
                 .await?
                 .state;
+            // Positive: credit taken; negative: a debt collected with this invoice.
             let applied = customer
                 .adjustment_sources
                 .get(&source)
                 .copied()
                 .unwrap_or(0);
-            draft.credit_applied = Money::new(applied, req.currency);
+            draft.credit_applied = Money::new(applied.max(0), req.currency);
+            draft.owed_applied = Money::new(applied.min(0).saturating_neg(), req.currency);
         }
         self.executor
             .execute::<Invoice>(
@@ -199,6 +201,7 @@ impl Billing {
             items: req.items.clone(),
             tax_rates,
             credit_applied: Money::zero(req.currency),
+            owed_applied: Money::zero(req.currency),
         };
         invoice::draft(draft.clone())?;
         Ok(draft)

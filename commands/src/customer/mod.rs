@@ -134,8 +134,9 @@ pub enum CustomerCommand {
         /// was applied already changes nothing, so the caller may retry.
         source: Option<String>,
     },
-    /// Uses the customer's credit (a negative balance) for `source` (an invoice), up to
-    /// `up_to`: records how much as a positive adjustment; once per source.
+    /// Applies the customer's balance to `source` (an invoice), once per source: its credit (a
+    /// negative balance) up to `up_to`, as a positive adjustment; or all it owes (a positive
+    /// balance), as a negative one (the invoice collects it).
     ApplyCredit {
         source: String,
         up_to: Money,
@@ -453,15 +454,25 @@ fn apply_credit(
     up_to: Money,
 ) -> Result<Vec<CustomerEvent>, CustomerError> {
     let currency = up_to.currency();
-    let available = match c.currency {
-        Some(have) if have == currency && c.balance < 0 => c.balance.saturating_neg(),
+    let balance = match c.currency {
+        Some(have) if have == currency => c.balance,
         _ => 0,
     };
-    let applied = available.min(up_to.amount_minor().max(0));
+    // Credit (a negative balance) pays at most `up_to`; a debt (positive) is collected whole.
+    let (applied, reason) = if balance < 0 {
+        (
+            balance.saturating_neg().min(up_to.amount_minor().max(0)),
+            format!("credit applied to {source}"),
+        )
+    } else {
+        (
+            balance.saturating_neg(),
+            format!("balance owed added to {source}"),
+        )
+    };
     if applied == 0 || c.adjustment_sources.contains_key(&source) {
         return Ok(vec![]);
     }
-    let reason = format!("credit applied to {source}");
     adjust(c, Money::new(applied, currency), reason, Some(source))
 }
 

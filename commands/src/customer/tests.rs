@@ -313,4 +313,20 @@ fn credit_is_applied_up_to_what_is_available_and_once_per_source() {
     assert_eq!((c.balance, c.adjustment_sources["in_2"]), (0, 500));
     let c = apply(c, "in_3", 1500);
     assert!(!c.adjustment_sources.contains_key("in_3"), "no credit left");
+    // A debt is collected whole by the next invoice, whatever its total; once.
+    let owing = run(
+        Some(c),
+        CustomerCommand::AdjustBalance {
+            amount: Money::new(700, usd()),
+            reason: "late fee".into(),
+            source: None,
+        },
+    )
+    .unwrap()
+    .0
+    .unwrap();
+    let c = apply(owing, "in_4", 100);
+    assert_eq!((c.balance, c.adjustment_sources["in_4"]), (0, -700));
+    let c = apply(c, "in_4", 100);
+    assert_eq!(c.balance, 0, "once per source");
 }

@@ -15,11 +15,22 @@ use super::{Invoice, InvoiceError, InvoiceStatus};
 /// # Errors
 /// [`InvoiceError::NotFinalized`] or [`InvoiceError::Voided`].
 pub fn credit_note_max(inv: &Invoice) -> Result<(Money, bool), InvoiceError> {
+    // A credit note credits this invoice's own sale, not the earlier debt it collects.
+    let own = |m: Money| {
+        Money::new(
+            m.amount_minor()
+                .saturating_sub(inv.owed().amount_minor())
+                .max(0),
+            inv.currency,
+        )
+    };
     match inv.status {
         InvoiceStatus::Draft => Err(InvoiceError::NotFinalized),
         InvoiceStatus::Void => Err(InvoiceError::Voided),
-        InvoiceStatus::Paid => Ok((inv.refundable(), true)),
-        InvoiceStatus::Open | InvoiceStatus::Uncollectible => Ok((inv.amount_remaining, false)),
+        InvoiceStatus::Paid => Ok((own(inv.refundable()), true)),
+        InvoiceStatus::Open | InvoiceStatus::Uncollectible => {
+            Ok((own(inv.amount_remaining), false))
+        }
     }
 }
 
@@ -47,10 +58,11 @@ pub(super) fn issue(
             max: max.amount_minor(),
         });
     }
+    // What is left to pay, the debt it collects included.
     let amount_remaining = if refund {
         0
     } else {
-        max.checked_sub(amount)?.amount_minor()
+        inv.amount_remaining.checked_sub(amount)?.amount_minor()
     };
     let mut events = vec![InvoiceEvent::CreditNoteIssued(CreditNoteIssued {
         invoice_id: inv.id,

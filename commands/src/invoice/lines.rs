@@ -3,8 +3,9 @@
 //!
 //! Totals follow Stripe: `subtotal` is the sum of the line amounts (an inclusive tax is inside
 //! them), `tax` the sum of all line taxes, `total = subtotal + exclusive taxes`. Customer credit
-//! is applied up to a positive total; a negative total (a proration credit larger than the
-//! charges) leaves nothing due and its magnitude goes to the customer's balance.
+//! is applied up to a positive total; what the customer owes (a positive balance) is added to
+//! it; a negative total (a proration credit larger than the charges) leaves nothing due and its
+//! magnitude goes to the customer's balance.
 
 use chrono::{DateTime, Utc};
 use ledger::ids::{CustomerId, InvoiceId, SubscriptionId, TaxRateId};
@@ -67,10 +68,13 @@ pub struct Totals {
     pub total: i64,
     /// Customer credit used on this invoice: `0 ≤ credit_applied ≤ max(total, 0)`.
     pub credit_applied: i64,
-    /// What is left to pay: `max(total − credit_applied, 0)`.
+    /// What is left to pay: `max(total − credit_applied, 0) + owed_applied`.
     pub amount_due: i64,
     /// A negative total, as a positive amount credited to the customer's balance.
     pub credit_to_balance: i64,
+    /// What the customer owed (a positive balance), collected with this invoice (≥ 0).
+    #[serde(default)]
+    pub owed_applied: i64,
 }
 
 /// One item to bill, as given by the caller.
@@ -100,6 +104,8 @@ pub struct DraftInput {
     pub tax_rates: Vec<(TaxRateId, TaxRate)>,
     /// Customer credit available (≥ 0); only as much as the total is used.
     pub credit_applied: Money,
+    /// What the customer owes (≥ 0), added to what is due.
+    pub owed_applied: Money,
 }
 
 /// Builds a draft invoice: checks the inputs, computes every line, tax and total with checked
@@ -126,7 +132,8 @@ pub fn draft(input: DraftInput) -> Result<InvoiceDrafted, InvoiceError> {
     }
     check_tax_rates(&input.tax_rates)?;
     same_currency(currency, input.credit_applied)?;
-    if input.credit_applied.is_negative() {
+    same_currency(currency, input.owed_applied)?;
+    if input.credit_applied.is_negative() || input.owed_applied.is_negative() {
         return Err(InvoiceError::CreditAppliedInvalid);
     }
     let lines = input
@@ -135,7 +142,9 @@ pub fn draft(input: DraftInput) -> Result<InvoiceDrafted, InvoiceError> {
         .enumerate()
         .map(|(index, item)| line(index, item, currency, &input.tax_rates))
         .collect::<Result<Vec<_>, _>>()?;
-    let totals = totals(&lines, input.credit_applied.amount_minor())?;
+    let mut totals = totals(&lines, input.credit_applied.amount_minor())?;
+    totals.owed_applied = input.owed_applied.amount_minor();
+    totals.amount_due = add(totals.amount_due, totals.owed_applied)?;
     Ok(InvoiceDrafted {
         invoice_id: input.invoice_id,
         customer_id: input.customer_id,
@@ -173,6 +182,7 @@ pub fn totals(lines: &[InvoiceLine], credit_available: i64) -> Result<Totals, In
         credit_applied,
         amount_due: total.max(0) - credit_applied,
         credit_to_balance: total.min(0).checked_neg().ok_or(InvoiceError::Overflow)?,
+        owed_applied: 0,
     })
 }
 

@@ -73,6 +73,9 @@ pub struct Invoice {
     pub tax: Money,
     pub total: Money,
     pub credit_applied: Money,
+    /// A debt the customer had (a positive balance), collected with this invoice.
+    #[serde(default)]
+    pub owed_applied: Option<Money>,
     pub credit_to_balance: Money,
     /// What the customer owes: the draft's amount due less credit notes issued before payment.
     pub amount_due: Money,
@@ -134,6 +137,7 @@ impl Invoice {
             tax: money(e.totals.tax),
             total: money(e.totals.total),
             credit_applied: money(e.totals.credit_applied),
+            owed_applied: (e.totals.owed_applied != 0).then(|| money(e.totals.owed_applied)),
             credit_to_balance: money(e.totals.credit_to_balance),
             amount_due: money(e.totals.amount_due),
             amount_paid: zero,
@@ -160,6 +164,11 @@ impl Invoice {
 
     /// What may still be refunded: paid less the refunds issued so far.
     #[must_use]
+    /// The customer's earlier debt this invoice collects (zero when none).
+    pub fn owed(&self) -> Money {
+        self.owed_applied.unwrap_or(Money::zero(self.currency))
+    }
+
     pub fn refundable(&self) -> Money {
         self.minus(
             self.amount_paid,

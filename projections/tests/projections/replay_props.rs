@@ -491,16 +491,14 @@ impl<'s> Model<'s> {
         self.exec(inv, id, command).await;
     }
 
-    /// Voids the invoice and gives back the credit it used, as the billing service does.
+    /// Voids the invoice and gives back the credit it used (or the debt it collected), as the
+    /// billing service does.
     async fn void(&mut self, inv: &mut Option<Invoice>, id: InvoiceId, customer: usize) {
         self.exec(inv, id, InvoiceCommand::Void).await;
-        let used = inv
-            .as_ref()
-            .expect("an invoice")
-            .credit_applied
-            .amount_minor();
-        if used > 0 {
-            self.adjust(customer, -used, Some(format!("{id}:void")))
+        let state = inv.as_ref().expect("an invoice");
+        let back = state.owed().amount_minor() - state.credit_applied.amount_minor();
+        if back != 0 {
+            self.adjust(customer, back, Some(format!("{id}:void")))
                 .await;
         }
     }
@@ -544,17 +542,25 @@ impl<'s> Model<'s> {
             items,
             tax_rates,
             credit_applied: Money::zero(cur),
+            owed_applied: Money::zero(cur),
         };
         // As the billing service does: the credit the customer holds is taken from its balance
         // first (at most the total), then the draft records it.
         let total = draft(input.clone()).expect("valid lines").totals.total;
         let credit = (-balance).clamp(0, total.max(0));
-        if credit > 0 {
+        // ... and what it owes is collected whole.
+        let owed = if total > 0 { balance.max(0) } else { 0 };
+        if credit > 0 || owed > 0 {
             self.tick();
-            self.adjust(customer, credit, Some(format!("{id}:credit_applied")))
-                .await;
+            self.adjust(
+                customer,
+                credit - owed,
+                Some(format!("{id}:credit_applied")),
+            )
+            .await;
         }
         input.credit_applied = Money::new(credit, cur);
+        input.owed_applied = Money::new(owed, cur);
         let mut inv = None;
         self.exec(&mut inv, id, InvoiceCommand::Draft(input)).await;
         if !matches!(fate, Fate::Draft | Fate::DraftVoided) {
@@ -590,7 +596,9 @@ impl<'s> Model<'s> {
                 }
                 let state = inv.as_ref().expect("an invoice");
                 let paid_by = state.paid_by;
-                let refundable = state.refundable().amount_minor();
+                // A credit note credits the invoice's own sale, not a debt it collected.
+                let refundable =
+                    (state.refundable().amount_minor() - state.owed().amount_minor()).max(0);
                 if let (Fate::PaidThenRefunded, Some(charge), true) =
                     (fate, paid_by, refundable > 0)
                 {
@@ -617,12 +625,10 @@ impl<'s> Model<'s> {
                 }
             }
             Fate::CreditedThenPaid | Fate::CreditedThenVoided => {
-                if open(&inv) {
-                    let remaining = inv
-                        .as_ref()
-                        .expect("an invoice")
-                        .amount_remaining
-                        .amount_minor();
+                let state = inv.as_ref().expect("an invoice");
+                let remaining =
+                    (state.amount_remaining.amount_minor() - state.owed().amount_minor()).max(0);
+                if open(&inv) && remaining > 0 {
                     self.exec(
                         &mut inv,
                         id,
@@ -938,7 +944,7 @@ async fn assert_books(read: &ReadStore, m: &Model<'_>) {
 /// minus the credit already taken for it (the journal posts the invoice only when finalized).
 fn receivable(inv: &Invoice) -> i64 {
     match inv.status {
-        InvoiceStatus::Draft => -inv.credit_applied.amount_minor(),
+        InvoiceStatus::Draft => inv.owed().amount_minor() - inv.credit_applied.amount_minor(),
         InvoiceStatus::Open | InvoiceStatus::Uncollectible => inv.amount_remaining.amount_minor(),
         InvoiceStatus::Paid | InvoiceStatus::Void => 0,
     }

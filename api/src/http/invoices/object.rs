@@ -60,6 +60,8 @@ pub struct InvoiceObject {
     pub total: i64,
     /// Customer credit used on this invoice.
     pub credit_applied: i64,
+    /// What the customer owed (a positive balance), added to this invoice's amount due.
+    pub owed_applied: i64,
     /// Credit the invoice gave back to the customer's balance (a negative total).
     pub credit_to_balance: i64,
     pub amount_due: i64,
@@ -128,6 +130,7 @@ pub fn object(i: &Invoice) -> InvoiceObject {
         tax: i.tax.amount_minor(),
         total: i.total.amount_minor(),
         credit_applied: i.credit_applied.amount_minor(),
+        owed_applied: i.owed().amount_minor(),
         credit_to_balance: i.credit_to_balance.amount_minor(),
         amount_due: i.amount_due.amount_minor(),
         amount_paid: i.amount_paid.amount_minor(),

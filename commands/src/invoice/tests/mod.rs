@@ -45,6 +45,7 @@ pub(super) fn input(currency: Currency, items: Vec<ItemInput>) -> DraftInput {
         items,
         tax_rates: vec![],
         credit_applied: Money::zero(currency),
+        owed_applied: Money::zero(currency),
     }
 }
 
