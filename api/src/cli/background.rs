@@ -23,13 +23,7 @@ use crate::state::AppState;
 /// store failure while reacting): a pass over the log every `interval`.
 pub fn spawn_reactor(state: AppState, interval: Duration) {
     tokio::spawn(async move {
-        let mut saved = match state.read.cursor(REACTOR_CURSOR).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "webhook reactor cursor unreadable; reading the log from the start");
-                0
-            }
-        };
+        let mut saved = load_cursor(&state.read, REACTOR_CURSOR).await;
         state.reactor.resume_after(Position(saved)).await;
         let mut every = tokio::time::interval(interval);
         loop {
@@ -38,23 +32,40 @@ pub fn spawn_reactor(state: AppState, interval: Duration) {
                 tracing::warn!(error = %e, "webhook reactor pass failed; will retry");
                 continue;
             }
-            let settled = state.reactor.settled_position().await.0;
-            if settled > saved {
-                match state.read.save_cursor(REACTOR_CURSOR, settled).await {
-                    Ok(()) => saved = settled,
-                    Err(e) => tracing::warn!(error = %e, "webhook reactor cursor not saved"),
-                }
-            }
+            let settled = state.reactor.settled_position().await;
+            save_cursor(&state.read, REACTOR_CURSOR, settled, &mut saved).await;
         }
     });
 }
 
 /// The webhook reactor's cursor in the read store.
 pub const REACTOR_CURSOR: &str = "webhook_reactor";
+/// The charge recovery scan's cursor in the read store.
+pub const RECOVERY_CURSOR: &str = "charge_recovery";
+
+/// Where `name` stopped in an earlier process (the start of the log when unreadable).
+async fn load_cursor(read: &ReadStore, name: &str) -> i64 {
+    read.cursor(name).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, cursor = name, "cursor unreadable; reading the log from the start");
+        0
+    })
+}
+
+/// Saves `name` at `settled` when it moved past `saved`.
+async fn save_cursor(read: &ReadStore, name: &str, settled: Position, saved: &mut i64) {
+    if settled.0 > *saved {
+        match read.save_cursor(name, settled.0).await {
+            Ok(()) => *saved = settled.0,
+            Err(e) => tracing::warn!(error = %e, cursor = name, "cursor not saved"),
+        }
+    }
+}
 
 pub fn spawn_recovery(state: AppState, interval: Duration, grace: chrono::Duration) {
     tokio::spawn(async move {
         let mut scan = RecoveryScan::new();
+        let mut saved = load_cursor(&state.read, RECOVERY_CURSOR).await;
+        scan.resume_after(Position(saved));
         let mut every = tokio::time::interval(interval);
         loop {
             every.tick().await;
@@ -73,8 +84,18 @@ pub fn spawn_recovery(state: AppState, interval: Duration, grace: chrono::Durati
                     );
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "recovery run failed; will retry"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "recovery run failed; will retry");
+                    continue;
+                }
             }
+            save_cursor(
+                &state.read,
+                RECOVERY_CURSOR,
+                scan.settled_position(),
+                &mut saved,
+            )
+            .await;
         }
     });
 }

@@ -227,7 +227,19 @@ async fn a_capture_whose_answers_are_lost_is_completed_by_recovery_under_the_sam
         "Stripe captured at the first attempt"
     );
 
-    let mut scan = commands::charge::recovery::RecoveryScan::new();
+    // The scan's saved cursor stays before the pending charge: a process resuming there finds
+    // it again.
+    use commands::charge::recovery::RecoveryScan;
+    let mut early = RecoveryScan::new();
+    early.catch_up(app.store.as_ref()).await.unwrap();
+    assert_eq!(early.pending(), 1);
+    let held = early.settled_position();
+    let mut resumed = RecoveryScan::new();
+    resumed.resume_after(held);
+    resumed.catch_up(app.store.as_ref()).await.unwrap();
+    assert_eq!(resumed.pending(), 1, "found again after {held:?}");
+
+    let mut scan = RecoveryScan::new();
     app.charge_service()
         .recover(
             app.store.as_ref(),
@@ -244,6 +256,13 @@ async fn a_capture_whose_answers_are_lost_is_completed_by_recovery_under_the_sam
         .await;
     assert_eq!(c["status"], "succeeded", "{c}");
     assert_eq!(stripe.succeeded_charges(), 1, "captured once");
+    // Settled: the cursor moves past it, and nothing is pending from there.
+    let settled = scan.settled_position();
+    assert!(settled > held, "{settled:?} > {held:?}");
+    let mut resumed = RecoveryScan::new();
+    resumed.resume_after(settled);
+    resumed.catch_up(app.store.as_ref()).await.unwrap();
+    assert_eq!(resumed.pending(), 0);
     let keys = keys_to(&stripe, "/capture");
     assert_eq!(keys.len(), 4, "three lost answers, then the recovery's");
     assert!(

@@ -6,8 +6,8 @@
 //! same gateway idempotency key, so money moves at most once — and records the outcome. Running
 //! it twice, or in two processes at once, records each outcome once (the expected version).
 //!
-//! The scan starts from the beginning of the log in each process; a checkpointed reactor (with
-//! the projections) will replace that.
+//! The scan knows where everything before it is settled ([`RecoveryScan::settled_position`]);
+//! `billing serve` saves that and a new process resumes there instead of reading the whole log.
 
 use std::collections::BTreeMap;
 
@@ -24,12 +24,13 @@ use crate::stored::DomainEvent;
 /// Events read per page while scanning.
 const SCAN_PAGE_EVENTS: u32 = 1_000;
 
-/// What is pending, as seen in the log so far.
+/// What is pending, as seen in the log so far: when, and the position of the event that made
+/// it pending.
 #[derive(Debug, Default)]
 pub struct RecoveryScan {
     after: Position,
-    charges: BTreeMap<ChargeId, DateTime<Utc>>,
-    refunds: BTreeMap<(ChargeId, RefundId), DateTime<Utc>>,
+    charges: BTreeMap<ChargeId, (DateTime<Utc>, Position)>,
+    refunds: BTreeMap<(ChargeId, RefundId), (DateTime<Utc>, Position)>,
 }
 
 /// What one recovery run did.
@@ -60,6 +61,22 @@ impl RecoveryScan {
         }
     }
 
+    /// Starts reading after `position` (a [`settled_position`](Self::settled_position) saved
+    /// by an earlier process); never moves back.
+    pub fn resume_after(&mut self, position: Position) {
+        self.after = self.after.max(position);
+    }
+
+    /// Before this position nothing is pending any more (as far as the scan has read): a scan
+    /// resuming after it finds everything still pending again.
+    pub fn settled_position(&self) -> Position {
+        self.charges
+            .values()
+            .chain(self.refunds.values())
+            .map(|(_, p)| Position(p.0.saturating_sub(1)))
+            .fold(self.after, std::cmp::min)
+    }
+
     fn observe(&mut self, recorded: &RecordedEvent) {
         if recorded.stream_id.category() != "charge" {
             return;
@@ -67,7 +84,7 @@ impl RecoveryScan {
         let Some(event) = ChargeEvent::from_stored(&recorded.event_type, &recorded.payload) else {
             return;
         };
-        let at = recorded.recorded_at;
+        let at = (recorded.recorded_at, recorded.position);
         use super::refund::RefundEvent as R;
         match event {
             ChargeEvent::Requested(e) => {
@@ -131,7 +148,7 @@ impl ChargeService {
         let due: Vec<ChargeId> = scan
             .charges
             .iter()
-            .filter(|(_, at)| **at < older_than)
+            .filter(|(_, (at, _))| *at < older_than)
             .map(|(id, _)| *id)
             .collect();
         for id in due {
@@ -148,7 +165,7 @@ impl ChargeService {
         let due: Vec<(ChargeId, RefundId)> = scan
             .refunds
             .iter()
-            .filter(|(_, at)| **at < older_than)
+            .filter(|(_, (at, _))| *at < older_than)
             .map(|(k, _)| *k)
             .collect();
         for (charge_id, refund_id) in due {
