@@ -48,6 +48,9 @@ pub struct AppState {
     pub paypal: Option<Arc<gateways::paypal::PaypalGateway>>,
     /// `PAYPAL_WEBHOOK_ID`: what PayPal verifies deliveries against.
     pub paypal_webhook_id: Option<String>,
+    /// Verification calls to PayPal in flight at once (beyond: 503, PayPal delivers again), so
+    /// a flood of forged deliveries cannot spend our PayPal quota.
+    pub paypal_verifications: Arc<tokio::sync::Semaphore>,
     /// Secrets that sign Stripe's webhooks (`STRIPE_WEBHOOK_SECRET`; several while rotating).
     pub stripe_webhook_secrets: Arc<Vec<String>>,
     pub started: Instant,
@@ -91,6 +94,9 @@ impl AppState {
             stripe: None,
             paypal: None,
             paypal_webhook_id: None,
+            paypal_verifications: Arc::new(tokio::sync::Semaphore::new(
+                crate::http::webhooks_paypal::VERIFICATIONS_IN_FLIGHT,
+            )),
             stripe_webhook_secrets: Arc::default(),
             started: Instant::now(),
         }

@@ -51,6 +51,25 @@ fn stream(e: &GatewayEventReceived) -> Result<StreamId, CommandError> {
         .map_err(|err| CommandError::Store(StoreError::Rejected(err.to_string())))
 }
 
+/// Where the delivery `gateway_event_id` of `gateway` was recorded, if it was.
+///
+/// # Errors
+/// Store failures.
+pub async fn recorded(
+    store: &dyn EventStore,
+    gateway: &str,
+    gateway_event_id: &str,
+) -> Result<Option<Position>, CommandError> {
+    let Ok(stream) = StreamId::new(format!("{CATEGORY}-{gateway}-{gateway_event_id}")) else {
+        return Ok(None);
+    };
+    Ok(store
+        .read_stream(&stream)
+        .await?
+        .first()
+        .map(|r| r.position))
+}
+
 /// Records `e` at `at`, once per gateway event id.
 ///
 /// # Errors

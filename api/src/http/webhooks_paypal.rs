@@ -4,6 +4,10 @@
 //! missing headers) answers 400 and records nothing; verified, the delivery is recorded as
 //! `GatewayEventReceived` (once per `WH-…` id) before the 200, and the reactor translates it. If
 //! PayPal cannot be asked, the answer is 503 and PayPal delivers again.
+//!
+//! What reaches PayPal is bounded: a certificate not on `paypal.com` is refused first, a
+//! delivery recorded already is answered as a duplicate without asking again, and at most
+//! [`VERIFICATIONS_IN_FLIGHT`] verifications run at once (beyond: 503).
 
 use std::collections::BTreeMap;
 
@@ -20,6 +24,9 @@ use super::body::body_bytes;
 use super::error::ApiError;
 use super::webhooks::BODY_MAX_BYTES;
 use crate::state::AppState;
+
+/// PayPal verification calls in flight at once, per process.
+pub const VERIFICATIONS_IN_FLIGHT: usize = 8;
 
 const HEADERS: [&str; 5] = [
     "paypal-auth-algo",
@@ -103,6 +110,19 @@ pub async fn paypal(
             "the body is not a PayPal event (id, event_type, create_time)",
         )
     })?;
+    // Delivered again (PayPal retries until it sees a 2xx): answered from the record.
+    if let Some(position) =
+        commands::gateway_event::recorded(state.store.as_ref(), "paypal", &id).await?
+    {
+        let answer = serde_json::json!({"received": true, "id": id, "duplicate": true});
+        let response = super::respond::json_text(StatusCode::OK.as_u16(), answer.to_string());
+        return Ok(super::respond::with_position(response, position));
+    }
+    let Ok(_permit) = state.paypal_verifications.try_acquire() else {
+        return Err(ApiError::gateway_unavailable(
+            "too many PayPal verifications in flight; nothing was recorded (PayPal delivers again)",
+        ));
+    };
     match paypal
         .verify_webhook_raw(webhook_id, &signature, &body)
         .await

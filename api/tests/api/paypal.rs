@@ -159,6 +159,11 @@ async fn charges_and_refunds_go_to_paypal_and_its_refund_webhooks_reach_the_book
         .await
         .unwrap();
     assert_eq!(again["duplicate"], true);
+    assert_eq!(
+        paypal.verifications(),
+        verified_before + 1,
+        "a delivery recorded already is not verified again"
+    );
     let head = app.head().await.0;
     let got = app
         .get_ok(&format!("/v1/charges/{charge_id}?min_position={head}"))
@@ -287,4 +292,27 @@ async fn a_capture_denied_webhook_fails_a_charge_paypal_left_pending_and_a_repla
         .await;
     assert_eq!(got["status"], "failed", "{got}");
     app.assert_books_balance().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_deliveries_never_has_more_than_eight_verifications_at_paypal_at_once() {
+    let paypal = stand_in().await;
+    let app = spawn_app_paypal(Kind::Sqlite, &paypal).await;
+    paypal.set_delay(Duration::from_millis(500));
+    let sends = (0..12).map(|i| {
+        let body = event(
+            &format!("WH-FLOOD-{i}"),
+            "CUSTOMER.DISPUTE.CREATED",
+            "dispute",
+            &json!({}),
+        );
+        let app = &app;
+        async move { deliver(app, &body, Some("forged")).await.status().as_u16() }
+    });
+    let statuses = futures_util::future::join_all(sends).await;
+    let busy = statuses.iter().filter(|s| **s == 503).count();
+    let refused = statuses.iter().filter(|s| **s == 400).count();
+    assert_eq!(busy + refused, 12, "{statuses:?}");
+    assert!(busy >= 4, "at most eight asked at once: {statuses:?}");
+    assert_eq!(paypal.verifications(), refused as u64);
 }

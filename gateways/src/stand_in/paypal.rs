@@ -197,7 +197,7 @@ impl PaypalStandIn {
         lock(&self.book).fail_after = n;
     }
 
-    /// Every mutating request waits this long before it is handled.
+    /// Every mutating request (and every verification) waits this long before it is handled.
     pub fn set_delay(&self, delay: Duration) {
         lock(&self.book).delay = delay;
     }
@@ -266,6 +266,8 @@ async fn refund_capture(
 }
 
 async fn verify(State(book): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let delay = lock(&book).delay;
+    tokio::time::sleep(delay).await;
     let mut b = lock(&book);
     let path = "/v1/notifications/verify-webhook-signature";
     b.requests.push(("POST".into(), path.into(), None));
