@@ -36,8 +36,10 @@
 //!   dispute stays in `disputes`; an inquiry posts nothing.
 //! - `ChargeFailedOver`: nothing; the charge's cash account becomes the new gateway's.
 //! - `BalanceAdjusted`: customer balance +amount; the other side is the receivable when an
-//!   invoice caused it (credit applied, credit from a negative invoice, credit given back by a
-//!   void), else balance adjustments.
+//!   invoice caused it (credit applied, credit from a negative invoice, a debt collected by an
+//!   invoice, credit or debt given back by a void), else balance adjustments. A refund of a
+//!   charge that also collected a debt gives tax back in proportion to the invoice's total
+//!   (as every refund of an invoice payment does), whichever part it is meant to return.
 //!
 //! To post, the journal remembers what later events do not repeat (a charge's amount and
 //! gateway, an invoice's totals, a tax rate's jurisdiction) in its own documents.

@@ -72,8 +72,11 @@ impl Billing {
                         .map_or(0, |r| r.amount.amount_minor());
                     c.refundable().saturating_add(own)
                 });
-                if amount > refundable {
-                    return Err(InvoiceError::CreditNoteTooLarge { max: refundable }.into());
+                // ... nor one the invoice would refuse (no reservation for a note never valid).
+                let (max, _) = crate::invoice::credit_note_max(&invoice)?;
+                let max = refundable.min(max.amount_minor());
+                if amount > max {
+                    return Err(InvoiceError::CreditNoteTooLarge { max }.into());
                 }
                 let reserve = refund_of(charge_id, refund_id, amount);
                 self.charges.reserve_refund(&reserve, metadata).await?;

@@ -465,6 +465,8 @@ fn apply_credit(
             format!("credit applied to {source}"),
         )
     } else {
+        // The invoice's amount due must hold its total and the debt.
+        up_to.checked_add(Money::new(balance.max(0), currency))?;
         (
             balance.saturating_neg(),
             format!("balance owed added to {source}"),

@@ -329,4 +329,24 @@ fn credit_is_applied_up_to_what_is_available_and_once_per_source() {
     assert_eq!((c.balance, c.adjustment_sources["in_4"]), (0, -700));
     let c = apply(c, "in_4", 100);
     assert_eq!(c.balance, 0, "once per source");
+    // A debt that would not fit beside the invoice's total is refused, nothing taken.
+    let owing = run(
+        Some(c),
+        CustomerCommand::AdjustBalance {
+            amount: Money::new(10, usd()),
+            reason: "fee".into(),
+            source: None,
+        },
+    )
+    .unwrap()
+    .0
+    .unwrap();
+    let too_much = run(
+        Some(owing),
+        CustomerCommand::ApplyCredit {
+            source: "in_5".into(),
+            up_to: Money::new(i64::MAX - 5, usd()),
+        },
+    );
+    assert!(too_much.is_err(), "{too_much:?}");
 }

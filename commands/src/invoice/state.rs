@@ -162,13 +162,14 @@ impl Invoice {
         }
     }
 
-    /// What may still be refunded: paid less the refunds issued so far.
-    #[must_use]
     /// The customer's earlier debt this invoice collects (zero when none).
+    #[must_use]
     pub fn owed(&self) -> Money {
         self.owed_applied.unwrap_or(Money::zero(self.currency))
     }
 
+    /// What may still be refunded: paid less the refunds issued so far.
+    #[must_use]
     pub fn refundable(&self) -> Money {
         self.minus(
             self.amount_paid,

@@ -38,7 +38,8 @@ pub struct CustomerObject {
     pub address: Option<Address>,
     pub metadata: BTreeMap<String, String>,
     pub currency: Option<String>,
-    /// Minor units; negative is credit applied to the next invoices.
+    /// Minor units; negative is credit applied to the next invoices, positive a debt the next
+    /// invoice collects whole.
     pub balance: i64,
     /// `none` or `exempt`.
     pub tax_exempt: &'static str,
