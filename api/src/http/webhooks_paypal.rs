@@ -111,14 +111,18 @@ pub async fn paypal(
         )
     })?;
     // Delivered again (PayPal retries until it sees a 2xx): answered from the record.
-    if let Some(position) =
-        commands::gateway_event::recorded(state.store.as_ref(), "paypal", &id).await?
+    // (Unverified: no position is given away.)
+    if commands::gateway_event::recorded(state.store.as_ref(), "paypal", &id)
+        .await?
+        .is_some()
     {
         let answer = serde_json::json!({"received": true, "id": id, "duplicate": true});
-        let response = super::respond::json_text(StatusCode::OK.as_u16(), answer.to_string());
-        return Ok(super::respond::with_position(response, position));
+        return Ok(super::respond::json_text(
+            StatusCode::OK.as_u16(),
+            answer.to_string(),
+        ));
     }
-    let Ok(_permit) = state.paypal_verifications.try_acquire() else {
+    let Ok(permit) = state.paypal_verifications.try_acquire() else {
         return Err(ApiError::gateway_unavailable(
             "too many PayPal verifications in flight; nothing was recorded (PayPal delivers again)",
         ));
@@ -142,6 +146,7 @@ pub async fn paypal(
             ));
         }
     }
+    drop(permit);
     let raw = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::invalid("event_invalid", None, "the body is not UTF-8 JSON"))?;
     let kept: BTreeMap<String, String> = HEADERS

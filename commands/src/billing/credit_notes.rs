@@ -1,9 +1,10 @@
 //! Credit notes: less due on an open invoice, or a refund of a paid one.
 //!
-//! A refunding note reserves its refund on the charge first (`RefundRequested`, capped by the
-//! charge whatever runs concurrently), then is issued on the invoice, then the refund goes to
-//! the gateway: a concurrent `/v1/refunds` can no longer leave a note issued whose refund the
-//! charge refuses. A note the invoice refuses gives its reservation up.
+//! Known gap: a refunding note is checked against what its charge can still refund, issued on
+//! the invoice, then refunded; a `/v1/refunds` of the same charge landing in between can leave
+//! the note issued and its refund refused (answered as an error; a retry refuses again).
+//! Reserving the refund first was tried and dropped: a crash or a refused note then leaves a
+//! reservation that recovery would send without its note.
 
 use ledger::event::Metadata;
 use ledger::ids::{CreditNoteId, InvoiceId, RefundId};
@@ -11,7 +12,6 @@ use ledger::money::Money;
 
 use super::Billing;
 use crate::aggregate::Executed;
-use crate::charge::refund::RefundStatus;
 use crate::charge::{IdempotencyDraft, RefundInput, Rendered, unrendered};
 use crate::customer::{Customer, CustomerCommand};
 use crate::error::CommandError;
@@ -26,16 +26,6 @@ pub struct CreditNoteRequest {
     /// Minor units of the invoice's currency.
     pub amount: i64,
     pub reason: CreditNoteReason,
-}
-
-/// The refund a credit note makes (its id derived from the note's).
-fn refund_of(charge_id: ledger::ids::ChargeId, refund_id: RefundId, amount: i64) -> RefundInput {
-    RefundInput {
-        charge_id,
-        refund_id,
-        amount: Some(amount),
-        reason: Some("requested_by_customer".into()),
-    }
 }
 
 impl Billing {
@@ -59,51 +49,27 @@ impl Billing {
         } = note;
         let invoice = self.load_invoice(id).await?;
         no_payment_in_flight(&invoice)?;
+        // A refund the charge cannot take is refused before anything is recorded.
         let new = !invoice.credit_notes.iter().any(|n| n.id == credit_note_id);
-        let refund_id = RefundId::derived(&credit_note_id.to_string());
-        let reserved = match (new, invoice.status, invoice.paid_by) {
-            (true, InvoiceStatus::Paid, Some(charge_id)) => {
-                // A refund the charge cannot take is refused before anything is recorded (what
-                // an earlier attempt of this note reserved counts as its own).
-                let refundable = self.charges.get(charge_id).await?.map_or(0, |c| {
-                    let own = c
-                        .refund(refund_id)
-                        .filter(|r| r.status == RefundStatus::Pending)
-                        .map_or(0, |r| r.amount.amount_minor());
-                    c.refundable().saturating_add(own)
-                });
-                // ... nor one the invoice would refuse (no reservation for a note never valid).
-                let (max, _) = crate::invoice::credit_note_max(&invoice)?;
-                let max = refundable.min(max.amount_minor());
-                if amount > max {
-                    return Err(InvoiceError::CreditNoteTooLarge { max }.into());
-                }
-                let reserve = refund_of(charge_id, refund_id, amount);
-                self.charges.reserve_refund(&reserve, metadata).await?;
-                Some(charge_id)
+        if let (true, InvoiceStatus::Paid, Some(charge)) = (new, invoice.status, invoice.paid_by) {
+            let refundable = self
+                .charges
+                .get(charge)
+                .await?
+                .map_or(0, |c| c.refundable());
+            if amount > refundable {
+                return Err(InvoiceError::CreditNoteTooLarge { max: refundable }.into());
             }
-            _ => None,
-        };
+        }
         let command = InvoiceCommand::IssueCreditNote {
             credit_note_id,
             amount: Money::new(amount, invoice.currency),
             reason,
         };
-        let done = match self
+        let done = self
             .executor
             .execute::<Invoice>(&id, command, metadata, draft, render)
-            .await
-        {
-            Ok(done) => done,
-            Err(e) => {
-                if let Some(charge_id) = reserved {
-                    self.charges
-                        .release_refund(charge_id, refund_id, "credit note not issued", metadata)
-                        .await?;
-                }
-                return Err(e);
-            }
-        };
+            .await?;
         // Credited in full by this note: the invoice went from owed to paid, and its
         // subscription is no longer past due.
         let settled_now =
@@ -122,7 +88,12 @@ impl Billing {
         if let (Some(note), Some(charge_id)) = (issued, done.state.paid_by)
             && note.refund
         {
-            let refund = refund_of(charge_id, refund_id, note.amount.amount_minor());
+            let refund = RefundInput {
+                charge_id,
+                refund_id: RefundId::derived(&credit_note_id.to_string()),
+                amount: Some(note.amount.amount_minor()),
+                reason: Some("requested_by_customer".into()),
+            };
             self.charges
                 .refund(refund, metadata.clone(), None, &|c, _| unrendered(c))
                 .await?;

@@ -49,90 +49,8 @@ impl ChargeService {
         render: &RenderRefund,
     ) -> Result<RefundResult, CommandError> {
         let stream = stream_of(input.charge_id)?;
-        let loaded = self
-            .reserve(&stream, &input, &metadata, idempotency.as_ref())
-            .await?;
-        self.complete_refund(
-            &stream,
-            loaded,
-            input.refund_id,
-            metadata,
-            idempotency,
-            render,
-        )
-        .await
-    }
-
-    /// Reserves the refund (`RefundRequested`, never beyond what the charge has left to refund,
-    /// whatever runs concurrently) without calling the gateway: a flow records its own side
-    /// next, then completes it with [`ChargeService::refund`] (same input) or gives it up with
-    /// [`ChargeService::release_refund`]. Reserving it again changes nothing.
-    ///
-    /// # Errors
-    /// The charge's refusal (beyond what is left, not succeeded); store failures.
-    pub async fn reserve_refund(
-        &self,
-        input: &RefundInput,
-        metadata: &Metadata,
-    ) -> Result<(), CommandError> {
-        let stream = stream_of(input.charge_id)?;
-        self.reserve(&stream, input, metadata, None)
-            .await
-            .map(|_| ())
-    }
-
-    /// Gives up a reserved refund that was never sent (`RefundFailed`, its amount free again).
-    /// A refund no longer pending is left as it is.
-    ///
-    /// # Errors
-    /// Store failures.
-    pub async fn release_refund(
-        &self,
-        charge_id: ChargeId,
-        refund_id: RefundId,
-        reason: &str,
-        metadata: &Metadata,
-    ) -> Result<(), CommandError> {
-        let stream = stream_of(charge_id)?;
-        for _ in 0..REFUND_CONFLICT_RETRY_MAX {
-            let loaded = self.load(&stream).await?;
-            let Some(charge) = &loaded.charge else {
-                return Ok(());
-            };
-            if charge
-                .refund(refund_id)
-                .is_none_or(|r| r.status != RefundStatus::Pending)
-            {
-                return Ok(());
-            }
-            let command = RefundCommand::RecordFailure {
-                refund_id,
-                failure_reason: reason.to_string(),
-            };
-            let events = wrap(decide_refund(charge, command)?);
-            let expected = ExpectedVersion::Exact(loaded.version);
-            match self
-                .append(&stream, expected, &events, self.clock.now(), metadata, None)
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(AppendError::WrongExpectedVersion { .. }) => {}
-                Err(e) => return Err(append_failure(e)),
-            }
-        }
-        Err(CommandError::Conflict(stream.to_string()))
-    }
-
-    /// Appends `RefundRequested` unless the refund exists (then only for the same request).
-    async fn reserve(
-        &self,
-        stream: &StreamId,
-        input: &RefundInput,
-        metadata: &Metadata,
-        idempotency: Option<&IdempotencyDraft>,
-    ) -> Result<Loaded, CommandError> {
-        let fingerprint = idempotency.map(|d| d.fingerprint.clone());
-        let mut loaded = self.load(stream).await?;
+        let fingerprint = idempotency.as_ref().map(|d| d.fingerprint.clone());
+        let mut loaded = self.load(&stream).await?;
         for attempt in 0.. {
             let Some(charge) = &loaded.charge else {
                 return Err(ChargeError::NotRequested.into());
@@ -155,7 +73,7 @@ impl ChargeService {
             let now = self.clock.now();
             let expected = ExpectedVersion::Exact(loaded.version);
             match self
-                .append(stream, expected, &events, now, metadata, None)
+                .append(&stream, expected, &events, now, &metadata, None)
                 .await
             {
                 Ok(position) => {
@@ -170,12 +88,20 @@ impl ChargeService {
                 Err(AppendError::WrongExpectedVersion { .. })
                     if attempt < REFUND_CONFLICT_RETRY_MAX =>
                 {
-                    loaded = self.load(stream).await?;
+                    loaded = self.load(&stream).await?;
                 }
                 Err(e) => return Err(append_failure(e)),
             }
         }
-        Ok(loaded)
+        self.complete_refund(
+            &stream,
+            loaded,
+            input.refund_id,
+            metadata,
+            idempotency,
+            render,
+        )
+        .await
     }
 
     pub(super) async fn complete_refund(

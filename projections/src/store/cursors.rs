@@ -40,15 +40,27 @@ impl ReadStore {
         }
     }
 
-    /// Moves `name` forward to `position` (never back).
+    /// Moves `name` forward to `position` (never back). The table is made on first use.
     ///
     /// # Errors
     /// The database's.
     pub async fn save_cursor(&self, name: &str, position: i64) -> Result<(), ReadStoreError> {
-        let create = self.cursor_sql(CREATE);
+        match self.upsert_cursor(name, position).await {
+            Err(e) if missing_table(&e) => {
+                let create = self.cursor_sql(CREATE);
+                match &self.pool {
+                    Pool::Postgres(pool) => sqlx::query(create).execute(pool).await.map(|_| ())?,
+                    Pool::Sqlite(pool) => sqlx::query(create).execute(pool).await.map(|_| ())?,
+                }
+                Ok(self.upsert_cursor(name, position).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    async fn upsert_cursor(&self, name: &str, position: i64) -> Result<(), sqlx::Error> {
         match &self.pool {
             Pool::Postgres(pool) => {
-                sqlx::query(create).execute(pool).await?;
                 sqlx::query(self.cursor_sql(SAVE_PG))
                     .bind(name)
                     .bind(position)
@@ -56,7 +68,6 @@ impl ReadStore {
                     .await?;
             }
             Pool::Sqlite(pool) => {
-                sqlx::query(create).execute(pool).await?;
                 sqlx::query(self.cursor_sql(SAVE_SQLITE))
                     .bind(name)
                     .bind(position)
