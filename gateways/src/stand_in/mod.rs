@@ -2,6 +2,7 @@
 //! cannot be reached from the machines this runs on, so their clients are exercised against
 //! servers that speak the same wire format, started by the tests themselves.
 
+mod knobs;
 pub mod paypal;
 pub mod stripe;
 

@@ -50,13 +50,7 @@ struct Book {
     valid_signature: String,
     last_verification: Option<String>,
     last_capture: Option<String>,
-    /// Answer 500 to this many mutating requests without acting.
-    fail_before: u32,
-    /// Act on this many mutating requests, then answer 500 (the answer is lost).
-    fail_after: u32,
-    delay: Duration,
-    /// After acting, wait this long before answering.
-    answer_delay: Duration,
+    knobs: super::knobs::Knobs,
     /// (method, path, PayPal-Request-Id) of every request, in order.
     requests: Vec<(String, String, Option<String>)>,
     next_id: u64,
@@ -189,22 +183,22 @@ impl PaypalStandIn {
 
     /// The next `n` mutating requests (orders, captures, refunds) get a 500 and change nothing.
     pub fn fail_before_acting(&self, n: u32) {
-        lock(&self.book).fail_before = n;
+        lock(&self.book).knobs.fail_before = n;
     }
 
     /// The next `n` mutating requests act, then get a 500: the caller never learns the outcome.
     pub fn fail_after_acting(&self, n: u32) {
-        lock(&self.book).fail_after = n;
+        lock(&self.book).knobs.fail_after = n;
     }
 
     /// Every mutating request (and every verification) waits this long before it is handled.
     pub fn set_delay(&self, delay: Duration) {
-        lock(&self.book).delay = delay;
+        lock(&self.book).knobs.delay = delay;
     }
 
     /// Mutating requests act at once, then wait this long before answering.
     pub fn set_answer_delay(&self, delay: Duration) {
-        lock(&self.book).answer_delay = delay;
+        lock(&self.book).knobs.answer_delay = delay;
     }
 }
 
@@ -266,7 +260,7 @@ async fn refund_capture(
 }
 
 async fn verify(State(book): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let delay = lock(&book).delay;
+    let delay = lock(&book).knobs.delay;
     tokio::time::sleep(delay).await;
     let mut b = lock(&book);
     let path = "/v1/notifications/verify-webhook-signature";
@@ -316,7 +310,7 @@ async fn mutate(
     let delay = {
         let mut b = lock(book);
         b.requests.push(("POST".into(), path, request_id.clone()));
-        b.delay
+        b.knobs.delay
     };
     tokio::time::sleep(delay).await;
     let (response, answer_delay) = decide(&mut lock(book), headers, request_id, act);
@@ -334,8 +328,7 @@ fn decide(
     if !authorized(b, headers) {
         return (respond(401, &invalid_token()), Duration::ZERO);
     }
-    if b.fail_before > 0 {
-        b.fail_before -= 1;
+    if b.knobs.fails_before() {
         return (server_error(), Duration::ZERO);
     }
     if let Some((status, answer)) = request_id.as_ref().and_then(|id| b.answers.get(id)) {
@@ -345,11 +338,10 @@ fn decide(
     if let Some(id) = request_id {
         b.answers.insert(id, (status, answer.clone()));
     }
-    if b.fail_after > 0 {
-        b.fail_after -= 1;
+    if b.knobs.loses_answer() {
         return (server_error(), Duration::ZERO);
     }
-    (respond(status, &answer), b.answer_delay)
+    (respond(status, &answer), b.knobs.answer_delay)
 }
 
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {

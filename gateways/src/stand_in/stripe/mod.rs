@@ -37,17 +37,7 @@ struct Book {
     keys: HashMap<String, (String, u16, Value)>,
     succeeded_charges: u64,
     refunds: u64,
-    /// Answer 500 to this many mutating requests without acting.
-    fail_before: u32,
-    /// Act on this many mutating requests, then answer 500 (the answer is lost).
-    fail_after: u32,
-    /// Answer 500 to this many replays of a stored answer (its key seen before).
-    fail_replays: u32,
-    /// Act on this many mutating requests to paths ending so, then answer 500.
-    fail_after_on: Option<(String, u32)>,
-    delay: Duration,
-    /// After acting, wait this long before answering (a caller killed meanwhile never hears).
-    answer_delay: Duration,
+    knobs: super::knobs::Knobs,
     /// (method, path, Idempotency-Key) of every request, in order.
     requests: Vec<(String, String, Option<String>)>,
     next_id: u64,
@@ -155,33 +145,33 @@ impl StripeStandIn {
 
     /// The next `n` mutating requests get a 500 and change nothing.
     pub fn fail_before_acting(&self, n: u32) {
-        lock(&self.book).fail_before = n;
+        lock(&self.book).knobs.fail_before = n;
     }
 
     /// The next `n` mutating requests act, then get a 500: the caller never learns the outcome.
     pub fn fail_after_acting(&self, n: u32) {
-        lock(&self.book).fail_after = n;
+        lock(&self.book).knobs.fail_after = n;
     }
 
     /// The next `n` mutating requests to paths ending with `suffix` (`/capture`) act, then get
     /// a 500.
     pub fn fail_after_acting_on(&self, suffix: &str, n: u32) {
-        lock(&self.book).fail_after_on = Some((suffix.to_string(), n));
+        lock(&self.book).knobs.fail_after_on = Some((suffix.to_string(), n));
     }
 
     /// The next `n` replays of a stored answer (a retry under a known key) get a 500.
     pub fn fail_replays(&self, n: u32) {
-        lock(&self.book).fail_replays = n;
+        lock(&self.book).knobs.fail_replays = n;
     }
 
     /// Every answer waits this long first.
     pub fn set_delay(&self, delay: Duration) {
-        lock(&self.book).delay = delay;
+        lock(&self.book).knobs.delay = delay;
     }
 
     /// Mutating requests act at once, then wait this long before answering.
     pub fn set_answer_delay(&self, delay: Duration) {
-        lock(&self.book).answer_delay = delay;
+        lock(&self.book).knobs.answer_delay = delay;
     }
 }
 
@@ -248,7 +238,7 @@ async fn mutate(
     let delay = {
         let mut b = lock(book);
         b.requests.push((method.into(), path.into(), key.clone()));
-        b.delay
+        b.knobs.delay
     };
     tokio::time::sleep(delay).await;
     if !authorized(headers) {
@@ -273,12 +263,10 @@ async fn mutate(
     let (response, answer_delay) = {
         let mut b = lock(book);
         let answered = decide(&mut b, key, fingerprint, &params, act);
-        match &mut b.fail_after_on {
-            Some((suffix, n)) if *n > 0 && path.ends_with(suffix.as_str()) => {
-                *n -= 1;
-                (server_error(), Duration::ZERO)
-            }
-            _ => answered,
+        if b.knobs.loses_answer_to(path) {
+            (server_error(), Duration::ZERO)
+        } else {
+            answered
         }
     };
     tokio::time::sleep(answer_delay).await;
@@ -293,8 +281,7 @@ fn decide(
     params: &HashMap<String, String>,
     act: impl FnOnce(&mut Book, &HashMap<String, String>) -> (u16, Value),
 ) -> (Response, Duration) {
-    if b.fail_before > 0 {
-        b.fail_before -= 1;
+    if b.knobs.fails_before() {
         return (server_error(), Duration::ZERO);
     }
     if let Some(k) = &key
@@ -311,8 +298,7 @@ fn decide(
             return (respond(s, &body, false), Duration::ZERO);
         }
         let replay = respond(*status, answer, true);
-        if b.fail_replays > 0 {
-            b.fail_replays -= 1;
+        if b.knobs.loses_replay() {
             return (server_error(), Duration::ZERO);
         }
         return (replay, Duration::ZERO);
@@ -321,11 +307,10 @@ fn decide(
     if let Some(k) = key {
         b.keys.insert(k, (fingerprint, status, answer.clone()));
     }
-    if b.fail_after > 0 {
-        b.fail_after -= 1;
+    if b.knobs.loses_answer() {
         return (server_error(), Duration::ZERO);
     }
-    (respond(status, &answer, false), b.answer_delay)
+    (respond(status, &answer, false), b.knobs.answer_delay)
 }
 
 fn authorized(headers: &HeaderMap) -> bool {
