@@ -52,12 +52,7 @@ pub async fn stripe(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = match body {
-        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return Err(ApiError::too_large(BODY_MAX_BYTES));
-        }
-        other => body_bytes(other)?,
-    };
+    let body = delivered_body(body)?;
     if state.stripe_webhook_secrets.is_empty() {
         return Err(ApiError::webhooks_not_configured());
     }
@@ -94,6 +89,16 @@ pub async fn stripe(
         headers: kept,
     };
     record_and_react(&state, &received).await
+}
+
+/// A delivery's raw bytes (its signature covers them exactly); too large is a 413.
+pub(super) fn delivered_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    match body {
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(ApiError::too_large(BODY_MAX_BYTES))
+        }
+        other => body_bytes(other),
+    }
 }
 
 /// The inbox's common end for every gateway: `received` recorded once (a duplicate records

@@ -20,9 +20,7 @@ use commands::gateway_event::GatewayEventReceived;
 use gateways::paypal::webhook::PaypalSignatureHeaders;
 use serde_json::Value;
 
-use super::body::body_bytes;
 use super::error::ApiError;
-use super::webhooks::BODY_MAX_BYTES;
 use crate::state::AppState;
 
 /// PayPal verification calls in flight at once, per process.
@@ -77,12 +75,7 @@ pub async fn paypal(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = match body {
-        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return Err(ApiError::too_large(BODY_MAX_BYTES));
-        }
-        other => body_bytes(other)?,
-    };
+    let body = super::webhooks::delivered_body(body)?;
     let (Some(paypal), Some(webhook_id)) = (&state.paypal, &state.paypal_webhook_id) else {
         return Err(ApiError::paypal_webhooks_not_configured());
     };

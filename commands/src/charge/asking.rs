@@ -219,12 +219,10 @@ impl ChargeService {
         };
         match gateway.find_charge(&charge.gateway_key).await {
             Ok(Lookup::Found(ChargeOutcome::Succeeded { gateway_charge_id })) => {
-                if charge.review_closed == Some(false)
-                    || charge
-                        .fraud
-                        .as_ref()
-                        .is_some_and(|a| a.decision == super::fraud::FraudDecision::Block)
-                {
+                if matches!(
+                    super::authorization::settlement(charge),
+                    Some(Settlement::Cancel { .. })
+                ) {
                     tracing::error!(charge_id = %charge.id, "an authorization we meant to cancel was captured at the gateway: recorded as succeeded; refund it if it should not stand");
                     metrics::counter!("billing_gateway_disagreements_total").increment(1);
                 }

@@ -242,14 +242,7 @@ async fn mutate(
     };
     tokio::time::sleep(delay).await;
     if !authorized(headers) {
-        let (s, body) = error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "api_key_invalid",
-            "Invalid API Key provided.",
-            None,
-        );
-        return respond(s, &body, false);
+        return unauthorized();
     }
     let params: HashMap<String, String> =
         serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
@@ -311,6 +304,18 @@ fn decide(
         return (server_error(), Duration::ZERO);
     }
     (respond(status, &answer, false), b.knobs.answer_delay)
+}
+
+/// Stripe's answer to a missing or wrong secret key.
+fn unauthorized() -> Response {
+    let (s, body) = error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_request_error",
+        "api_key_invalid",
+        "Invalid API Key provided.",
+        None,
+    );
+    respond(s, &body, false)
 }
 
 fn authorized(headers: &HeaderMap) -> bool {
@@ -524,14 +529,7 @@ async fn retrieve_intent(
         None,
     ));
     if !authorized(&headers) {
-        let (s, b) = error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "api_key_invalid",
-            "Invalid API Key provided.",
-            None,
-        );
-        return respond(s, &b, false);
+        return unauthorized();
     }
     match lock(&book).intents.get(&id) {
         Some(pi) => respond(200, pi, false),
@@ -553,14 +551,7 @@ async fn list_customers(State(book): State<Shared>, headers: HeaderMap) -> Respo
         .requests
         .push(("GET".into(), "/v1/customers".into(), None));
     if !authorized(&headers) {
-        let (s, b) = error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "api_key_invalid",
-            "Invalid API Key provided.",
-            None,
-        );
-        return respond(s, &b, false);
+        return unauthorized();
     }
     respond(
         200,
@@ -649,14 +640,7 @@ async fn search_intents(
         .requests
         .push(("GET".into(), "/v1/payment_intents/search".into(), None));
     if !authorized(&headers) {
-        let (s, b) = error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "api_key_invalid",
-            "Invalid API Key provided.",
-            None,
-        );
-        return respond(s, &b, false);
+        return unauthorized();
     }
     let params: HashMap<String, String> =
         serde_urlencoded::from_str::<Vec<(String, String)>>(query.as_deref().unwrap_or_default())
