@@ -56,6 +56,16 @@ pub struct Loaded<A> {
     pub position: Position,
 }
 
+/// A command decided against the current state, not yet appended.
+pub struct Decision<A> {
+    /// The state once `request` is recorded.
+    pub state: A,
+    /// The events to append at the version decided on (`None`: nothing to do).
+    pub request: Option<AppendRequest>,
+    /// Position of the stream's last event when it was loaded.
+    pub position: Position,
+}
+
 /// Runs commands of any aggregate against the store.
 #[derive(Clone)]
 pub struct Executor {
@@ -114,65 +124,100 @@ impl Executor {
     ) -> Result<Executed<A>, CommandError> {
         let stream = stream_of::<A>(id)?;
         for _ in 0..CONFLICT_RETRY_MAX {
-            let loaded = self.load::<A>(id).await?;
-            let now = self.clock.now();
-            let events =
-                A::decide(loaded.state.as_ref(), command.clone(), now).map_err(Into::into)?;
-            let mut state = loaded.state;
-            for e in &events {
-                state = A::evolve(state, e, now);
-            }
-            let Some(state) = state else {
-                return Err(CommandError::Store(StoreError::Corrupt(format!(
-                    "{stream}: decide produced no state"
-                ))));
-            };
-            if events.is_empty() {
+            let decision = self
+                .decide::<A>(id, command.clone(), metadata, idempotency, render)
+                .await?;
+            let Some(request) = decision.request else {
                 return Ok(Executed {
-                    state,
-                    position: loaded.position,
+                    state: decision.state,
+                    position: decision.position,
                     idempotency_stored: false,
                 });
-            }
-            let record = idempotency.map(|d| {
-                let r = render(&state);
-                IdempotencyRecord {
-                    api_key_id: d.api_key_id.clone(),
-                    key: d.key.clone(),
-                    fingerprint: d.fingerprint.clone(),
-                    status: r.status,
-                    body: r.body,
-                    position: Position::START,
-                }
-            });
-            let expected = match loaded.version {
-                0 => ExpectedVersion::NoStream,
-                v => ExpectedVersion::Exact(v),
             };
-            let new_events = events
-                .iter()
-                .map(|e| to_new_event(e, now, metadata))
-                .collect();
-            let mut request = AppendRequest::new(stream.clone(), expected, new_events);
-            request.idempotency = record;
             let idempotency_stored = request.idempotency.is_some();
             match self.store.append(request).await {
                 Ok(c) => {
                     return Ok(Executed {
-                        state,
+                        state: decision.state,
                         position: c.last_position,
                         idempotency_stored,
                     });
                 }
                 Err(AppendError::WrongExpectedVersion { .. }) => continue,
-                Err(AppendError::IdempotencyKeyExists { .. }) => {
-                    return Err(CommandError::IdempotencyKeyTaken);
-                }
-                Err(AppendError::Store(e)) => return Err(e.into()),
-                Err(AppendError::Invalid(m)) => return Err(StoreError::Rejected(m).into()),
+                Err(e) => return Err(refusal(e)),
             }
         }
         Err(CommandError::Conflict(stream.to_string()))
+    }
+
+    /// Loads instance `id` and decides `command` against it, without appending: the request
+    /// carries the expected version and the idempotency record rendered from the new state.
+    pub async fn decide<A: Aggregate>(
+        &self,
+        id: &(dyn Display + Sync),
+        command: A::Command,
+        metadata: &Metadata,
+        idempotency: Option<&IdempotencyDraft>,
+        render: &(dyn Fn(&A) -> Rendered + Send + Sync),
+    ) -> Result<Decision<A>, CommandError> {
+        let stream = stream_of::<A>(id)?;
+        let loaded = self.load::<A>(id).await?;
+        let now = self.clock.now();
+        let events = A::decide(loaded.state.as_ref(), command, now).map_err(Into::into)?;
+        let mut state = loaded.state;
+        for e in &events {
+            state = A::evolve(state, e, now);
+        }
+        let Some(state) = state else {
+            return Err(CommandError::Store(StoreError::Corrupt(format!(
+                "{stream}: decide produced no state"
+            ))));
+        };
+        if events.is_empty() {
+            return Ok(Decision {
+                state,
+                request: None,
+                position: loaded.position,
+            });
+        }
+        let record = idempotency.map(|d| {
+            let r = render(&state);
+            IdempotencyRecord {
+                api_key_id: d.api_key_id.clone(),
+                key: d.key.clone(),
+                fingerprint: d.fingerprint.clone(),
+                status: r.status,
+                body: r.body,
+                position: Position::START,
+            }
+        });
+        let expected = match loaded.version {
+            0 => ExpectedVersion::NoStream,
+            v => ExpectedVersion::Exact(v),
+        };
+        let new_events = events
+            .iter()
+            .map(|e| to_new_event(e, now, metadata))
+            .collect();
+        let mut request = AppendRequest::new(stream, expected, new_events);
+        request.idempotency = record;
+        Ok(Decision {
+            state,
+            request: Some(request),
+            position: loaded.position,
+        })
+    }
+}
+
+/// What an append refused for another reason than a concurrent append means to a command.
+pub fn refusal(e: AppendError) -> CommandError {
+    match e {
+        AppendError::WrongExpectedVersion { stream_id, .. } => {
+            CommandError::Conflict(stream_id.to_string())
+        }
+        AppendError::IdempotencyKeyExists { .. } => CommandError::IdempotencyKeyTaken,
+        AppendError::Store(e) => e.into(),
+        AppendError::Invalid(m) => StoreError::Rejected(m).into(),
     }
 }
 

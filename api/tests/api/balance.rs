@@ -125,3 +125,98 @@ async fn what_a_customer_owes_is_collected_with_its_next_invoice_and_owed_again_
     // Cash: 1500 taken, 1000 refunded by the credit note, then 500.
     assert_eq!(account_balance(&tb, "usd", "cash:sandbox"), 1000, "{tb}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credit_notes_racing_direct_refunds_never_leave_a_note_without_its_refund() {
+    let app = spawn_app(Kind::Postgres).await;
+    let clock = clock(&app, "2026-06-01T00:00:00Z").await;
+    let cus = customer(&app, &clock, "usd", "US", "tok_visa").await;
+    let inv = one_off(&app, &cus, 1000).await;
+    let paid = app
+        .post_ok(
+            &format!("/v1/invoices/{}/pay", inv["id"].as_str().unwrap()),
+            "",
+        )
+        .await;
+    let charge = paid["charge"].as_str().unwrap().to_string();
+    // 6 notes and 6 refunds of 150 each: 1,800 asked of 1,000.
+    let asks = (0..12).map(|i| {
+        let (app, inv, charge) = (&app, &inv, &charge);
+        async move {
+            let (path, body) = if i % 2 == 0 {
+                (
+                    "/v1/credit_notes",
+                    json!({"invoice_id": inv["id"], "amount": 150, "reason": "order_change"}),
+                )
+            } else {
+                ("/v1/refunds", json!({"charge_id": charge, "amount": 150}))
+            };
+            let key = format!("race-{i}");
+            app.post(path, &body.to_string(), Some(&key))
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(asks).await;
+    assert!(
+        statuses.iter().all(|s| [200, 400, 409].contains(s)),
+        "{statuses:?}"
+    );
+
+    let stream = ledger::StreamId::new(format!("charge-{charge}")).unwrap();
+    let events = app.store.read_stream(&stream).await.unwrap();
+    let refunded: Vec<(String, i64)> = events
+        .iter()
+        .filter(|e| e.event_type == "RefundRequested")
+        .map(|e| {
+            (
+                e.payload["refund_id"].as_str().unwrap().to_string(),
+                e.payload["amount"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let succeeded: Vec<String> = events
+        .iter()
+        .filter(|e| e.event_type == "RefundSucceeded")
+        .map(|e| e.payload["refund_id"].as_str().unwrap().to_string())
+        .collect();
+    let total: i64 = refunded
+        .iter()
+        .filter(|(id, _)| succeeded.contains(id))
+        .map(|(_, a)| a)
+        .sum();
+    assert!(total <= 1000, "never beyond the charge: {total}");
+    let head = app.head().await.0;
+    let now = app
+        .get_ok(&format!(
+            "/v1/invoices/{}?min_position={head}",
+            inv["id"].as_str().unwrap()
+        ))
+        .await;
+    let notes = now["credit_notes"].as_array().unwrap();
+    for note in notes {
+        let id: ledger::ids::CreditNoteId = note["id"].as_str().unwrap().parse().unwrap();
+        let refund = ledger::ids::RefundId::derived(&id.to_string()).to_string();
+        assert!(
+            succeeded.contains(&refund),
+            "credit note {id} has its refund: {succeeded:?}"
+        );
+    }
+    let ok = |path: usize| {
+        statuses
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| i % 2 == path && **s == 200)
+            .count()
+    };
+    assert_eq!(notes.len(), ok(0), "every note answered 200 is issued");
+    let answered = i64::try_from(ok(0) + ok(1)).unwrap();
+    assert_eq!(
+        total,
+        150 * answered,
+        "each 200 refunded once: {statuses:?}"
+    );
+    assert!(answered <= 6, "six of 150 fit in 1,000: {statuses:?}");
+    app.assert_books_balance().await;
+}

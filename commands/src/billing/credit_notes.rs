@@ -1,22 +1,24 @@
 //! Credit notes: less due on an open invoice, or a refund of a paid one.
 //!
-//! Known gap: a refunding note is checked against what its charge can still refund, issued on
-//! the invoice, then refunded; a `/v1/refunds` of the same charge landing in between can leave
-//! the note issued and its refund refused (answered as an error; a retry refuses again).
-//! Reserving the refund first was tried and dropped: a crash or a refused note then leaves a
-//! reservation that recovery would send without its note.
+//! A refunding note and its refund's reservation (`RefundRequested` on the charge, capped by what
+//! the charge can still refund) are recorded in one transaction (`EventStore::append_atomic`),
+//! each at the version it was decided on: a concurrent `/v1/refunds` of the same charge, or
+//! another note, makes the pair be decided again, never half-recorded. The gateway is asked
+//! after; a crash before its answer leaves a pending refund that charge recovery completes.
 
 use ledger::event::Metadata;
 use ledger::ids::{CreditNoteId, InvoiceId, RefundId};
 use ledger::money::Money;
 
 use super::Billing;
-use crate::aggregate::Executed;
+use crate::aggregate::{Executed, refusal};
+use crate::charge::refund::RefundError;
 use crate::charge::{IdempotencyDraft, RefundInput, Rendered, unrendered};
 use crate::customer::{Customer, CustomerCommand};
 use crate::error::CommandError;
 use crate::invoice::{CreditNoteReason, Invoice, InvoiceCommand, InvoiceError, InvoiceStatus};
 use crate::subscription::{Subscription, SubscriptionCommand};
+use ledger::store::AppendError;
 
 /// A credit note to issue.
 #[derive(Debug, Clone)]
@@ -49,26 +51,13 @@ impl Billing {
         } = note;
         let invoice = self.load_invoice(id).await?;
         no_payment_in_flight(&invoice)?;
-        // A refund the charge cannot take is refused before anything is recorded.
-        let new = !invoice.credit_notes.iter().any(|n| n.id == credit_note_id);
-        if let (true, InvoiceStatus::Paid, Some(charge)) = (new, invoice.status, invoice.paid_by) {
-            let refundable = self
-                .charges
-                .get(charge)
-                .await?
-                .map_or(0, |c| c.refundable());
-            if amount > refundable {
-                return Err(InvoiceError::CreditNoteTooLarge { max: refundable }.into());
-            }
-        }
         let command = InvoiceCommand::IssueCreditNote {
             credit_note_id,
             amount: Money::new(amount, invoice.currency),
             reason,
         };
         let done = self
-            .executor
-            .execute::<Invoice>(&id, command, metadata, draft, render)
+            .issue_with_refund(id, credit_note_id, command, metadata, draft, render)
             .await?;
         // Credited in full by this note: the invoice went from owed to paid, and its
         // subscription is no longer past due.
@@ -80,26 +69,83 @@ impl Billing {
                 .execute::<Subscription>(&sub, recovered, metadata, None, &unrendered)
                 .await?;
         }
-        let issued = done
-            .state
-            .credit_notes
-            .iter()
-            .find(|n| n.id == credit_note_id);
-        if let (Some(note), Some(charge_id)) = (issued, done.state.paid_by)
-            && note.refund
-        {
-            let refund = RefundInput {
-                charge_id,
-                refund_id: RefundId::derived(&credit_note_id.to_string()),
-                amount: Some(note.amount.amount_minor()),
-                reason: Some("requested_by_customer".into()),
-            };
+        // The refund is reserved on its charge already (or, for a note recorded before notes
+        // and refunds were recorded together, requested now): ask the gateway.
+        if let Some(refund) = refund_of(&done.state, credit_note_id) {
             self.charges
                 .refund(refund, metadata.clone(), None, &|c, _| unrendered(c))
                 .await?;
         }
         Ok(done)
     }
+
+    /// Decides the note on the invoice and, when it refunds, its refund on the charge, and
+    /// records both in one transaction; decided again after a concurrent append to either.
+    async fn issue_with_refund(
+        &self,
+        id: InvoiceId,
+        credit_note_id: CreditNoteId,
+        command: InvoiceCommand,
+        metadata: &Metadata,
+        draft: Option<&IdempotencyDraft>,
+        render: &(dyn Fn(&Invoice) -> Rendered + Send + Sync),
+    ) -> Result<Executed<Invoice>, CommandError> {
+        for _ in 0..CREDIT_NOTE_CONFLICT_RETRY_MAX {
+            let decision = self
+                .executor
+                .decide::<Invoice>(&id, command.clone(), metadata, draft, render)
+                .await?;
+            let Some(request) = decision.request else {
+                return Ok(Executed {
+                    state: decision.state,
+                    position: decision.position,
+                    idempotency_stored: false,
+                });
+            };
+            let idempotency_stored = request.idempotency.is_some();
+            let mut requests = vec![request];
+            if let Some(refund) = refund_of(&decision.state, credit_note_id) {
+                match self.charges.refund_request(&refund, metadata).await {
+                    Ok(reservation) => requests.extend(reservation),
+                    Err(CommandError::Refund(RefundError::AmountTooLarge { refundable })) => {
+                        return Err(InvoiceError::CreditNoteTooLarge { max: refundable }.into());
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            match self.executor.store().append_atomic(requests).await {
+                Ok(committed) => {
+                    let last = committed.iter().map(|c| c.last_position).max();
+                    return Ok(Executed {
+                        state: decision.state,
+                        position: last.unwrap_or(decision.position),
+                        idempotency_stored,
+                    });
+                }
+                Err(AppendError::WrongExpectedVersion { .. }) => {}
+                Err(e) => return Err(refusal(e)),
+            }
+        }
+        Err(CommandError::Conflict(format!("invoice-{id}")))
+    }
+}
+
+/// Every refund of a charge appends to its stream: many at once contend, each round one wins.
+const CREDIT_NOTE_CONFLICT_RETRY_MAX: usize = 64;
+
+/// The refund a credit note of `invoice` gives, if it is one that refunds.
+fn refund_of(invoice: &Invoice, credit_note_id: CreditNoteId) -> Option<RefundInput> {
+    let note = invoice
+        .credit_notes
+        .iter()
+        .find(|n| n.id == credit_note_id)?;
+    let charge_id = invoice.paid_by?;
+    note.refund.then(|| RefundInput {
+        charge_id,
+        refund_id: RefundId::derived(&credit_note_id.to_string()),
+        amount: Some(note.amount.amount_minor()),
+        reason: Some("requested_by_customer".into()),
+    })
 }
 
 impl Billing {

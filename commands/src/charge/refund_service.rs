@@ -5,12 +5,14 @@
 use std::time::Duration;
 
 use gateways::{GatewayError, RefundRequest};
-use ledger::event::{ExpectedVersion, Metadata, Position, StreamId};
+use ledger::event::{AppendRequest, ExpectedVersion, Metadata, Position, StreamId};
 use ledger::ids::{ChargeId, RefundId};
 use ledger::store::AppendError;
 
 use super::refund::{RefundCommand, RefundError, RefundStatus, decide_refund};
-use super::service::{GATEWAY_RETRY_DELAYS_MS, Loaded, append_failure, apply, stream_of};
+use super::service::{
+    GATEWAY_RETRY_DELAYS_MS, Loaded, append_failure, apply, request_of, stream_of,
+};
 use super::{Charge, ChargeError, ChargeEvent, ChargeService, IdempotencyDraft, Rendered};
 use crate::error::CommandError;
 
@@ -102,6 +104,38 @@ impl ChargeService {
             render,
         )
         .await
+    }
+
+    /// The `RefundRequested` of `input`, decided at the charge's current version and not
+    /// appended: for a caller that records it in one transaction with events of another stream
+    /// (`EventStore::append_atomic`), then completes it with [`Self::refund`]. `None` when the
+    /// charge has that refund already.
+    ///
+    /// # Errors
+    /// The charge's refusals (more than it can refund, not captured), store failures.
+    pub async fn refund_request(
+        &self,
+        input: &RefundInput,
+        metadata: &Metadata,
+    ) -> Result<Option<AppendRequest>, CommandError> {
+        let stream = stream_of(input.charge_id)?;
+        let loaded = self.load(&stream).await?;
+        let Some(charge) = &loaded.charge else {
+            return Err(ChargeError::NotRequested.into());
+        };
+        if charge.refund(input.refund_id).is_some() {
+            return Ok(None);
+        }
+        let command = RefundCommand::Request {
+            refund_id: input.refund_id,
+            amount: input.amount,
+            reason: input.reason.clone(),
+            request_fingerprint: None,
+        };
+        let events = wrap(decide_refund(charge, command)?);
+        let expected = ExpectedVersion::Exact(loaded.version);
+        let now = self.clock.now();
+        Ok(Some(request_of(&stream, expected, &events, now, metadata)))
     }
 
     pub(super) async fn complete_refund(

@@ -477,14 +477,25 @@ impl ChargeService {
         metadata: &Metadata,
         record: Option<IdempotencyRecord>,
     ) -> Result<Position, AppendError> {
-        let new_events = events
-            .iter()
-            .map(|e| to_new_event(e, at, metadata))
-            .collect();
-        let mut request = AppendRequest::new(stream.clone(), expected, new_events);
+        let mut request = request_of(stream, expected, events, at, metadata);
         request.idempotency = record;
         self.store.append(request).await.map(|c| c.last_position)
     }
+}
+
+/// The append of `events` to a charge's stream, all at business time `at`.
+pub(super) fn request_of(
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    events: &[ChargeEvent],
+    at: DateTime<Utc>,
+    metadata: &Metadata,
+) -> AppendRequest {
+    let new_events = events
+        .iter()
+        .map(|e| to_new_event(e, at, metadata))
+        .collect();
+    AppendRequest::new(stream.clone(), expected, new_events)
 }
 
 /// The state after `events`, all at business time `at`.

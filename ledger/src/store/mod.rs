@@ -164,6 +164,13 @@ pub trait EventStore: Send + Sync + 'static {
             .unwrap_or(Err(AppendError::Store(StoreError::Closed)))
     }
 
+    /// Appends several requests (of different streams, say) in one transaction: every one is
+    /// recorded, or none is and the first refusal is the answer. An empty list records nothing.
+    async fn append_atomic(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Result<Vec<Committed>, AppendError>;
+
     /// All events of one stream in version order (upcast).
     async fn read_stream(&self, stream_id: &StreamId) -> Result<Vec<RecordedEvent>, StoreError>;
 

@@ -52,12 +52,36 @@ pub(crate) struct Prepared {
     pub request: AppendRequest,
     /// Canonical payload and metadata JSON of each event.
     encoded: Vec<(String, String)>,
+    /// Recorded only together with the next request (an atomic append of several streams).
+    pub with_next: bool,
 }
 
 /// Checks a request on its own and encodes its JSON once.
 pub(crate) fn prepare(request: AppendRequest) -> Result<Prepared, AppendError> {
     let encoded = validate(&request)?;
-    Ok(Prepared { request, encoded })
+    Ok(Prepared {
+        request,
+        encoded,
+        with_next: false,
+    })
+}
+
+/// The requests split into the units recorded or refused as a whole: one request, or a run of
+/// requests joined by `with_next`.
+pub(crate) fn units(requests: &[Prepared]) -> impl Iterator<Item = &[Prepared]> {
+    let mut rest = requests;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let len = rest
+            .iter()
+            .position(|p| !p.with_next)
+            .map_or(rest.len(), |i| i + 1);
+        let (unit, tail) = rest.split_at(len);
+        rest = tail;
+        Some(unit)
+    })
 }
 
 pub(crate) struct Plan {
@@ -84,11 +108,65 @@ pub(crate) fn plan_batch(
         head_hash: state.head_hash,
     };
     let mut seen_event_ids = HashSet::new();
-    for req in requests {
-        let outcome = plan_one(&mut state, &mut plan, &mut seen_event_ids, req, recorded_at);
-        plan.outcomes.push(outcome);
+    for unit in units(requests) {
+        if let [one] = unit {
+            let outcome = plan_one(&mut state, &mut plan, &mut seen_event_ids, one, recorded_at);
+            plan.outcomes.push(outcome);
+        } else {
+            plan_together(
+                &mut state,
+                &mut plan,
+                &mut seen_event_ids,
+                unit,
+                recorded_at,
+            );
+        }
     }
     plan
+}
+
+/// Plans requests that are recorded all or none: if one is refused, the plan is put back as it
+/// was before the first, and every request of the unit is answered with that refusal.
+fn plan_together(
+    state: &mut BatchState,
+    plan: &mut Plan,
+    seen_event_ids: &mut HashSet<Uuid>,
+    unit: &[Prepared],
+    recorded_at: DateTime<Utc>,
+) {
+    let before = (
+        state.versions.clone(),
+        state.taken_keys.clone(),
+        seen_event_ids.clone(),
+        plan.rows.len(),
+        plan.idempotency.len(),
+        plan.head_position,
+        plan.head_hash,
+    );
+    let mut outcomes = Vec::with_capacity(unit.len());
+    for req in unit {
+        let outcome = plan_one(state, plan, seen_event_ids, req, recorded_at);
+        let refused = outcome.is_err();
+        outcomes.push(outcome);
+        if refused {
+            break;
+        }
+    }
+    match outcomes.iter().find_map(|o| o.as_ref().err()).cloned() {
+        None => plan.outcomes.extend(outcomes),
+        Some(refusal) => {
+            let (versions, keys, ids, rows, idempotency, position, hash) = before;
+            state.versions = versions;
+            state.taken_keys = keys;
+            *seen_event_ids = ids;
+            plan.rows.truncate(rows);
+            plan.idempotency.truncate(idempotency);
+            plan.head_position = position;
+            plan.head_hash = hash;
+            plan.outcomes
+                .extend(unit.iter().map(|_| Err(refusal.clone())));
+        }
+    }
 }
 
 fn plan_one(
@@ -306,6 +384,43 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_unit_is_recorded_whole_or_not_at_all() {
+        let mut state = empty_state();
+        state.versions.insert("a".into(), 1);
+        let mut requests = prep(vec![
+            req("x", ExpectedVersion::NoStream, 1),
+            req("b", ExpectedVersion::NoStream, 2), // with the next: refused together
+            req("a", ExpectedVersion::Exact(0), 1), // stale
+            req("c", ExpectedVersion::NoStream, 1), // with the next: recorded together
+            req("a", ExpectedVersion::Exact(1), 1),
+            req("b", ExpectedVersion::NoStream, 1), // b was not created by the refused unit
+        ]);
+        requests[1].with_next = true;
+        requests[3].with_next = true;
+        let plan = plan_batch(state, &requests, Utc::now());
+        let ok: Vec<bool> = plan.outcomes.iter().map(|o| o.is_ok()).collect();
+        assert_eq!(ok, vec![true, false, false, true, true, true]);
+        assert!(matches!(
+            plan.outcomes[1],
+            Err(AppendError::WrongExpectedVersion {
+                actual: Some(1),
+                ..
+            })
+        ));
+        let streams: Vec<&str> = plan.rows.iter().map(|r| r.stream_id.as_str()).collect();
+        assert_eq!(streams, vec!["x", "c", "a", "b"]);
+        assert_eq!(
+            plan.rows.iter().map(|r| r.position).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4]
+        );
+        assert_eq!(plan.rows[2].stream_version, 2);
+        for w in plan.rows.windows(2) {
+            assert_eq!(w[1].prev_hash, w[0].hash);
+        }
+        assert_eq!(plan.head_hash, plan.rows[3].hash);
     }
 
     #[test]

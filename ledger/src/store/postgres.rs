@@ -303,6 +303,13 @@ impl EventStore for PgStore {
         self.writer.submit(requests).await
     }
 
+    async fn append_atomic(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Result<Vec<Committed>, AppendError> {
+        self.writer.submit_atomic(requests).await
+    }
+
     async fn read_stream(&self, stream_id: &StreamId) -> Result<Vec<RecordedEvent>, StoreError> {
         let rows = sqlx::query(READ_STREAM)
             .bind(stream_id.as_str())

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
-use super::plan::{Prepared, prepare};
+use super::plan::{Prepared, prepare, units};
 use super::{AppendError, StoreError};
 use crate::event::{AppendRequest, Committed};
 
@@ -106,6 +106,25 @@ impl Writer {
             .collect()
     }
 
+    /// Checks the requests, then records them in one transaction, all of them or none: the
+    /// first refusal answers for all.
+    pub async fn submit_atomic(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Result<Vec<Committed>, AppendError> {
+        let mut queued = requests
+            .into_iter()
+            .map(prepare)
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some((_, joined)) = queued.split_last_mut() else {
+            return Ok(Vec::new());
+        };
+        for p in joined {
+            p.with_next = true;
+        }
+        self.enqueue(queued).await.into_iter().collect()
+    }
+
     async fn enqueue(&self, requests: Vec<Prepared>) -> Answers {
         let n = requests.len();
         let closed = || {
@@ -193,17 +212,19 @@ async fn run(
 }
 
 /// Commits a batch; if the database rejects the batch as a whole (one request's data refused by
-/// a constraint, say), each request is retried alone so one bad request cannot fail the others.
+/// a constraint, say), each request (or atomic unit) is retried alone so one bad request cannot
+/// fail the others.
 /// A broken connection is not retried: its outcome is unknown, the callers are told so.
 async fn commit(sink: &dyn BatchSink, requests: &[Prepared]) -> Answers {
     match sink.write_batch(requests).await {
         Ok(answers) => answers,
-        Err(StoreError::Rejected(_)) if requests.len() > 1 => {
+        Err(StoreError::Rejected(_)) if units(requests).nth(1).is_some() => {
             let mut answers = Vec::with_capacity(requests.len());
-            for one in requests.chunks(1) {
-                match sink.write_batch(one).await {
-                    Ok(mut a) => answers.push(a.pop().unwrap_or(Err(StoreError::Closed.into()))),
-                    Err(e) => answers.push(Err(e.into())),
+            for unit in units(requests) {
+                match sink.write_batch(unit).await {
+                    Ok(a) if a.len() == unit.len() => answers.extend(a),
+                    Ok(_) => answers.extend(unit.iter().map(|_| Err(StoreError::Closed.into()))),
+                    Err(e) => answers.extend(unit.iter().map(|_| Err(e.clone().into()))),
                 }
             }
             answers

@@ -787,6 +787,103 @@ pub async fn one_request_refused_does_not_fail_its_batch(kind: Kind) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Atomic appends of several streams: all or nothing, also inside a shared batch
+
+pub async fn atomic_appends_record_all_or_nothing(kind: Kind) {
+    const N: usize = 24;
+    let h = Harness::start(kind).await;
+    let shared = stream("shared");
+    committed(
+        &h.store
+            .append(req(&shared, ExpectedVersion::NoStream, 1))
+            .await,
+    );
+
+    // N racers each create a stream of their own together with the next event of `shared`:
+    // one wins, and no loser leaves its own stream behind.
+    let start = Arc::new(tokio::sync::Barrier::new(N));
+    let tasks: Vec<_> = (0..N)
+        .map(|_| {
+            let (store, start, shared) = (h.store.clone(), start.clone(), shared.clone());
+            let own = stream("own");
+            tokio::spawn(async move {
+                let unit = vec![
+                    req(&own, ExpectedVersion::NoStream, 2),
+                    req(&shared, ExpectedVersion::Exact(1), 1),
+                ];
+                start.wait().await;
+                (own, store.append_atomic(unit).await)
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        let (own, answer) = task.await.expect("task");
+        let own_events = h.store.read_stream(&own).await.expect("read").len();
+        match answer {
+            Ok(c) => {
+                winners += 1;
+                assert_eq!(c.len(), 2);
+                assert_eq!(c[0].last_position.0 + 1, c[1].first_position.0);
+                assert_eq!(c[1].stream_version, 2);
+                assert_eq!(own_events, 2);
+            }
+            Err(e) => {
+                assert!(
+                    matches!(e, AppendError::WrongExpectedVersion { ref stream_id, .. } if *stream_id == shared),
+                    "{e:?}"
+                );
+                assert_eq!(own_events, 0, "{own} of a refused unit must be empty");
+            }
+        }
+    }
+    assert_eq!(winners, 1);
+    assert_eq!(h.store.read_stream(&shared).await.expect("read").len(), 2);
+
+    // A unit the database refuses (an event id recorded already) leaves nothing, and does not
+    // fail an ordinary request committed in the same batch.
+    let first_id = h.store.read_page_raw(Position(0), 1).await.expect("read")[0].event_id;
+    let (fresh, clash, other) = (stream("fresh"), stream("clash"), stream("other"));
+    let mut clashing = req(&clash, ExpectedVersion::Any, 1);
+    clashing.events[0].event_id = first_id;
+    let (atomic, single) = tokio::join!(
+        h.store
+            .append_atomic(vec![req(&fresh, ExpectedVersion::NoStream, 1), clashing]),
+        h.store.append(req(&other, ExpectedVersion::NoStream, 1)),
+    );
+    assert!(
+        matches!(atomic, Err(AppendError::Store(StoreError::Rejected(_)))),
+        "{atomic:?}"
+    );
+    committed(&single);
+    for s in [&fresh, &clash] {
+        assert!(
+            h.store.read_stream(s).await.expect("read").is_empty(),
+            "{s} must be empty"
+        );
+    }
+    // A request the store's own checks refuse fails the unit before it is queued.
+    let empty = req(&fresh, ExpectedVersion::Any, 0);
+    let refused = h
+        .store
+        .append_atomic(vec![req(&fresh, ExpectedVersion::NoStream, 1), empty])
+        .await;
+    assert!(
+        matches!(refused, Err(AppendError::Invalid(_))),
+        "{refused:?}"
+    );
+    assert!(h.store.read_stream(&fresh).await.expect("read").is_empty());
+    assert_eq!(
+        h.store.append_atomic(Vec::new()).await.expect("empty"),
+        vec![]
+    );
+
+    let head = h.store.head().await.expect("head").position.0;
+    assert_eq!(head, 1 + 3 + 1);
+    assert_chain_holds(&*h.store, 5).await;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Invariant 4: group commit
 
 pub async fn group_commit_batches_concurrent_appends(kind: Kind) {
