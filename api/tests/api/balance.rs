@@ -220,3 +220,28 @@ async fn credit_notes_racing_direct_refunds_never_leave_a_note_without_its_refun
     assert!(answered <= 6, "six of 150 fit in 1,000: {statuses:?}");
     app.assert_books_balance().await;
 }
+
+#[tokio::test]
+async fn a_credit_note_on_an_invoice_refunded_in_full_by_the_refunds_api_is_refused_as_too_large() {
+    let app = spawn_app(Kind::Postgres).await;
+    let clock = clock(&app, "2026-06-01T00:00:00Z").await;
+    let cus = customer(&app, &clock, "usd", "US", "tok_visa").await;
+    let inv = one_off(&app, &cus, 1000).await;
+    let inv_id = inv["id"].as_str().unwrap();
+    let paid = app.post_ok(&format!("/v1/invoices/{inv_id}/pay"), "").await;
+    let charge = paid["charge"].as_str().unwrap();
+    let all = json!({"charge_id": charge});
+    app.post_ok("/v1/refunds", &all.to_string()).await;
+    let before = app.head().await;
+
+    let note = json!({"invoice_id": inv_id, "amount": 100, "reason": "order_change"});
+    let refused = app
+        .post("/v1/credit_notes", &note.to_string(), Some("late-note"))
+        .await;
+    let (status, kind, code) = error_of(refused).await;
+    assert_eq!(
+        (status, kind.as_str(), code.as_str()),
+        (400, "invalid_request_error", "amount_invalid")
+    );
+    assert_eq!(app.head().await, before, "nothing appended");
+}

@@ -9,16 +9,16 @@
 use ledger::event::Metadata;
 use ledger::ids::{CreditNoteId, InvoiceId, RefundId};
 use ledger::money::Money;
+use ledger::store::AppendError;
 
 use super::Billing;
 use crate::aggregate::{Executed, refusal};
 use crate::charge::refund::RefundError;
-use crate::charge::{IdempotencyDraft, RefundInput, Rendered, unrendered};
+use crate::charge::{ChargeError, IdempotencyDraft, RefundInput, Rendered, unrendered};
 use crate::customer::{Customer, CustomerCommand};
 use crate::error::CommandError;
 use crate::invoice::{CreditNoteReason, Invoice, InvoiceCommand, InvoiceError, InvoiceStatus};
 use crate::subscription::{Subscription, SubscriptionCommand};
-use ledger::store::AppendError;
 
 /// A credit note to issue.
 #[derive(Debug, Clone)]
@@ -90,7 +90,9 @@ impl Billing {
         draft: Option<&IdempotencyDraft>,
         render: &(dyn Fn(&Invoice) -> Rendered + Send + Sync),
     ) -> Result<Executed<Invoice>, CommandError> {
-        for _ in 0..CREDIT_NOTE_CONFLICT_RETRY_MAX {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
             let decision = self
                 .executor
                 .decide::<Invoice>(&id, command.clone(), metadata, draft, render)
@@ -104,34 +106,59 @@ impl Billing {
             };
             let idempotency_stored = request.idempotency.is_some();
             let mut requests = vec![request];
-            if let Some(refund) = refund_of(&decision.state, credit_note_id) {
-                match self.charges.refund_request(&refund, metadata).await {
-                    Ok(reservation) => requests.extend(reservation),
-                    Err(CommandError::Refund(RefundError::AmountTooLarge { refundable })) => {
-                        return Err(InvoiceError::CreditNoteTooLarge { max: refundable }.into());
-                    }
-                    Err(e) => return Err(e),
-                }
+            let refund = refund_of(&decision.state, credit_note_id);
+            if let Some(refund) = &refund {
+                let reservation = self
+                    .charges
+                    .refund_request(refund, metadata)
+                    .await
+                    .map_err(as_note_refusal)?;
+                requests.extend(reservation);
             }
+            let retries = match refund {
+                Some(_) => REFUNDING_NOTE_RETRY_MAX,
+                None => NOTE_RETRY_MAX,
+            };
             match self.executor.store().append_atomic(requests).await {
+                // The invoice's position: what an idempotent replay of this request answers.
                 Ok(committed) => {
-                    let last = committed.iter().map(|c| c.last_position).max();
+                    let position = committed
+                        .first()
+                        .map_or(decision.position, |c| c.last_position);
                     return Ok(Executed {
                         state: decision.state,
-                        position: last.unwrap_or(decision.position),
+                        position,
                         idempotency_stored,
                     });
                 }
-                Err(AppendError::WrongExpectedVersion { .. }) => {}
+                Err(AppendError::WrongExpectedVersion { .. }) if attempt < retries => {}
                 Err(e) => return Err(refusal(e)),
             }
         }
-        Err(CommandError::Conflict(format!("invoice-{id}")))
     }
 }
 
+/// Decides a note again after a concurrent append to its invoice at most this many times.
+const NOTE_RETRY_MAX: usize = 3;
 /// Every refund of a charge appends to its stream: many at once contend, each round one wins.
-const CREDIT_NOTE_CONFLICT_RETRY_MAX: usize = 64;
+const REFUNDING_NOTE_RETRY_MAX: usize = 64;
+
+/// The charge's refusal of a note's refund, as the note's own: the note may credit at most what
+/// the charge can still give back (nothing, when it was refunded in full by `/v1/refunds`).
+fn as_note_refusal(e: CommandError) -> CommandError {
+    match e {
+        CommandError::Refund(RefundError::AmountTooLarge { refundable }) => {
+            InvoiceError::CreditNoteTooLarge { max: refundable }.into()
+        }
+        CommandError::Refund(
+            RefundError::AlreadyRefunded(_) | RefundError::ChargeNotRefundable,
+        )
+        | CommandError::Charge(ChargeError::NotRequested) => {
+            InvoiceError::CreditNoteTooLarge { max: 0 }.into()
+        }
+        e => e,
+    }
+}
 
 /// The refund a credit note of `invoice` gives, if it is one that refunds.
 fn refund_of(invoice: &Invoice, credit_note_id: CreditNoteId) -> Option<RefundInput> {

@@ -109,7 +109,8 @@ impl ChargeService {
     /// The `RefundRequested` of `input`, decided at the charge's current version and not
     /// appended: for a caller that records it in one transaction with events of another stream
     /// (`EventStore::append_atomic`), then completes it with [`Self::refund`]. `None` when the
-    /// charge has that refund already.
+    /// charge has that refund already, pending or made; refused when it has it as failed (the
+    /// caller would record its part with no refund behind it).
     ///
     /// # Errors
     /// The charge's refusals (more than it can refund, not captured), store failures.
@@ -123,8 +124,11 @@ impl ChargeService {
         let Some(charge) = &loaded.charge else {
             return Err(ChargeError::NotRequested.into());
         };
-        if charge.refund(input.refund_id).is_some() {
-            return Ok(None);
+        if let Some(existing) = charge.refund(input.refund_id) {
+            return match existing.status {
+                RefundStatus::Failed => Err(RefundError::OutcomeRecorded(input.refund_id).into()),
+                RefundStatus::Pending | RefundStatus::Succeeded => Ok(None),
+            };
         }
         let command = RefundCommand::Request {
             refund_id: input.refund_id,
