@@ -7,7 +7,7 @@ use commands::gateway_event::{GatewayEventReceived, RECEIVED};
 use ledger::event::RecordedEvent;
 use serde::{Deserialize, Serialize};
 
-use crate::projection::{Doc, Projection, ProjectionError, ReadSet, Table, timestamp};
+use crate::projection::{Doc, Projection, ProjectionError, ReadSet, Table, body_of, timestamp};
 
 const NAME: &str = "gateway_events";
 
@@ -87,7 +87,7 @@ impl Projection for GatewayEvents {
                     status: Some("received".into()),
                     created: timestamp(event.recorded_at),
                     position: event.position.0,
-                    body: serde_json::to_value(&doc)
+                    body: body_of(&doc)
                         .map_err(|e| ProjectionError::unreadable(NAME, event, e.to_string()))?,
                 },
             );
@@ -99,7 +99,8 @@ impl Projection for GatewayEvents {
         let Some(prior) = set.get(self.name(), cause)?.cloned() else {
             return Ok(());
         };
-        let mut doc: GatewayEventDoc = serde_json::from_value(prior.body.clone())
+        let mut doc: GatewayEventDoc = prior
+            .body_as()
             .map_err(|e| ProjectionError::unreadable(NAME, event, e.to_string()))?;
         doc.caused.push(Caused {
             event_type: event.event_type.clone(),
@@ -111,7 +112,7 @@ impl Projection for GatewayEvents {
             Doc {
                 status: Some("applied".into()),
                 position: event.position.0,
-                body: serde_json::to_value(&doc)
+                body: body_of(&doc)
                     .map_err(|e| ProjectionError::unreadable(NAME, event, e.to_string()))?,
                 ..prior
             },

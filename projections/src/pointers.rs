@@ -7,9 +7,10 @@ use commands::charge::refund::RefundEvent;
 use commands::invoice::InvoiceEvent;
 use commands::stored::DomainEvent;
 use ledger::event::RecordedEvent;
-use serde_json::json;
+use serde_json::value::RawValue;
+use std::collections::HashMap;
 
-use crate::projection::{Doc, Projection, ProjectionError, ReadSet, Table, timestamp};
+use crate::projection::{Doc, Projection, ProjectionError, ReadSet, Table, body_of, timestamp};
 
 /// `refunds`: refund id → `{"charge": "ch_…"}`, status `pending` / `succeeded` / `failed`.
 pub struct Refunds;
@@ -65,7 +66,7 @@ impl Projection for Refunds {
                     status: Some("pending".into()),
                     created: timestamp(event.occurred_at),
                     position: event.position.0,
-                    body: json!({"charge": r.charge_id.to_string()}),
+                    body: pointer("charge", &r.charge_id.to_string(), event, self.name())?,
                 };
                 set.put(r.refund_id.to_string(), doc);
                 return Ok(());
@@ -119,12 +120,23 @@ impl Projection for CreditNotes {
                 status: None,
                 created: timestamp(event.occurred_at),
                 position: event.position.0,
-                body: json!({"invoice": invoice}),
+                body: pointer("invoice", &invoice, event, self.name())?,
             };
             set.put(id, doc);
         }
         Ok(())
     }
+}
+
+/// `{"<holder>": "<id>"}`.
+fn pointer(
+    holder: &str,
+    id: &str,
+    event: &RecordedEvent,
+    projection: &'static str,
+) -> Result<Box<RawValue>, ProjectionError> {
+    body_of(&[(holder, id)].into_iter().collect::<HashMap<_, _>>())
+        .map_err(|e| ProjectionError::unreadable(projection, event, e.to_string()))
 }
 
 /// `(credit note id, invoice id)` of a `CreditNoteIssued`.

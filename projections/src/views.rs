@@ -5,6 +5,9 @@
 //! never disagree with what a command would see; the API renders the same objects from either.
 //! The body is the state as JSON: changing a state type means a replay (`billing replay`).
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use chrono::{DateTime, Utc};
 use commands::aggregate::Aggregate;
 use commands::charge::{self, Charge, ChargeEvent};
@@ -18,7 +21,7 @@ use ledger::event::RecordedEvent;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::projection::{Doc, Projection, ProjectionError, ReadSet, Table, timestamp};
+use crate::projection::{Doc, Projection, ProjectionError, ReadSet, Table, body_of, timestamp};
 
 /// The filter columns of a state.
 pub struct Columns {
@@ -68,30 +71,57 @@ where
     }
 
     fn apply(&self, set: &mut ReadSet, event: &RecordedEvent) -> Result<(), ProjectionError> {
-        let Some(id) = self.id_of(event) else {
-            return Ok(());
-        };
-        let unreadable = |reason: String| ProjectionError::unreadable(self.name, event, reason);
-        let prior: Option<S> = set
-            .get(self.name, id)?
-            .map(|d| S::deserialize(&d.body))
-            .transpose()
-            .map_err(|e| unreadable(format!("stored document: {e}")))?;
-        let Some(state) = (self.fold)(prior, event).map_err(unreadable)? else {
-            return Ok(());
-        };
-        let columns = (self.columns)(&state);
-        let body = serde_json::to_value(&state).map_err(|e| unreadable(e.to_string()))?;
-        set.put(
-            id.to_string(),
-            Doc {
-                customer: columns.customer,
-                status: columns.status,
-                created: timestamp(columns.created),
-                position: event.position.0,
-                body,
-            },
-        );
+        self.apply_all(set, &[event])
+    }
+
+    /// Each document is decoded once, folded through all of its events, and written once: the
+    /// same rows as one event at a time, since `evolve` never drops a state once there is one.
+    fn apply_all(
+        &self,
+        set: &mut ReadSet,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        // Per document: its state so far, and the last event that produced one.
+        let mut folded: HashMap<&str, (Option<S>, Option<&RecordedEvent>)> = HashMap::new();
+        for &event in events {
+            let Some(id) = self.id_of(event) else {
+                continue;
+            };
+            let unreadable = |reason: String| ProjectionError::unreadable(self.name, event, reason);
+            let (state, changed) = match folded.entry(id) {
+                Entry::Occupied(o) => o.into_mut(),
+                Entry::Vacant(v) => {
+                    let prior: Option<S> = set
+                        .get(self.name, id)?
+                        .map(Doc::body_as)
+                        .transpose()
+                        .map_err(|e| unreadable(format!("stored document: {e}")))?;
+                    v.insert((prior, None))
+                }
+            };
+            *state = (self.fold)(state.take(), event).map_err(unreadable)?;
+            if state.is_some() {
+                *changed = Some(event);
+            }
+        }
+        for (id, (state, changed)) in folded {
+            let (Some(state), Some(event)) = (state, changed) else {
+                continue;
+            };
+            let columns = (self.columns)(&state);
+            let body = body_of(&state)
+                .map_err(|e| ProjectionError::unreadable(self.name, event, e.to_string()))?;
+            set.put(
+                id.to_string(),
+                Doc {
+                    customer: columns.customer,
+                    status: columns.status,
+                    created: timestamp(columns.created),
+                    position: event.position.0,
+                    body,
+                },
+            );
+        }
         Ok(())
     }
 }

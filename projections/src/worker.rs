@@ -146,9 +146,8 @@ async fn fold(
     let mut set = ReadSet::default();
     let ids = batch.iter().flat_map(|e| projection.reads(e)).collect();
     tx.load(&mut set, ids).await?;
-    for e in batch {
-        projection.apply(&mut set, e)?;
-    }
+    let events: Vec<&RecordedEvent> = batch.iter().map(AsRef::as_ref).collect();
+    projection.apply_all(&mut set, &events)?;
     Ok(set)
 }
 

@@ -146,7 +146,8 @@ pub(super) fn missing_table(e: &sqlx::Error) -> bool {
 
 pub(super) fn doc_of(row: Row) -> Result<(String, Doc), ReadStoreError> {
     let (id, customer, status, created, position, body) = row;
-    let body = serde_json::from_str(&body).map_err(|_| ReadStoreError::Corrupt(id.clone()))?;
+    let body = serde_json::value::RawValue::from_string(body)
+        .map_err(|_| ReadStoreError::Corrupt(id.clone()))?;
     Ok((
         id,
         Doc {
@@ -228,14 +229,14 @@ impl ReadTx {
         let p = self.projection;
         match &mut self.inner {
             Inner::Postgres(tx) => {
-                let removed: Vec<&str> = set.removed_docs().collect();
+                let removed = set.removed_docs();
                 if !removed.is_empty() {
                     sqlx::query(store.sql(DELETE_PG, p))
                         .bind(removed)
                         .execute(&mut **tx)
                         .await?;
                 }
-                let docs: Vec<(&str, &Doc)> = set.changed_docs().collect();
+                let docs = set.changed_docs();
                 if !docs.is_empty() {
                     sqlx::query(store.sql(UPSERT_PG, p))
                         .bind(docs.iter().map(|(id, _)| *id).collect::<Vec<_>>())
@@ -255,11 +256,7 @@ impl ReadTx {
                                 .collect::<Vec<_>>(),
                         )
                         .bind(docs.iter().map(|(_, d)| d.position).collect::<Vec<_>>())
-                        .bind(
-                            docs.iter()
-                                .map(|(_, d)| d.body.to_string())
-                                .collect::<Vec<_>>(),
-                        )
+                        .bind(docs.iter().map(|(_, d)| d.body.get()).collect::<Vec<_>>())
                         .execute(&mut **tx)
                         .await?;
                 }
@@ -305,7 +302,7 @@ impl ReadTx {
                         .bind(d.status.as_deref())
                         .bind(d.created.as_str())
                         .bind(d.position)
-                        .bind(d.body.to_string())
+                        .bind(d.body.get())
                         .execute(&mut **tx)
                         .await?;
                 }

@@ -823,7 +823,10 @@ async fn a_worker_fed_by_jetstream_applies_events_upcast_as_the_local_feed_does(
 
     let ids = |docs: Vec<(String, Doc)>| -> Vec<Option<String>> {
         docs.into_iter()
-            .map(|(_, d)| d.body["gateway_charge_id"].as_str().map(str::to_string))
+            .map(|(_, d)| {
+                let body: serde_json::Value = d.body_as().expect("JSON body");
+                body["gateway_charge_id"].as_str().map(str::to_string)
+            })
             .collect()
     };
     let next = read.with_prefix(NEXT);

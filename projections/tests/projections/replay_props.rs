@@ -959,7 +959,7 @@ async fn assert_invoices(read: &ReadStore, m: &Model<'_>) {
             .await
             .expect("get")
             .unwrap_or_else(|| panic!("invoice {id} has a document"));
-        let got: Invoice = serde_json::from_value(doc.body).expect("an invoice body");
+        let got: Invoice = doc.body_as().expect("an invoice body");
         assert_eq!(&got, want, "invoice {id}");
         assert_eq!(doc.status.as_deref(), Some(want.status.as_str()));
     }

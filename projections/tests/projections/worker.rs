@@ -69,7 +69,7 @@ async fn assert_charges_match(store: &dyn EventStore, read: &ReadStore, log: &[R
             .await
             .expect("get")
             .expect("a document");
-        let got: Charge = serde_json::from_value(doc.body).expect("a charge body");
+        let got: Charge = doc.body_as().expect("a charge body");
         assert_eq!(got, want, "charge {id}");
         assert_eq!(doc.status.as_deref(), Some(want.status.as_str()));
         assert_eq!(doc.position, events.last().unwrap().position.0);

@@ -133,9 +133,12 @@ impl Held {
 }
 
 fn holder_id(doc: &Doc, key: &str) -> Result<String, ApiError> {
-    doc.body[key]
-        .as_str()
-        .map(str::to_string)
+    let pointer: std::collections::HashMap<String, String> = doc
+        .body_as()
+        .map_err(|e| ApiError::internal("read-model pointer", &e))?;
+    pointer
+        .get(key)
+        .cloned()
         .ok_or_else(|| ApiError::internal("read-model pointer", &key))
 }
 

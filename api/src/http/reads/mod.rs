@@ -171,6 +171,6 @@ pub fn list_response(url: &str, page: Page, bodies: Vec<String>, position: i64) 
 
 /// A document's body as the write side's state type.
 pub fn state_of<T: serde::de::DeserializeOwned>(doc: &Doc) -> Result<T, ApiError> {
-    T::deserialize(&doc.body)
+    doc.body_as()
         .map_err(|e| ApiError::internal("read-model document does not decode", &e))
 }
