@@ -17,7 +17,7 @@ use ledger::ids::{ChargeId, CustomerId, RefundId};
 use ledger::money::Currency;
 use ledger::store::{AnyStore, EventStore};
 use projections::projection::Projection;
-use projections::store::NEXT;
+use projections::store::{Indexes, NEXT};
 use projections::worker::local::LocalFeed;
 use serde_json::json;
 
@@ -54,7 +54,9 @@ pub async fn run(config: &StoreConfig, events: u64) -> Result<ExitCode, String> 
         .await?
         .with_prefix(NEXT);
     next.drop_tables(&refs).await.map_err(|e| e.to_string())?;
-    next.ensure(&refs).await.map_err(|e| e.to_string())?;
+    next.ensure_with(&refs, Indexes::Later)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut feed = LocalFeed::new(next.clone(), log.clone(), all.clone());
     let started = Instant::now();
     let mut done = 0i64;
@@ -69,6 +71,7 @@ pub async fn run(config: &StoreConfig, events: u64) -> Result<ExitCode, String> 
             rss_tenth = rss_kib();
         }
     }
+    next.build_indexes(&refs).await.map_err(|e| e.to_string())?;
     let replay_secs = started.elapsed().as_secs_f64();
     let rss_end = rss_kib();
     let replay_rate = done as f64 / replay_secs;

@@ -11,7 +11,7 @@ use clap::Args;
 use ledger::money::{Currency, Money};
 use projections::books::{Books, books};
 use projections::projection::Projection;
-use projections::store::{NEXT, ReadStore};
+use projections::store::{Indexes, NEXT, ReadStore};
 use projections::worker::local::{LocalFeed, Until};
 
 use crate::config::StoreConfig;
@@ -82,7 +82,7 @@ pub async fn replay(config: &StoreConfig, args: ReplayArgs) -> Result<ExitCode, 
     let refs: Vec<&dyn Projection> = chosen.iter().map(|p| p.as_ref()).collect();
     let db = |e: projections::store::ReadStoreError| e.to_string();
     next.drop_tables(&refs).await.map_err(db)?;
-    next.ensure(&refs).await.map_err(db)?;
+    next.ensure_with(&refs, Indexes::Later).await.map_err(db)?;
     let events = store.events();
     let head = events.head().await.map_err(|e| e.to_string())?.position.0;
     let mut feed = LocalFeed::new(next.clone(), events, chosen.clone()).until(until);
@@ -101,6 +101,7 @@ pub async fn replay(config: &StoreConfig, args: ReplayArgs) -> Result<ExitCode, 
         }
     }
     eprintln!();
+    next.build_indexes(&refs).await.map_err(db)?;
     let secs = started.elapsed().as_secs_f64();
     let names: Vec<&str> = chosen.iter().map(|p| p.name()).collect();
     let rate = if secs > 0.0 { total as f64 / secs } else { 0.0 };

@@ -16,20 +16,43 @@ const JOURNAL_BY_AT: &str = "CREATE INDEX {l}_by_at_{g} ON {l} (at)";
 const START: &str =
     "INSERT INTO {c} (projection, position) VALUES ($1, 0) ON CONFLICT (projection) DO NOTHING";
 
-/// The statements that create a projection's tables. Index names carry `generation`, because
-/// a table swapped in keeps the index names it was built with.
-fn create(p: &dyn Projection, generation: &str) -> Vec<String> {
+/// The statements that create a projection's tables, and its secondary indexes unless
+/// `Indexes::Later`. Index names carry `generation`, because a table swapped in keeps the index
+/// names it was built with.
+fn create(p: &dyn Projection, generation: &str, indexes: Indexes) -> Vec<String> {
     let mut statements = vec![DOCS];
-    if p.listed() {
-        statements.extend([DOCS_BY_CREATED, DOCS_BY_CUSTOMER]);
-    }
     if p.table() == Table::Journal {
-        statements.extend([JOURNAL, JOURNAL_BY_AT]);
+        statements.push(JOURNAL);
+    }
+    if indexes == Indexes::Now {
+        statements.extend(secondary(p));
     }
     statements
         .iter()
         .map(|s| s.replace("{g}", generation))
         .collect()
+}
+
+/// The indexes the read API's lists and ranges use (the primary keys aside).
+fn secondary(p: &dyn Projection) -> Vec<&'static str> {
+    let mut statements = Vec::new();
+    if p.listed() {
+        statements.extend([DOCS_BY_CREATED, DOCS_BY_CUSTOMER]);
+    }
+    if p.table() == Table::Journal {
+        statements.push(JOURNAL_BY_AT);
+    }
+    statements
+}
+
+/// When a table's secondary indexes are built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Indexes {
+    /// With the table: live read models, kept up to date row by row.
+    Now,
+    /// By [`ReadStore::build_indexes`], once the rows are in: a replay, which fills a fresh
+    /// table with the whole log (one sort per index instead of an index insert per row).
+    Later,
 }
 
 fn generation() -> String {
@@ -43,6 +66,18 @@ impl ReadStore {
     /// # Errors
     /// The database's.
     pub async fn ensure(&self, projections: &[&dyn Projection]) -> Result<(), ReadStoreError> {
+        self.ensure_with(projections, Indexes::Now).await
+    }
+
+    /// [`Self::ensure`], with the secondary indexes of the tables it creates built now or later.
+    ///
+    /// # Errors
+    /// The database's.
+    pub async fn ensure_with(
+        &self,
+        projections: &[&dyn Projection],
+        indexes: Indexes,
+    ) -> Result<(), ReadStoreError> {
         match &self.pool {
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
@@ -59,7 +94,7 @@ impl ReadStore {
                         .fetch_one(&mut *tx)
                         .await?;
                     if !exists {
-                        for s in create(*p, &generation()) {
+                        for s in create(*p, &generation(), indexes) {
                             sqlx::query(self.sql(&s, p.name()))
                                 .execute(&mut *tx)
                                 .await?;
@@ -85,7 +120,7 @@ impl ReadStore {
                     .fetch_optional(&mut *tx)
                     .await?;
                     if found.is_none() {
-                        for s in create(*p, &generation()) {
+                        for s in create(*p, &generation(), indexes) {
                             sqlx::query(self.sql(&s, p.name()))
                                 .execute(&mut *tx)
                                 .await?;
@@ -118,6 +153,56 @@ impl ReadStore {
             ));
         }
         self.execute_all(statements).await
+    }
+
+    /// Builds the secondary indexes of tables made with [`Indexes::Later`] (once: a second call
+    /// would build them twice). For a replay, after its last batch and before
+    /// [`Self::swap_in`].
+    ///
+    /// # Errors
+    /// The database's.
+    pub async fn build_indexes(
+        &self,
+        projections: &[&dyn Projection],
+    ) -> Result<(), ReadStoreError> {
+        let mut statements = Vec::new();
+        for p in projections {
+            let generation = generation();
+            for s in secondary(*p) {
+                statements.push(self.sql(&s.replace("{g}", &generation), p.name()).0);
+            }
+        }
+        self.execute_all(statements).await
+    }
+
+    /// How many indexes the tables of `projection` have (primary keys included).
+    ///
+    /// # Errors
+    /// The database's.
+    pub async fn index_count(&self, projection: &dyn Projection) -> Result<i64, ReadStoreError> {
+        let mut tables = vec![self.table(projection.name())];
+        if projection.table() == Table::Journal {
+            tables.push(self.lines(projection.name()));
+        }
+        let (count,): (i64,) = match &self.pool {
+            Pool::Postgres(pool) => {
+                sqlx::query_as("SELECT count(*) FROM pg_indexes WHERE tablename = ANY($1)")
+                    .bind(&tables)
+                    .fetch_one(pool)
+                    .await?
+            }
+            Pool::Sqlite(pool) => {
+                let list = serde_json::to_string(&tables).unwrap_or_else(|_| "[]".into());
+                sqlx::query_as(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'index' \
+                     AND tbl_name IN (SELECT value FROM json_each($1))",
+                )
+                .bind(list)
+                .fetch_one(pool)
+                .await?
+            }
+        };
+        Ok(count)
     }
 
     /// Replaces the live tables of `projections` with this store's (a replay's), and their

@@ -14,6 +14,7 @@ mod tx;
 use ledger::store::AnyStore;
 use sqlx::{PgPool, SqlitePool};
 
+pub use ddl::Indexes;
 pub use query::{ListFilter, Page, RevenueLine, TrialBalanceLine};
 pub use tx::ReadTx;
 

@@ -8,7 +8,7 @@ use commands::stored::decode_stream;
 use ledger::event::{Position, RecordedEvent, StreamId};
 use ledger::store::{EventStore, read_page};
 use projections::projection::Projection;
-use projections::store::{NEXT, ReadStore};
+use projections::store::{Indexes, NEXT, ReadStore};
 use projections::worker::apply;
 use projections::worker::local::{LocalFeed, Until};
 
@@ -193,9 +193,13 @@ async fn replay_rebuilds_the_live_rows_and_swaps_them_in() {
         live.catch_up().await.expect("live");
         let next = s.read.with_prefix(NEXT);
         next.drop_tables(&refs(&all)).await.expect("drop");
-        next.ensure(&refs(&all)).await.expect("ensure next");
+        // Built as `billing replay` does: secondary indexes once the rows are in.
+        next.ensure_with(&refs(&all), Indexes::Later)
+            .await
+            .expect("ensure next");
         let mut replay = LocalFeed::new(next.clone(), s.events.clone(), all.clone());
         replay.catch_up().await.expect("replay");
+        next.build_indexes(&refs(&all)).await.expect("indexes");
         for p in &all {
             let (a, b) = (
                 s.read.all_docs(p.name()).await.unwrap(),
@@ -218,6 +222,16 @@ async fn replay_rebuilds_the_live_rows_and_swaps_them_in() {
         assert!(s.read.checkpoint("charges").await.unwrap() < head);
         live.catch_up().await.expect("live after swap");
         assert_eq!(s.read.checkpoint("charges").await.unwrap(), head);
+        let fresh = s.read.with_prefix("rmfresh_");
+        fresh.ensure(&refs(&all)).await.expect("ensure fresh");
+        for p in &all {
+            assert_eq!(
+                s.read.index_count(p.as_ref()).await.unwrap(),
+                fresh.index_count(p.as_ref()).await.unwrap(),
+                "{kind:?} {}: the swapped-in tables have every index",
+                p.name()
+            );
+        }
         assert!(
             next.all_docs("charges").await.is_err(),
             "the rebuilt table was moved"
