@@ -191,6 +191,17 @@ impl ReadSet {
         }
     }
 
+    /// Takes document `id` as `earlier` (a batch not committed yet) left it, if it had it.
+    pub fn carry(&mut self, earlier: &ReadSet, id: &str) -> bool {
+        match earlier.docs.get(id) {
+            Some(doc) => {
+                self.load(id.to_string(), doc.clone());
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The document `id` as the batch has it so far.
     ///
     /// # Errors

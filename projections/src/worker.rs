@@ -6,6 +6,7 @@
 //! with the new checkpoint. Both feeds call it: [`local`] (reads the store, embedded and
 //! PostgreSQL without NATS) and [`nats`] (JetStream durable pull consumers).
 
+pub mod ahead;
 pub mod local;
 pub mod nats;
 

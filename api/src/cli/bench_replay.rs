@@ -59,18 +59,16 @@ pub async fn run(config: &StoreConfig, events: u64) -> Result<ExitCode, String> 
         .map_err(|e| e.to_string())?;
     let mut feed = LocalFeed::new(next.clone(), log.clone(), all.clone());
     let started = Instant::now();
-    let mut done = 0i64;
-    let mut rss_tenth = None;
-    loop {
-        let n = feed.round().await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            break;
-        }
-        done += n as i64;
-        if rss_tenth.is_none() && done >= head / 10 {
-            rss_tenth = rss_kib();
-        }
-    }
+    let rss_tenth = std::sync::OnceLock::new();
+    let done = feed
+        .catch_up_with(&|position| {
+            if position >= head / 10 {
+                rss_tenth.get_or_init(rss_kib);
+            }
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let rss_tenth = rss_tenth.get().copied().flatten();
     next.build_indexes(&refs).await.map_err(|e| e.to_string())?;
     let replay_secs = started.elapsed().as_secs_f64();
     let rss_end = rss_kib();

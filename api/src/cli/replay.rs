@@ -87,19 +87,20 @@ pub async fn replay(config: &StoreConfig, args: ReplayArgs) -> Result<ExitCode, 
     let head = events.head().await.map_err(|e| e.to_string())?.position.0;
     let mut feed = LocalFeed::new(next.clone(), events, chosen.clone()).until(until);
     let started = Instant::now();
-    let mut shown = Instant::now();
-    let mut total = 0u64;
-    loop {
-        let n = feed.round().await.map_err(|e| e.to_string())?;
-        total += n as u64;
-        if n == 0 || shown.elapsed() >= Duration::from_millis(250) {
-            shown = Instant::now();
-            progress(feed.position(), head, started.elapsed());
+    let shown = std::sync::Mutex::new(Instant::now());
+    let report = |position: i64| {
+        if let Ok(mut shown) = shown.lock()
+            && (position >= head || shown.elapsed() >= Duration::from_millis(250))
+        {
+            *shown = Instant::now();
+            progress(position, head, started.elapsed());
         }
-        if n == 0 {
-            break;
-        }
-    }
+    };
+    let total = feed
+        .catch_up_with(&report)
+        .await
+        .map_err(|e| e.to_string())?;
+    progress(feed.position(), head, started.elapsed());
     eprintln!();
     next.build_indexes(&refs).await.map_err(db)?;
     let secs = started.elapsed().as_secs_f64();

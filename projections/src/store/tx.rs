@@ -144,6 +144,61 @@ pub(super) fn missing_table(e: &sqlx::Error) -> bool {
     }
 }
 
+/// The ids of `ids` that `set` has not loaded, sorted, once each.
+fn missing(set: &ReadSet, ids: Vec<String>) -> Vec<String> {
+    let mut ids: Vec<String> = ids.into_iter().filter(|id| !set.has_loaded(id)).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Loads the `rows` found for `ids` into `set`, and the rest of `ids` as absent.
+fn fill(set: &mut ReadSet, rows: Vec<Row>, ids: Vec<String>) -> Result<(), ReadStoreError> {
+    for row in rows {
+        let (id, doc) = doc_of(row)?;
+        set.load(id, Some(doc));
+    }
+    for id in ids {
+        set.load(id, None);
+    }
+    Ok(())
+}
+
+impl ReadStore {
+    /// Loads the documents `ids` of `projection` into `set` as committed now, outside any batch
+    /// transaction (a batch folded ahead of its transaction: `worker::ahead`).
+    ///
+    /// # Errors
+    /// The database's.
+    pub async fn load(
+        &self,
+        projection: &str,
+        set: &mut ReadSet,
+        ids: Vec<String>,
+    ) -> Result<(), ReadStoreError> {
+        let ids = missing(set, ids);
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<Row> = match &self.pool {
+            Pool::Postgres(pool) => {
+                sqlx::query_as(self.sql(LOAD_PG, projection))
+                    .bind(&ids)
+                    .fetch_all(pool)
+                    .await?
+            }
+            Pool::Sqlite(pool) => {
+                let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+                sqlx::query_as(self.sql(LOAD_SQLITE, projection))
+                    .bind(list)
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        fill(set, rows, ids)
+    }
+}
+
 pub(super) fn doc_of(row: Row) -> Result<(String, Doc), ReadStoreError> {
     let (id, customer, status, created, position, body) = row;
     let body = serde_json::value::RawValue::from_string(body)
@@ -176,9 +231,7 @@ impl ReadTx {
         set: &mut ReadSet,
         ids: Vec<String>,
     ) -> Result<(), ReadStoreError> {
-        let mut ids: Vec<String> = ids.into_iter().filter(|id| !set.has_loaded(id)).collect();
-        ids.sort_unstable();
-        ids.dedup();
+        let ids = missing(set, ids);
         if ids.is_empty() {
             return Ok(());
         }
@@ -197,14 +250,7 @@ impl ReadTx {
                     .await?
             }
         };
-        for row in rows {
-            let (id, doc) = doc_of(row)?;
-            set.load(id, Some(doc));
-        }
-        for id in ids {
-            set.load(id, None);
-        }
-        Ok(())
+        fill(set, rows, ids)
     }
 
     /// Ends the transaction without a change (releasing the checkpoint row now, not when the

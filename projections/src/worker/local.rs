@@ -9,6 +9,8 @@ use ledger::event::{Position, RecordedEvent};
 use ledger::store::{EventStore, read_page};
 
 use super::{WorkerError, apply};
+
+mod pipeline;
 use crate::projection::Projection;
 use crate::store::ReadStore;
 
@@ -234,19 +236,13 @@ impl LocalFeed {
         }
     }
 
-    /// Rounds until a round finds nothing more (the head, or the `until` limit).
+    /// Applies everything up to the head (or the `until` limit): [`Self::catch_up_with`]
+    /// without progress reports. Answers how many events were read.
     ///
     /// # Errors
-    /// The first round's failure.
+    /// The first failure.
     pub async fn catch_up(&mut self) -> Result<u64, WorkerError> {
-        let mut total = 0u64;
-        loop {
-            let n = self.round().await?;
-            if n == 0 {
-                return Ok(total);
-            }
-            total += n as u64;
-        }
+        self.catch_up_with(&|_| {}).await
     }
 
     /// The lowest checkpoint of the feed's projections, as last seen.

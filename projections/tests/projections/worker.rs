@@ -181,6 +181,55 @@ async fn two_workers_of_one_projection_apply_each_event_once() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_feeds_catching_up_at_once_apply_each_event_once() {
+    for kind in KINDS {
+        let s = TestStore::open(kind).await;
+        let all = projections();
+        s.read.ensure(&refs(&all)).await.expect("ensure");
+        let cash = some_charges(s.events.as_ref()).await;
+        // Two feeds, small pages of different sizes: each folds pages ahead of its commits,
+        // and finds the checkpoint moved under them by the other time and again.
+        let feeds: Vec<_> = [3u32, 5]
+            .into_iter()
+            .map(|size| {
+                let mut feed =
+                    LocalFeed::new(s.read.clone(), s.events.clone(), all.clone()).page_size(size);
+                tokio::spawn(async move { feed.catch_up().await.expect("catch up") })
+            })
+            .collect();
+        for f in feeds {
+            f.await.expect("feed");
+        }
+        let head = s.events.head().await.unwrap().position.0;
+        for p in &all {
+            assert_eq!(s.read.checkpoint(p.name()).await.unwrap(), head, "{kind:?}");
+        }
+        assert_books(&s.read, &cash).await;
+        // The same rows as one feed alone builds.
+        let next = s.read.with_prefix(NEXT);
+        next.drop_tables(&refs(&all)).await.expect("drop");
+        next.ensure(&refs(&all)).await.expect("ensure next");
+        LocalFeed::new(next.clone(), s.events.clone(), all.clone())
+            .catch_up()
+            .await
+            .expect("alone");
+        for p in &all {
+            assert_eq!(
+                s.read.all_docs(p.name()).await.unwrap(),
+                next.all_docs(p.name()).await.unwrap(),
+                "{kind:?} {}",
+                p.name()
+            );
+        }
+        assert_eq!(
+            s.read.all_lines("journal").await.unwrap(),
+            next.all_lines("journal").await.unwrap(),
+            "{kind:?}: each journal line once"
+        );
+    }
+}
+
 #[tokio::test]
 async fn replay_rebuilds_the_live_rows_and_swaps_them_in() {
     for kind in KINDS {
