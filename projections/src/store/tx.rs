@@ -4,7 +4,7 @@
 use sqlx::{Postgres, Sqlite, Transaction};
 
 use super::{Pool, ReadStore, ReadStoreError};
-use crate::projection::{Doc, ReadSet};
+use crate::projection::{Doc, JournalLine, ReadSet};
 
 const SELECT_CHECKPOINT_PG: &str = "SELECT position FROM {c} WHERE projection = $1 FOR UPDATE";
 const SELECT_CHECKPOINT: &str = "SELECT position FROM {c} WHERE projection = $1";
@@ -20,10 +20,8 @@ const UPSERT_SQLITE: &str = "INSERT INTO {t} (id, customer, status, created, pos
      VALUES ($1, $2, $3, $4, $5, $6) \
      ON CONFLICT (id) DO UPDATE SET customer = excluded.customer, status = excluded.status, \
      created = excluded.created, position = excluded.position, body = excluded.body";
-const JOURNAL_PG: &str = "INSERT INTO {l} \
-     (position, line, at, entry, account, currency, debit, credit, customer) \
-     SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], \
-     $6::text[], $7::bigint[], $8::bigint[], $9::text[])";
+const JOURNAL_COPY_PG: &str = "COPY {l} \
+     (position, line, at, entry, account, currency, debit, credit, customer) FROM STDIN";
 const JOURNAL_SQLITE: &str = "INSERT INTO {l} \
      (position, line, at, entry, account, currency, debit, credit, customer) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
@@ -142,6 +140,37 @@ pub(super) fn missing_table(e: &sqlx::Error) -> bool {
         }
         _ => false,
     }
+}
+
+/// Journal lines in `COPY`'s text format: tab-separated, `\N` for null, backslash escapes.
+fn copy_text(lines: &[JournalLine]) -> Vec<u8> {
+    use std::fmt::Write;
+    fn field(out: &mut String, text: &str) {
+        for c in text.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\t' => out.push_str("\\t"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                c => out.push(c),
+            }
+        }
+    }
+    let mut out = String::with_capacity(lines.len() * 160);
+    for l in lines {
+        let _ = write!(out, "{}\t{}\t", l.position, l.line);
+        for text in [&l.at, &l.entry, &l.account, &l.currency] {
+            field(&mut out, text);
+            out.push('\t');
+        }
+        let _ = write!(out, "{}\t{}\t", l.debit, l.credit);
+        match &l.customer {
+            Some(c) => field(&mut out, c),
+            None => out.push_str("\\N"),
+        }
+        out.push('\n');
+    }
+    out.into_bytes()
 }
 
 /// The ids of `ids` that `set` has not loaded, sorted, once each.
@@ -308,23 +337,13 @@ impl ReadTx {
                 }
                 let lines = set.journal();
                 if !lines.is_empty() {
-                    sqlx::query(store.sql(JOURNAL_PG, p))
-                        .bind(lines.iter().map(|l| l.position).collect::<Vec<_>>())
-                        .bind(lines.iter().map(|l| l.line).collect::<Vec<_>>())
-                        .bind(lines.iter().map(|l| l.at.as_str()).collect::<Vec<_>>())
-                        .bind(lines.iter().map(|l| l.entry.as_str()).collect::<Vec<_>>())
-                        .bind(lines.iter().map(|l| l.account.as_str()).collect::<Vec<_>>())
-                        .bind(
-                            lines
-                                .iter()
-                                .map(|l| l.currency.as_str())
-                                .collect::<Vec<_>>(),
-                        )
-                        .bind(lines.iter().map(|l| l.debit).collect::<Vec<_>>())
-                        .bind(lines.iter().map(|l| l.credit).collect::<Vec<_>>())
-                        .bind(lines.iter().map(|l| l.customer.clone()).collect::<Vec<_>>())
-                        .execute(&mut **tx)
-                        .await?;
+                    // COPY: the bulk of a replay's rows, appended only.
+                    let mut copy = tx.copy_in_raw(&store.sql(JOURNAL_COPY_PG, p).0).await?;
+                    if let Err(e) = copy.send(copy_text(lines)).await {
+                        let _ = copy.abort("journal lines not sent").await;
+                        return Err(e.into());
+                    }
+                    copy.finish().await?;
                 }
                 sqlx::query(store.sql(SET_CHECKPOINT, p))
                     .bind(p)
@@ -379,5 +398,37 @@ impl ReadTx {
             Inner::Sqlite(tx) => tx.commit().await?,
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(account: &str, customer: Option<&str>) -> JournalLine {
+        JournalLine {
+            position: 7,
+            line: 2,
+            at: "2026-01-31T00:00:00.000000Z".into(),
+            entry: "ChargeSucceeded".into(),
+            account: account.into(),
+            currency: "usd".into(),
+            debit: 0,
+            credit: 1999,
+            customer: customer.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn copy_text_escapes_what_copy_would_read_as_a_separator_or_null() {
+        let text = copy_text(&[
+            line("cash:a\tb\\c\nd", None),
+            line("revenue", Some("cus_1")),
+        ]);
+        assert_eq!(
+            String::from_utf8(text).unwrap(),
+            "7\t2\t2026-01-31T00:00:00.000000Z\tChargeSucceeded\tcash:a\\tb\\\\c\\nd\tusd\t0\t1999\t\\N\n\
+             7\t2\t2026-01-31T00:00:00.000000Z\tChargeSucceeded\trevenue\tusd\t0\t1999\tcus_1\n"
+        );
     }
 }
