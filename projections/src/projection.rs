@@ -191,6 +191,12 @@ impl ReadSet {
         }
     }
 
+    /// Whether the batch changed nothing (then only its checkpoint would be written).
+    #[must_use]
+    pub fn unchanged(&self) -> bool {
+        self.changed.is_empty() && self.removed.is_empty() && self.journal.is_empty()
+    }
+
     /// Takes document `id` as `earlier` (a batch not committed yet) left it, if it had it.
     pub fn carry(&mut self, earlier: &ReadSet, id: &str) -> bool {
         match earlier.docs.get(id) {

@@ -1,8 +1,10 @@
 //! `billing bench replay --events N`: the rate of a full replay of N events (charges, their
 //! outcomes and some refunds, appended by the real store first when the log is shorter) into
 //! fresh read-model tables, against the rate of PostgreSQL's own
-//! `COPY (SELECT * FROM events ORDER BY position) TO STDOUT`, and the process's memory at 10 %
-//! and at 100 % of the replay. Prints one JSON line. PostgreSQL only (`DATABASE_URL`).
+//! `COPY (SELECT * FROM events ORDER BY position) TO STDOUT` (the fastest of three), and the
+//! process's memory at 10 % and at 100 % of the replay. The replay is `billing replay`'s: the
+//! pipelined catch-up into fresh tables, their secondary indexes built at the end. Prints one
+//! JSON line. PostgreSQL only (`DATABASE_URL`).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -23,6 +25,9 @@ use serde_json::json;
 
 use crate::config::StoreConfig;
 
+/// Times the COPY is run (the fastest counts).
+const COPY_RUNS: usize = 3;
+
 /// Concurrent appenders while the log is filled.
 const FILLERS: usize = 128;
 
@@ -41,10 +46,15 @@ pub async fn run(config: &StoreConfig, events: u64) -> Result<ExitCode, String> 
     let head = log.head().await.map_err(|e| e.to_string())?.position.0;
     eprintln!("log: {head} events ({filled} appended now)");
 
-    // PostgreSQL's own rate of reading the log in order.
-    let started = Instant::now();
-    let bytes = pg.copy_log_out().await.map_err(|e| e.to_string())?;
-    let copy_secs = started.elapsed().as_secs_f64();
+    // PostgreSQL's own rate of reading the log in order: the fastest of three (it varies by
+    // ±10 % from run to run here; the fastest is the stricter yardstick).
+    let mut copy_secs = f64::INFINITY;
+    let mut bytes = 0;
+    for _ in 0..COPY_RUNS {
+        let started = Instant::now();
+        bytes = pg.copy_log_out().await.map_err(|e| e.to_string())?;
+        copy_secs = copy_secs.min(started.elapsed().as_secs_f64());
+    }
     let copy_rate = head as f64 / copy_secs;
 
     // A full replay of every projection into fresh tables (not swapped in).

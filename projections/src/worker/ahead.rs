@@ -1,11 +1,12 @@
 //! A batch folded while the one before it commits: the same rows as [`super::apply`], with the
 //! folding of batch N+1 overlapping the commit of batch N.
 //!
-//! Batch N+1 is folded after checkpoint `after` = the last position of batch N, before N is
-//! committed: the documents N holds are taken from N's set (what N will have written), the others
-//! from the rows as committed now, which N does not touch. It is committed only if the checkpoint
-//! is then `after` (N committed, nobody else moved it); otherwise the caller applies it again
-//! through [`super::apply`].
+//! Batch N+1 is folded after the last position of batch N, before N is committed: the documents
+//! N holds are taken from N's set (what N will have written), the others from the rows as
+//! committed now, which N does not touch. It is committed only if the checkpoint is then the one
+//! it expects (N committed, nobody else moved it); otherwise the caller applies it again through
+//! [`super::apply`]. A batch that changes nothing need not be committed: the next one's
+//! checkpoint covers it.
 
 use ledger::event::RecordedEvent;
 use ledger::store::EventStore;
@@ -18,14 +19,16 @@ use crate::store::ReadStore;
 pub struct Ahead {
     /// The rows it writes, and the documents it read.
     pub set: ReadSet,
-    /// The checkpoint it was folded after.
-    pub after: i64,
+    /// The checkpoint the store must have when it commits: the position it was folded after,
+    /// or an earlier one when the batches in between changed nothing and were not committed.
+    pub expect: i64,
     /// Its last position: the checkpoint once committed.
     pub last: i64,
 }
 
-/// Folds the events of `delivered` after `after` (gaps filled from `events`); `None` when
-/// there are none. `earlier`: the set of the batch ending at `after`, if it is not committed yet.
+/// Folds the events of `delivered` after `after` (gaps filled from `events`), to be committed
+/// over checkpoint `expect`; `None` when there are none. `earlier`: the set of the batch ending
+/// at `after`, if it is not committed yet.
 ///
 /// # Errors
 /// The stores', or the projection's.
@@ -34,7 +37,7 @@ pub async fn fold_ahead(
     events: &dyn EventStore,
     projection: &dyn Projection,
     delivered: &[RecordedEvent],
-    after: i64,
+    (after, expect): (i64, i64),
     earlier: Option<&ReadSet>,
 ) -> Result<Option<Ahead>, WorkerError> {
     let mut fresh: Vec<&RecordedEvent> =
@@ -57,11 +60,11 @@ pub async fn fold_ahead(
     read.load(projection.name(), &mut set, from_store).await?;
     let refs: Vec<&RecordedEvent> = batch.iter().map(AsRef::as_ref).collect();
     projection.apply_all(&mut set, &refs)?;
-    Ok(Some(Ahead { set, after, last }))
+    Ok(Some(Ahead { set, expect, last }))
 }
 
-/// Commits `ahead` with its checkpoint if the checkpoint is still the one it was folded after.
-/// Answers whether it did.
+/// Commits `ahead` with its checkpoint if the checkpoint is still the one it expects. Answers
+/// whether it did.
 ///
 /// # Errors
 /// The database's; then nothing of the batch is kept.
@@ -71,7 +74,7 @@ pub async fn commit_ahead(
     ahead: &Ahead,
 ) -> Result<bool, WorkerError> {
     let tx = read.begin(projection.name()).await?;
-    if tx.checkpoint() != ahead.after {
+    if tx.checkpoint() != ahead.expect {
         tx.rollback().await?;
         return Ok(false);
     }

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::LocalFeed;
-use crate::projection::Projection;
+use crate::projection::{Projection, ReadSet};
 use crate::store::ReadStore;
 use crate::worker::ahead::{Ahead, commit_ahead, fold_ahead};
 use crate::worker::{WorkerError, apply};
@@ -45,9 +45,13 @@ struct Committing {
 
 impl One {
     /// Applies the pages of `pages` after checkpoint `after`: each page is folded while the
-    /// one before it commits.
+    /// one before it commits; one that changes nothing is not committed (the next commit's
+    /// checkpoint covers it, or a last commit of the checkpoint alone).
     async fn run(self, mut pages: mpsc::Receiver<Page>, mut after: i64) -> Result<(), WorkerError> {
         let mut committing: Option<Committing> = None;
+        // The checkpoint as stored once `committing` lands.
+        let mut stored = after;
+        let mut last_page = None;
         while let Some(page) = pages.recv().await {
             let earlier = committing.as_ref().map(|c| &c.ahead.set);
             let folded = fold_ahead(
@@ -55,7 +59,7 @@ impl One {
                 self.events.as_ref(),
                 self.projection.as_ref(),
                 &page,
-                after,
+                (after, stored),
                 earlier,
             )
             .await?;
@@ -65,12 +69,20 @@ impl One {
                 // The checkpoint moved under the batch (another worker, a swap): this page
                 // was folded on top of it, so it goes the usual way too.
                 after = self.apply(&page).await?;
+                stored = after;
                 continue;
             }
             let Some(ahead) = folded else {
                 continue;
             };
             after = ahead.last;
+            if ahead.set.unchanged() {
+                // Applied, as far as the rows go; shown as such.
+                self.applied[self.index].store(after, Ordering::Release);
+                last_page = Some(page);
+                continue;
+            }
+            stored = after;
             let ahead = Arc::new(ahead);
             let (read, projection, batch) =
                 (self.read.clone(), self.projection.clone(), ahead.clone());
@@ -84,6 +96,19 @@ impl One {
         }
         if let Some(c) = committing {
             self.landed(c).await?;
+        }
+        if after != stored {
+            // Pages that changed nothing since the last commit: their checkpoint alone.
+            let checkpoint = Ahead {
+                set: ReadSet::default(),
+                expect: stored,
+                last: after,
+            };
+            if commit_ahead(&self.read, self.projection.as_ref(), &checkpoint).await? {
+                self.applied[self.index].store(after, Ordering::Release);
+            } else if let Some(page) = last_page {
+                self.apply(&page).await?;
+            }
         }
         Ok(())
     }
