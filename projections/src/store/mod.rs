@@ -97,8 +97,8 @@ impl ReadStore {
             .replace("{t}", &self.table(projection))
             .replace("{c}", &self.checkpoints());
         sqlx::AssertSqlSafe(match self.pool {
-            Pool::Postgres(_) => s,
-            Pool::Sqlite(_) => s.replace('$', "?"),
+            Pool::Postgres(_) => s.replace("{k}", " COLLATE \"C\""),
+            Pool::Sqlite(_) => s.replace("{k}", "").replace('$', "?"),
         })
     }
 }
