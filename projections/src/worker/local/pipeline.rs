@@ -3,16 +3,18 @@
 //!
 //! A round waits for its slowest projection before the next page starts, so while the slowest
 //! one commits, the others and this process sit idle. Here a projection only waits for its own
-//! previous page; the slowest is at most [`DEPTH`] pages behind the reader (bounded channels),
-//! so memory stays flat. Each page still lands through [`apply`]: checkpoint, skip, gap fill
-//! and commit are the same as in a round.
+//! previous page; the slowest is at most [`DEPTH`] pages (and the two it folds and commits)
+//! behind the reader (bounded channels), so memory stays flat. At most [`CONNECTIONS`] folds and
+//! commits use the database at once. A page lands through `ahead::commit_ahead` (checkpoint
+//! locked and checked, rows and checkpoint in one commit) or, when the checkpoint moved under
+//! it, through [`apply`], as in a round.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use ledger::event::{Position, RecordedEvent};
 use ledger::store::{EventStore, read_page};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use super::LocalFeed;
@@ -21,8 +23,12 @@ use crate::store::ReadStore;
 use crate::worker::ahead::{Ahead, commit_ahead, fold_ahead};
 use crate::worker::{WorkerError, apply};
 
-/// Pages handed out and not yet applied by every projection, at most.
+/// Pages handed out and not yet taken by every projection, at most.
 const DEPTH: usize = 4;
+
+/// Folds and commits using a connection at once, at most (each projection may have one of
+/// each in flight; the pool must have room for these, the reader and gap fills).
+const CONNECTIONS: usize = 6;
 
 type Page = Arc<Vec<RecordedEvent>>;
 
@@ -34,6 +40,8 @@ struct One {
     /// Every projection's last committed position; this one's at `index`.
     applied: Arc<Vec<AtomicI64>>,
     index: usize,
+    /// Shared by every projection of the feed: [`CONNECTIONS`].
+    permits: Arc<Semaphore>,
 }
 
 /// The batch being committed, in a task of its own, and the page it came from.
@@ -54,15 +62,29 @@ impl One {
         let mut last_page = None;
         while let Some(page) = pages.recv().await {
             let earlier = committing.as_ref().map(|c| &c.ahead.set);
-            let folded = fold_ahead(
-                &self.read,
-                self.events.as_ref(),
-                self.projection.as_ref(),
-                &page,
-                (after, stored),
-                earlier,
-            )
-            .await?;
+            let folded = {
+                let _permit = self.permits.acquire().await;
+                fold_ahead(
+                    &self.read,
+                    self.events.as_ref(),
+                    self.projection.as_ref(),
+                    &page,
+                    (after, stored),
+                    earlier,
+                )
+                .await
+            };
+            let folded = match folded {
+                Ok(folded) => folded,
+                Err(e) => {
+                    // Not before the batch in flight has landed (or not): nothing keeps
+                    // writing after the caller has heard the error.
+                    if let Some(c) = committing.take() {
+                        let _ = self.landed(c).await;
+                    }
+                    return Err(e);
+                }
+            };
             if let Some(c) = committing.take()
                 && !self.landed(c).await?
             {
@@ -84,10 +106,16 @@ impl One {
             }
             stored = after;
             let ahead = Arc::new(ahead);
-            let (read, projection, batch) =
-                (self.read.clone(), self.projection.clone(), ahead.clone());
-            let commit =
-                tokio::spawn(async move { commit_ahead(&read, projection.as_ref(), &batch).await });
+            let (read, projection, batch, permits) = (
+                self.read.clone(),
+                self.projection.clone(),
+                ahead.clone(),
+                self.permits.clone(),
+            );
+            let commit = tokio::spawn(async move {
+                let _permit = permits.acquire().await;
+                commit_ahead(&read, projection.as_ref(), &batch).await
+            });
             committing = Some(Committing {
                 commit,
                 ahead,
@@ -128,17 +156,28 @@ impl One {
         Ok(done)
     }
 
-    /// Applies `page` through [`apply`]; answers the checkpoint after it.
+    /// Applies `page` through [`apply`] until the checkpoint is at its end (a long gap before
+    /// it is filled over several batches); answers the checkpoint after it.
     async fn apply(&self, page: &[RecordedEvent]) -> Result<i64, WorkerError> {
-        let done = apply(
-            &self.read,
-            self.events.as_ref(),
-            self.projection.as_ref(),
-            page,
-        )
-        .await?;
-        self.applied[self.index].store(done.checkpoint, Ordering::Release);
-        Ok(done.checkpoint)
+        let end = page.last().map_or(0, |e| e.position.0);
+        let mut checkpoint = i64::MIN;
+        loop {
+            let done = {
+                let _permit = self.permits.acquire().await;
+                apply(
+                    &self.read,
+                    self.events.as_ref(),
+                    self.projection.as_ref(),
+                    page,
+                )
+                .await?
+            };
+            self.applied[self.index].store(done.checkpoint, Ordering::Release);
+            if done.checkpoint >= end || done.checkpoint == checkpoint {
+                return Ok(done.checkpoint);
+            }
+            checkpoint = done.checkpoint;
+        }
     }
 }
 
@@ -149,7 +188,7 @@ impl LocalFeed {
     /// Answers how many events were read.
     ///
     /// # Errors
-    /// The first projection's failure (the others stop at a page boundary, each committed up
+    /// A projection's failure (the first in projection order; the others stop at a page boundary, each committed up
     /// to where it got), or the store's.
     pub async fn catch_up_with(
         &mut self,
@@ -172,6 +211,7 @@ impl LocalFeed {
         }
         let applied: Arc<Vec<AtomicI64>> =
             Arc::new(known.iter().map(|k| AtomicI64::new(*k)).collect());
+        let permits = Arc::new(Semaphore::new(CONNECTIONS));
         let mut senders = Vec::with_capacity(self.projections.len());
         let mut tasks = Vec::with_capacity(self.projections.len());
         for (i, p) in self.projections.iter().enumerate() {
@@ -183,6 +223,7 @@ impl LocalFeed {
                 projection: p.clone(),
                 applied: applied.clone(),
                 index: i,
+                permits: permits.clone(),
             };
             tasks.push(tokio::spawn(one.run(rx, known[i])));
         }
@@ -208,11 +249,14 @@ impl LocalFeed {
         }
         let next: Vec<i64> = applied.iter().map(|a| a.load(Ordering::Acquire)).collect();
         progress(next.iter().copied().min().unwrap_or(0));
-        self.checkpoints = Some(next);
-        match failure {
+        let outcome = match failure {
             Some(e) => Err(e),
-            None => Ok(read?),
-        }
+            None => read.map_err(WorkerError::from),
+        };
+        // After a failure, the next round reads the checkpoints again (pages that changed
+        // nothing may have been counted and not committed).
+        self.checkpoints = outcome.is_ok().then_some(next);
+        outcome
     }
 
     /// Reads the log after `from`, a page at a time, and hands each page to every projection;
