@@ -70,6 +70,15 @@ impl ReadStore {
         matches!(self.pool, Pool::Postgres(_))
     }
 
+    /// The most connections its pool opens.
+    #[must_use]
+    pub fn max_connections(&self) -> u32 {
+        match &self.pool {
+            Pool::Postgres(pool) => pool.options().get_max_connections(),
+            Pool::Sqlite(pool) => pool.options().get_max_connections(),
+        }
+    }
+
     #[must_use]
     pub fn prefix(&self) -> &'static str {
         self.prefix

@@ -4,8 +4,8 @@
 //! A round waits for its slowest projection before the next page starts, so while the slowest
 //! one commits, the others and this process sit idle. Here a projection only waits for its own
 //! previous page; the slowest is at most [`DEPTH`] pages (and the two it folds and commits)
-//! behind the reader (bounded channels), so memory stays flat. At most [`CONNECTIONS`] folds and
-//! commits use the database at once. A page lands through `ahead::commit_ahead` (checkpoint
+//! behind the reader (bounded channels), so memory stays flat. Folds and commits share the
+//! pool's connections but [`SPARE_CONNECTIONS`]. A page lands through `ahead::commit_ahead` (checkpoint
 //! locked and checked, rows and checkpoint in one commit) or, when the checkpoint moved under
 //! it, through [`apply`], as in a round.
 
@@ -26,9 +26,9 @@ use crate::worker::{WorkerError, apply};
 /// Pages handed out and not yet taken by every projection, at most.
 const DEPTH: usize = 4;
 
-/// Folds and commits using a connection at once, at most (each projection may have one of
-/// each in flight; the pool must have room for these, the reader and gap fills).
-const CONNECTIONS: usize = 6;
+/// Connections of the pool left to the reader and gap fills; folds and commits (each
+/// projection may have one of each in flight) share the rest.
+const SPARE_CONNECTIONS: u32 = 2;
 
 type Page = Arc<Vec<RecordedEvent>>;
 
@@ -40,7 +40,7 @@ struct One {
     /// Every projection's last committed position; this one's at `index`.
     applied: Arc<Vec<AtomicI64>>,
     index: usize,
-    /// Shared by every projection of the feed: [`CONNECTIONS`].
+    /// Shared by every projection of the feed: the pool's connections but the spare ones.
     permits: Arc<Semaphore>,
 }
 
@@ -211,7 +211,12 @@ impl LocalFeed {
         }
         let applied: Arc<Vec<AtomicI64>> =
             Arc::new(known.iter().map(|k| AtomicI64::new(*k)).collect());
-        let permits = Arc::new(Semaphore::new(CONNECTIONS));
+        let connections = self
+            .read
+            .max_connections()
+            .saturating_sub(SPARE_CONNECTIONS)
+            .max(1);
+        let permits = Arc::new(Semaphore::new(connections as usize));
         let mut senders = Vec::with_capacity(self.projections.len());
         let mut tasks = Vec::with_capacity(self.projections.len());
         for (i, p) in self.projections.iter().enumerate() {
