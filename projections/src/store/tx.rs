@@ -181,6 +181,25 @@ fn missing(set: &ReadSet, ids: Vec<String>) -> Vec<String> {
     ids
 }
 
+/// The rows of `ids` (PostgreSQL), in a transaction or from the pool.
+async fn load_pg<'c>(
+    executor: impl sqlx::PgExecutor<'c>,
+    sql: sqlx::AssertSqlSafe<String>,
+    ids: &[String],
+) -> Result<Vec<Row>, sqlx::Error> {
+    sqlx::query_as(sql).bind(ids).fetch_all(executor).await
+}
+
+/// The rows of `ids` (SQLite: the ids as one JSON array), in a transaction or from the pool.
+async fn load_sqlite<'c>(
+    executor: impl sqlx::SqliteExecutor<'c>,
+    sql: sqlx::AssertSqlSafe<String>,
+    ids: &[String],
+) -> Result<Vec<Row>, sqlx::Error> {
+    let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+    sqlx::query_as(sql).bind(list).fetch_all(executor).await
+}
+
 /// Loads the `rows` found for `ids` into `set`, and the rest of `ids` as absent.
 fn fill(set: &mut ReadSet, rows: Vec<Row>, ids: Vec<String>) -> Result<(), ReadStoreError> {
     for row in rows {
@@ -209,19 +228,10 @@ impl ReadStore {
         if ids.is_empty() {
             return Ok(());
         }
-        let rows: Vec<Row> = match &self.pool {
-            Pool::Postgres(pool) => {
-                sqlx::query_as(self.sql(LOAD_PG, projection))
-                    .bind(&ids)
-                    .fetch_all(pool)
-                    .await?
-            }
+        let rows = match &self.pool {
+            Pool::Postgres(pool) => load_pg(pool, self.sql(LOAD_PG, projection), &ids).await?,
             Pool::Sqlite(pool) => {
-                let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
-                sqlx::query_as(self.sql(LOAD_SQLITE, projection))
-                    .bind(list)
-                    .fetch_all(pool)
-                    .await?
+                load_sqlite(pool, self.sql(LOAD_SQLITE, projection), &ids).await?
             }
         };
         fill(set, rows, ids)
@@ -264,20 +274,10 @@ impl ReadTx {
         if ids.is_empty() {
             return Ok(());
         }
-        let rows: Vec<Row> = match &mut self.inner {
-            Inner::Postgres(tx) => {
-                sqlx::query_as(self.store.sql(LOAD_PG, self.projection))
-                    .bind(&ids)
-                    .fetch_all(&mut **tx)
-                    .await?
-            }
-            Inner::Sqlite(tx) => {
-                let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
-                sqlx::query_as(self.store.sql(LOAD_SQLITE, self.projection))
-                    .bind(list)
-                    .fetch_all(&mut **tx)
-                    .await?
-            }
+        let (store, p) = (&self.store, self.projection);
+        let rows = match &mut self.inner {
+            Inner::Postgres(tx) => load_pg(&mut **tx, store.sql(LOAD_PG, p), &ids).await?,
+            Inner::Sqlite(tx) => load_sqlite(&mut **tx, store.sql(LOAD_SQLITE, p), &ids).await?,
         };
         fill(set, rows, ids)
     }
