@@ -117,6 +117,15 @@ impl Projection for Payments {
         }
     }
 
+    /// A charge's note is written by its own events only, from `ChargeRequested` on.
+    fn born(&self, event: &RecordedEvent) -> Option<String> {
+        if event.stream_version != 1 || event.stream_id.category() != "charge" {
+            return None;
+        }
+        let id = event.payload.get("charge_id").and_then(|v| v.as_str())?;
+        Some(format!("charge:{id}"))
+    }
+
     fn apply(&self, set: &mut ReadSet, event: &RecordedEvent) -> Result<(), ProjectionError> {
         let (charge_id, failure) = match charge_of(event) {
             Some(ChargeEvent::Requested(r)) => {

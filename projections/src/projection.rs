@@ -264,6 +264,12 @@ impl ReadSet {
         docs
     }
 
+    /// Whether the store held `id` when the batch read it (else a write of it inserts a row).
+    #[must_use]
+    pub fn was_stored(&self, id: &str) -> bool {
+        self.stored.contains(id)
+    }
+
     pub fn journal(&self) -> &[JournalLine] {
         &self.journal
     }
@@ -299,6 +305,14 @@ pub trait Projection: Send + Sync {
     /// The document ids `apply` may read for `event` (none for events it ignores).
     fn reads(&self, event: &RecordedEvent) -> Vec<String>;
 
+    /// The one id among [`Self::reads`] of `event` that cannot exist before it, if any: a
+    /// document that only its own stream's events write, when `event` is that stream's first
+    /// (`stream_version` 1). The worker takes it as absent instead of asking the store — on a
+    /// log of new charges, most of what a batch reads.
+    fn born(&self, _event: &RecordedEvent) -> Option<String> {
+        None
+    }
+
     /// Applies one event. Pure: the outcome depends only on the set and the event.
     ///
     /// # Errors
@@ -317,6 +331,26 @@ pub trait Projection: Send + Sync {
     ) -> Result<(), ProjectionError> {
         events.iter().try_for_each(|e| self.apply(set, e))
     }
+}
+
+/// The ids `events` read that are still to be read from the store: those born in `events`
+/// ([`Projection::born`]) are taken into `set` as absent, and not asked for.
+pub fn reads_of<'e>(
+    projection: &dyn Projection,
+    set: &mut ReadSet,
+    events: impl Iterator<Item = &'e RecordedEvent>,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    for event in events {
+        if let Some(id) = projection.born(event)
+            && !set.has_loaded(&id)
+        {
+            set.load(id, None);
+        }
+        ids.extend(projection.reads(event));
+    }
+    ids.retain(|id| !set.has_loaded(id));
+    ids
 }
 
 /// RFC 3339 UTC with six fractional digits, as every text timestamp of the read models.

@@ -70,6 +70,13 @@ where
         self.id_of(event).map(str::to_string).into_iter().collect()
     }
 
+    /// A document is its stream's state: none before the stream's first event.
+    fn born(&self, event: &RecordedEvent) -> Option<String> {
+        (event.stream_version == 1)
+            .then(|| self.id_of(event).map(str::to_string))
+            .flatten()
+    }
+
     fn apply(&self, set: &mut ReadSet, event: &RecordedEvent) -> Result<(), ProjectionError> {
         self.apply_all(set, &[event])
     }

@@ -15,7 +15,7 @@ use std::borrow::Cow;
 use ledger::event::{Position, RecordedEvent};
 use ledger::store::{EventStore, StoreError, read_page};
 
-use crate::projection::{Projection, ProjectionError, ReadSet};
+use crate::projection::{Projection, ProjectionError, ReadSet, reads_of};
 use crate::store::{ReadStore, ReadStoreError, ReadTx};
 
 /// Tries of a batch whose checkpoint moved back under it.
@@ -145,7 +145,7 @@ async fn fold(
     batch: &[Cow<'_, RecordedEvent>],
 ) -> Result<ReadSet, WorkerError> {
     let mut set = ReadSet::default();
-    let ids = batch.iter().flat_map(|e| projection.reads(e)).collect();
+    let ids = reads_of(projection, &mut set, batch.iter().map(AsRef::as_ref));
     tx.load(&mut set, ids).await?;
     let events: Vec<&RecordedEvent> = batch.iter().map(AsRef::as_ref).collect();
     projection.apply_all(&mut set, &events)?;

@@ -16,6 +16,8 @@ const UPSERT_PG: &str = "INSERT INTO {t} (id, customer, status, created, positio
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) \
      ON CONFLICT (id) DO UPDATE SET customer = excluded.customer, status = excluded.status, \
      created = excluded.created, position = excluded.position, body = excluded.body";
+const INSERT_PG: &str = "INSERT INTO {t} (id, customer, status, created, position, body) \
+     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[])";
 const UPSERT_SQLITE: &str = "INSERT INTO {t} (id, customer, status, created, position, body) \
      VALUES ($1, $2, $3, $4, $5, $6) \
      ON CONFLICT (id) DO UPDATE SET customer = excluded.customer, status = excluded.status, \
@@ -311,9 +313,15 @@ impl ReadTx {
                         .execute(&mut **tx)
                         .await?;
                 }
-                let docs = set.changed_docs();
-                if !docs.is_empty() {
-                    sqlx::query(store.sql(UPSERT_PG, p))
+                let (docs, new): (Vec<_>, Vec<_>) = set
+                    .changed_docs()
+                    .into_iter()
+                    .partition(|(id, _)| set.was_stored(id));
+                for (docs, sql) in [(new, INSERT_PG), (docs, UPSERT_PG)] {
+                    if docs.is_empty() {
+                        continue;
+                    }
+                    sqlx::query(store.sql(sql, p))
                         .bind(docs.iter().map(|(id, _)| *id).collect::<Vec<_>>())
                         .bind(
                             docs.iter()

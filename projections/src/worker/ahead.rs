@@ -12,7 +12,7 @@ use ledger::event::RecordedEvent;
 use ledger::store::EventStore;
 
 use super::{WorkerError, fill_gaps};
-use crate::projection::{Projection, ReadSet};
+use crate::projection::{Projection, ReadSet, reads_of};
 use crate::store::ReadStore;
 
 /// A batch folded, not yet committed.
@@ -49,7 +49,7 @@ pub async fn fold_ahead(
         return Ok(None);
     };
     let mut set = ReadSet::default();
-    let ids: Vec<String> = batch.iter().flat_map(|e| projection.reads(e)).collect();
+    let ids = reads_of(projection, &mut set, batch.iter().map(AsRef::as_ref));
     let from_store = match earlier {
         Some(earlier) => ids
             .into_iter()

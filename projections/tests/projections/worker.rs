@@ -385,3 +385,63 @@ async fn a_cursor_starts_at_zero_moves_forward_only_and_is_not_a_projection_chec
         );
     }
 }
+
+/// A charge document is its stream's state: the worker does not ask the store for one whose
+/// stream starts in the batch, and inserts it (PostgreSQL) rather than overwrites. So a row no
+/// event of the log wrote stops the projection, with nothing of the batch kept, instead of
+/// being silently replaced.
+#[tokio::test]
+async fn a_document_born_in_the_batch_is_inserted_never_written_over_a_stray_row() {
+    use projections::projection::{Doc, ReadSet, body_of};
+    let s = TestStore::open(Kind::Postgres).await;
+    let all = projections();
+    s.read.ensure(&refs(&all)).await.expect("ensure");
+    let id = charge(s.events.as_ref(), 500, "usd", true, at(1))
+        .await
+        .to_string();
+    // The stray row holds a readable charge (this one's own state), so only its being asked
+    // for and upserted could let the batch through.
+    let stream = StreamId::new(format!("charge-{id}")).unwrap();
+    let events = s.events.read_stream(&stream).await.expect("read stream");
+    let decoded: Vec<ChargeEvent> = decode_stream(&events).expect("decode");
+    let state = decoded.iter().zip(&events).fold(None, |state, (e, r)| {
+        charge::evolve(state, e, r.occurred_at)
+    });
+    let mut stray = ReadSet::default();
+    stray.load(id.clone(), None);
+    stray.put(
+        id.clone(),
+        Doc {
+            customer: None,
+            status: Some("stray".into()),
+            created: "2026-03-01T00:00:00.000000Z".into(),
+            position: 0,
+            body: body_of(&state.expect("a charge")).unwrap(),
+        },
+    );
+    let tx = s.read.begin("charges").await.expect("begin");
+    tx.commit(&stray, 0).await.expect("plant a stray row");
+
+    let log = everything(s.events.as_ref()).await;
+    let charges = projections::views::charges();
+    let outcome = apply(&s.read, s.events.as_ref(), &charges, &log).await;
+    assert!(outcome.is_err(), "applied over a stray row: {outcome:?}");
+    assert_eq!(s.read.checkpoint("charges").await.unwrap(), 0);
+    let doc = s.read.get("charges", &id).await.unwrap().expect("the row");
+    assert_eq!(
+        doc.status.as_deref(),
+        Some("stray"),
+        "nothing of the batch kept"
+    );
+
+    // Once the stray row is gone, the same batch applies.
+    let mut gone = ReadSet::default();
+    gone.load(id.clone(), Some(doc));
+    gone.remove(&id);
+    let tx = s.read.begin("charges").await.expect("begin");
+    tx.commit(&gone, 0).await.expect("remove the stray row");
+    apply(&s.read, s.events.as_ref(), &charges, &log)
+        .await
+        .expect("applies");
+    assert_charges_match(s.events.as_ref(), &s.read, &log).await;
+}
