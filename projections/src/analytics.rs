@@ -13,14 +13,14 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
-use commands::charge::ChargeEvent;
+use chrono::{DateTime, Datelike, Utc};
 use commands::plan::UsageType;
 use commands::pricing::calendar::IntervalUnit;
 use commands::pricing::rounding::round_minor;
 use commands::stored::DomainEvent;
 use commands::subscription::{Subscription, SubscriptionEvent, SubscriptionStatus};
 use ledger::event::RecordedEvent;
+use ledger::money::Currency;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -39,13 +39,13 @@ fn add(a: &mut i64, b: i64) {
 /// `day:<YYYY-MM-DD>` of a moment.
 #[must_use]
 pub fn day_key(t: DateTime<Utc>) -> String {
-    format!("day:{}", t.format("%Y-%m-%d"))
+    format!("day:{:04}-{:02}-{:02}", t.year(), t.month(), t.day())
 }
 
 /// `month:<YYYY-MM>` of a moment.
 #[must_use]
 pub fn month_key(t: DateTime<Utc>) -> String {
-    format!("month:{}", t.format("%Y-%m"))
+    format!("month:{:04}-{:02}", t.year(), t.month())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -85,10 +85,34 @@ impl PaymentCounts {
     }
 }
 
-fn charge_of(event: &RecordedEvent) -> Option<ChargeEvent> {
-    (event.stream_id.category() == "charge")
-        .then(|| ChargeEvent::from_stored(&event.event_type, &event.payload))
-        .flatten()
+/// What payments reads of a charge's events: a few fields, the rest of the payload skipped.
+#[derive(Deserialize)]
+struct ChargeFields {
+    charge_id: String,
+    #[serde(default)]
+    amount: i64,
+    #[serde(default)]
+    currency: Option<Currency>,
+    #[serde(default)]
+    failure_code: Option<String>,
+}
+
+/// The charge events payments counts, decoded; `None` for the others and for one that does not
+/// decode (as a charge event that does not decode counts nothing).
+fn charge_of(event: &RecordedEvent) -> Option<(&str, ChargeFields)> {
+    let kind = event.event_type.as_str();
+    let counted = matches!(kind, "ChargeRequested" | "ChargeSucceeded" | "ChargeFailed");
+    if !counted || event.stream_id.category() != "charge" {
+        return None;
+    }
+    let fields = ChargeFields::deserialize(&event.payload).ok()?;
+    // As the full events: a request has its amount and currency, a failure its code.
+    let whole = match kind {
+        "ChargeRequested" => fields.currency.is_some() && event.payload.get("amount").is_some(),
+        "ChargeFailed" => fields.failure_code.is_some(),
+        _ => true,
+    };
+    whole.then_some((kind, fields))
 }
 
 impl Projection for Payments {
@@ -128,17 +152,17 @@ impl Projection for Payments {
 
     fn apply(&self, set: &mut ReadSet, event: &RecordedEvent) -> Result<(), ProjectionError> {
         let (charge_id, failure) = match charge_of(event) {
-            Some(ChargeEvent::Requested(r)) => {
+            Some(("ChargeRequested", r)) => {
                 let note = ChargeNote {
-                    currency: r.currency.code().to_string(),
+                    currency: r.currency.map(|c| c.code()).unwrap_or_default().to_string(),
                     amount: r.amount,
                 };
                 let key = format!("charge:{}", r.charge_id);
                 return set.keep(PAYMENTS, event, key, None, &note);
             }
-            Some(ChargeEvent::Succeeded(s)) => (s.charge_id, None),
-            Some(ChargeEvent::Failed(f)) => (f.charge_id, Some(f.failure_code)),
-            _ => return Ok(()),
+            Some(("ChargeSucceeded", s)) => (s.charge_id, None),
+            Some((_, f)) => (f.charge_id, f.failure_code),
+            None => return Ok(()),
         };
         let note_key = format!("charge:{charge_id}");
         let note: ChargeNote = set.note(PAYMENTS, event, &note_key)?;
@@ -313,5 +337,22 @@ impl Projection for Mrr {
         note.mrr = now;
         note.currency = currency;
         set.keep(MRR, event, key, None, &note)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn day_and_month_keys_are_zero_padded_utc_dates() {
+        let t = Utc.with_ymd_and_hms(2026, 3, 5, 23, 59, 59).unwrap();
+        assert_eq!(day_key(t), "day:2026-03-05");
+        assert_eq!(month_key(t), "month:2026-03");
+        let t = Utc.with_ymd_and_hms(987, 11, 30, 0, 0, 0).unwrap();
+        assert_eq!(day_key(t), "day:0987-11-30");
+        assert_eq!(month_key(t), "month:0987-11");
     }
 }

@@ -19,7 +19,11 @@ pub struct Refunds;
 pub struct CreditNotes;
 
 fn refund_of(event: &RecordedEvent) -> Option<RefundEvent> {
-    if event.stream_id.category() != "charge" {
+    let refund = matches!(
+        event.event_type.as_str(),
+        "RefundRequested" | "RefundSucceeded" | "RefundFailed"
+    );
+    if !refund || event.stream_id.category() != "charge" {
         return None;
     }
     match ChargeEvent::from_stored(&event.event_type, &event.payload)? {
@@ -141,7 +145,7 @@ fn pointer(
 
 /// `(credit note id, invoice id)` of a `CreditNoteIssued`.
 fn issued(event: &RecordedEvent) -> Option<(String, String)> {
-    if event.stream_id.category() != "invoice" {
+    if event.event_type != "CreditNoteIssued" || event.stream_id.category() != "invoice" {
         return None;
     }
     match InvoiceEvent::from_stored(&event.event_type, &event.payload)? {

@@ -7,6 +7,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use foldhash::fast::RandomState;
+
 use ledger::event::RecordedEvent;
 use serde_json::value::RawValue;
 
@@ -83,12 +85,12 @@ pub struct JournalLine {
 /// The rows a batch of events may read and change.
 #[derive(Debug, Default)]
 pub struct ReadSet {
-    docs: HashMap<String, Option<Doc>>,
-    changed: HashSet<String>,
+    docs: HashMap<String, Option<Doc>, RandomState>,
+    changed: HashSet<String, RandomState>,
     /// Ids the store held when loaded.
-    stored: HashSet<String>,
+    stored: HashSet<String, RandomState>,
     /// Stored ids removed by the batch.
-    removed: HashSet<String>,
+    removed: HashSet<String, RandomState>,
     journal: Vec<JournalLine>,
 }
 
