@@ -39,13 +39,20 @@ fn add(a: &mut i64, b: i64) {
 /// `day:<YYYY-MM-DD>` of a moment.
 #[must_use]
 pub fn day_key(t: DateTime<Utc>) -> String {
-    format!("day:{:04}-{:02}-{:02}", t.year(), t.month(), t.day())
+    match t.year() {
+        y @ 0..=9999 => format!("day:{y:04}-{:02}-{:02}", t.month(), t.day()),
+        // chrono's `%Y` beyond four digits (`+10000`, `-0001`): the keys rows were written with.
+        _ => format!("day:{}", t.format("%Y-%m-%d")),
+    }
 }
 
 /// `month:<YYYY-MM>` of a moment.
 #[must_use]
 pub fn month_key(t: DateTime<Utc>) -> String {
-    format!("month:{:04}-{:02}", t.year(), t.month())
+    match t.year() {
+        y @ 0..=9999 => format!("month:{y:04}-{:02}", t.month()),
+        _ => format!("month:{}", t.format("%Y-%m")),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -354,5 +361,13 @@ mod tests {
         let t = Utc.with_ymd_and_hms(987, 11, 30, 0, 0, 0).unwrap();
         assert_eq!(day_key(t), "day:0987-11-30");
         assert_eq!(month_key(t), "month:0987-11");
+        // Beyond four digits, as chrono's `%Y` writes them (the keys of rows written before).
+        for t in [
+            Utc.with_ymd_and_hms(10_000, 1, 2, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(-1, 12, 31, 0, 0, 0).unwrap(),
+        ] {
+            assert_eq!(day_key(t), format!("day:{}", t.format("%Y-%m-%d")));
+            assert_eq!(month_key(t), format!("month:{}", t.format("%Y-%m")));
+        }
     }
 }
