@@ -266,7 +266,8 @@ impl ReadSet {
         docs
     }
 
-    /// Whether the store held `id` when the batch read it (else a write of it inserts a row).
+    /// Whether the store holds `id` when the batch commits: it did when read, or the batch
+    /// before it (committed first) wrote it. Otherwise a write of it inserts a row.
     #[must_use]
     pub fn was_stored(&self, id: &str) -> bool {
         self.stored.contains(id)

@@ -313,11 +313,12 @@ impl ReadTx {
                         .execute(&mut **tx)
                         .await?;
                 }
-                let (docs, new): (Vec<_>, Vec<_>) = set
+                // A row the store does not hold is inserted: a stray one stops the batch.
+                let (held, new): (Vec<_>, Vec<_>) = set
                     .changed_docs()
                     .into_iter()
                     .partition(|(id, _)| set.was_stored(id));
-                for (docs, sql) in [(new, INSERT_PG), (docs, UPSERT_PG)] {
+                for (docs, sql) in [(new, INSERT_PG), (held, UPSERT_PG)] {
                     if docs.is_empty() {
                         continue;
                     }
