@@ -22,6 +22,8 @@ const UPSERT_SQLITE: &str = "INSERT INTO {t} (id, customer, status, created, pos
      VALUES ($1, $2, $3, $4, $5, $6) \
      ON CONFLICT (id) DO UPDATE SET customer = excluded.customer, status = excluded.status, \
      created = excluded.created, position = excluded.position, body = excluded.body";
+const INSERT_SQLITE: &str = "INSERT INTO {t} (id, customer, status, created, position, body) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
 const JOURNAL_COPY_PG: &str = "COPY {l} \
      (position, line, at, entry, account, currency, debit, credit, customer) FROM STDIN";
 const JOURNAL_SQLITE: &str = "INSERT INTO {l} \
@@ -368,9 +370,16 @@ impl ReadTx {
                         .execute(&mut **tx)
                         .await?;
                 }
+                // As on PostgreSQL: a row the store does not hold is inserted.
                 let upsert = store.sql(UPSERT_SQLITE, p).0;
+                let insert_new = store.sql(INSERT_SQLITE, p).0;
                 for (id, d) in set.changed_docs() {
-                    sqlx::query(sqlx::AssertSqlSafe(upsert.as_str()))
+                    let sql = if set.was_stored(id) {
+                        &upsert
+                    } else {
+                        &insert_new
+                    };
+                    sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                         .bind(id)
                         .bind(d.customer.as_deref())
                         .bind(d.status.as_deref())

@@ -387,13 +387,19 @@ async fn a_cursor_starts_at_zero_moves_forward_only_and_is_not_a_projection_chec
 }
 
 /// A charge document is its stream's state: the worker does not ask the store for one whose
-/// stream starts in the batch, and inserts it (PostgreSQL) rather than overwrites. So a row no
-/// event of the log wrote stops the projection, with nothing of the batch kept, instead of
-/// being silently replaced.
+/// stream starts in the batch, and inserts it rather than overwrites. So a row no event of the
+/// log wrote stops the projection, with nothing of the batch kept, instead of being silently
+/// replaced — on both backends.
 #[tokio::test]
 async fn a_document_born_in_the_batch_is_inserted_never_written_over_a_stray_row() {
+    for kind in KINDS {
+        born_over_a_stray_row(kind).await;
+    }
+}
+
+async fn born_over_a_stray_row(kind: Kind) {
     use projections::projection::{Doc, ReadSet, body_of};
-    let s = TestStore::open(Kind::Postgres).await;
+    let s = TestStore::open(kind).await;
     let all = projections();
     s.read.ensure(&refs(&all)).await.expect("ensure");
     let id = charge(s.events.as_ref(), 500, "usd", true, at(1))
