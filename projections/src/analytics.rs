@@ -92,34 +92,44 @@ impl PaymentCounts {
     }
 }
 
-/// What payments reads of a charge's events: a few fields, the rest of the payload skipped.
+/// The fields payments reads of the charge events it counts (the rest of a payload is skipped).
 #[derive(Deserialize)]
-struct ChargeFields {
+struct Requested {
     charge_id: String,
-    #[serde(default)]
     amount: i64,
-    #[serde(default)]
-    currency: Option<Currency>,
-    #[serde(default)]
-    failure_code: Option<String>,
+    currency: Currency,
+}
+
+#[derive(Deserialize)]
+struct Succeeded {
+    charge_id: String,
+}
+
+#[derive(Deserialize)]
+struct Failed {
+    charge_id: String,
+    failure_code: String,
+}
+
+enum Counted {
+    Requested(Requested),
+    Succeeded(Succeeded),
+    Failed(Failed),
 }
 
 /// The charge events payments counts, decoded; `None` for the others and for one that does not
 /// decode (as a charge event that does not decode counts nothing).
-fn charge_of(event: &RecordedEvent) -> Option<(&str, ChargeFields)> {
-    let kind = event.event_type.as_str();
-    let counted = matches!(kind, "ChargeRequested" | "ChargeSucceeded" | "ChargeFailed");
-    if !counted || event.stream_id.category() != "charge" {
+fn charge_of(event: &RecordedEvent) -> Option<Counted> {
+    if event.stream_id.category() != "charge" {
         return None;
     }
-    let fields = ChargeFields::deserialize(&event.payload).ok()?;
-    // As the full events: a request has its amount and currency, a failure its code.
-    let whole = match kind {
-        "ChargeRequested" => fields.currency.is_some() && event.payload.get("amount").is_some(),
-        "ChargeFailed" => fields.failure_code.is_some(),
-        _ => true,
-    };
-    whole.then_some((kind, fields))
+    let p = &event.payload;
+    match event.event_type.as_str() {
+        "ChargeRequested" => Requested::deserialize(p).ok().map(Counted::Requested),
+        "ChargeSucceeded" => Succeeded::deserialize(p).ok().map(Counted::Succeeded),
+        "ChargeFailed" => Failed::deserialize(p).ok().map(Counted::Failed),
+        _ => None,
+    }
 }
 
 impl Projection for Payments {
@@ -148,27 +158,26 @@ impl Projection for Payments {
         }
     }
 
-    /// A charge's note is written by its own events only, from `ChargeRequested` on.
+    /// A charge's note is written by its own events only, from `ChargeRequested` (its first)
+    /// on: the note that event reads is new.
     fn born(&self, event: &RecordedEvent) -> Option<String> {
-        if event.stream_version != 1 || event.stream_id.category() != "charge" {
-            return None;
-        }
-        let id = event.payload.get("charge_id").and_then(|v| v.as_str())?;
-        Some(format!("charge:{id}"))
+        (event.stream_version == 1 && event.event_type == "ChargeRequested")
+            .then(|| self.reads(event).into_iter().next())
+            .flatten()
     }
 
     fn apply(&self, set: &mut ReadSet, event: &RecordedEvent) -> Result<(), ProjectionError> {
         let (charge_id, failure) = match charge_of(event) {
-            Some(("ChargeRequested", r)) => {
+            Some(Counted::Requested(r)) => {
                 let note = ChargeNote {
-                    currency: r.currency.map(|c| c.code()).unwrap_or_default().to_string(),
+                    currency: r.currency.code().to_string(),
                     amount: r.amount,
                 };
                 let key = format!("charge:{}", r.charge_id);
                 return set.keep(PAYMENTS, event, key, None, &note);
             }
-            Some(("ChargeSucceeded", s)) => (s.charge_id, None),
-            Some((_, f)) => (f.charge_id, f.failure_code),
+            Some(Counted::Succeeded(s)) => (s.charge_id, None),
+            Some(Counted::Failed(f)) => (f.charge_id, Some(f.failure_code)),
             None => return Ok(()),
         };
         let note_key = format!("charge:{charge_id}");
