@@ -42,6 +42,7 @@ on_both_backends!(
     reading_100k_events_keeps_memory_flat,
     upcasters_apply_on_read_but_the_chain_checks_stored_bytes,
     one_request_refused_does_not_fail_its_batch,
+    stale_knowledge_of_another_writer_never_decides,
     atomic_appends_record_all_or_nothing,
     group_commit_batches_concurrent_appends,
     streams_and_events_read_back_exactly,

@@ -1,7 +1,7 @@
 //! The PostgreSQL store (production).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,6 +20,9 @@ use crate::event::{
 use crate::ids::ApiKeyId;
 use crate::upcast::Upcasters;
 use crate::vault::{DataKeyStore, subject_object_pattern};
+
+mod known;
+use known::Known;
 
 /// The migrations in `migrations/postgres`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -83,7 +86,10 @@ impl PgStore {
     }
 
     pub fn from_pool(pool: PgPool, config: WriterConfig, upcasters: Upcasters) -> PgStore {
-        let sink = Arc::new(PgSink { pool: pool.clone() });
+        let sink = Arc::new(PgSink {
+            pool: pool.clone(),
+            known: Mutex::new(Known::default()),
+        });
         PgStore {
             pool,
             writer: Writer::spawn(sink, config),
@@ -127,17 +133,47 @@ impl PgStore {
 
 struct PgSink {
     pool: PgPool,
+    /// What the last batch left known (only the writer task uses it).
+    known: Mutex<Known>,
 }
 
-#[async_trait]
-impl BatchSink for PgSink {
-    async fn write_batch(
-        &self,
-        requests: &[Prepared],
-    ) -> Result<Vec<Result<Committed, AppendError>>, StoreError> {
+type Answers = Vec<Result<Committed, AppendError>>;
+
+impl PgSink {
+    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
+        self.known.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The batch planned on what is known and committed in one round trip, if the database
+    /// confirms that knowledge; `None` when it cannot be tried or was not confirmed.
+    async fn write_known(&self, requests: &[Prepared]) -> Result<Option<Answers>, StoreError> {
+        let Some((state, checks)) = self.known().guess(requests) else {
+            return Ok(None);
+        };
+        let plan = plan_batch(state, requests, Utc::now());
+        if plan.rows.is_empty() {
+            // Nothing to write: whether every refusal was right needs the real state.
+            return Ok(None);
+        }
+        match known::append_checked(&self.pool, &checks, &plan).await {
+            Ok(true) => {
+                self.known().committed(&plan);
+                Ok(Some(plan.outcomes))
+            }
+            Ok(false) => Ok(None),
+            Err(e) => {
+                self.known().forget();
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The batch in a transaction of its own: lock, read, plan, insert, commit.
+    async fn write_read(&self, requests: &[Prepared]) -> Result<Answers, StoreError> {
         let started = std::time::Instant::now();
         let mut tx = self.pool.begin().await?;
         let state = read_batch_state(&mut tx, requests).await?;
+        self.known().read(&state);
         let locked = started.elapsed();
         let plan = plan_batch(state, requests, Utc::now());
         if plan.rows.is_empty() {
@@ -146,6 +182,7 @@ impl BatchSink for PgSink {
         }
         insert_plan(&mut tx, &plan).await?;
         tx.commit().await?;
+        self.known().committed(&plan);
         tracing::debug!(
             requests = requests.len(),
             events = plan.rows.len(),
@@ -154,6 +191,20 @@ impl BatchSink for PgSink {
             "append batch committed"
         );
         Ok(plan.outcomes)
+    }
+}
+
+#[async_trait]
+impl BatchSink for PgSink {
+    async fn write_batch(&self, requests: &[Prepared]) -> Result<Answers, StoreError> {
+        if let Some(answers) = self.write_known(requests).await? {
+            return Ok(answers);
+        }
+        let written = self.write_read(requests).await;
+        if written.is_err() {
+            self.known().forget();
+        }
+        written
     }
 }
 

@@ -1235,3 +1235,74 @@ pub async fn shredded_data_keys_stay_shredded(kind: Kind) {
         Some(&b"Bob"[..])
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Invariants 2 and 3 with two processes: what a writer remembers of its own batches is never
+// the last word (the PostgreSQL writer plans on it and has the database check it)
+
+pub async fn stale_knowledge_of_another_writer_never_decides(kind: Kind) {
+    let h = Harness::start(kind).await;
+    let other = h.open_another().await;
+    let (s, t, w) = (stream("stale"), stream("stale"), stream("stale"));
+    committed(&h.store.append(req(&s, ExpectedVersion::NoStream, 2)).await);
+    // The other process appends to `s` and creates `w`; this one learns the new head through
+    // an append elsewhere, but not `s`'s version nor `w`.
+    committed(&other.append(req(&s, ExpectedVersion::Exact(2), 1)).await);
+    committed(&other.append(req(&w, ExpectedVersion::NoStream, 1)).await);
+    committed(&h.store.append(req(&t, ExpectedVersion::NoStream, 1)).await);
+
+    // Planned on `s` at 2, the first request would be refused and the second written: the
+    // database must see `s` at 3 and have the batch planned again.
+    let answers = h
+        .store
+        .append_many(vec![
+            req(&s, ExpectedVersion::Exact(3), 1),
+            req(&t, ExpectedVersion::Exact(1), 1),
+        ])
+        .await;
+    assert_eq!(committed(&answers[0]).stream_version, 4);
+    assert_eq!(committed(&answers[1]).stream_version, 2);
+
+    // A refusal names the version the database holds, not the remembered one.
+    match h.store.append(req(&w, ExpectedVersion::NoStream, 1)).await {
+        Err(AppendError::WrongExpectedVersion { actual, .. }) => assert_eq!(actual, Some(1)),
+        other => panic!("expected a version conflict on w, got {other:?}"),
+    }
+    let answers = h
+        .store
+        .append_many(vec![
+            req(&w, ExpectedVersion::Exact(1), 1),
+            req(&s, ExpectedVersion::Any, 1),
+        ])
+        .await;
+    assert_eq!(committed(&answers[0]).stream_version, 2);
+    assert_eq!(committed(&answers[1]).stream_version, 5);
+
+    // An idempotency key taken by the other process stays taken here.
+    let mut first = req(&stream("stale"), ExpectedVersion::NoStream, 1);
+    first.idempotency = Some(idempotency("key_1", "k-stale", "fp"));
+    committed(&other.append(first).await);
+    let mut again = req(&stream("stale"), ExpectedVersion::NoStream, 1);
+    again.idempotency = Some(idempotency("key_1", "k-stale", "fp"));
+    let answers = h
+        .store
+        .append_many(vec![again, req(&t, ExpectedVersion::Exact(2), 1)])
+        .await;
+    assert!(
+        matches!(&answers[0], Err(AppendError::IdempotencyKeyExists { .. })),
+        "got {:?}",
+        answers[0]
+    );
+    assert_eq!(committed(&answers[1]).stream_version, 3);
+
+    let versions: Vec<i64> = h
+        .store
+        .read_stream(&s)
+        .await
+        .expect("read s")
+        .iter()
+        .map(|e| e.stream_version)
+        .collect();
+    assert_eq!(versions, vec![1, 2, 3, 4, 5]);
+    assert_chain_holds(h.store.as_ref(), 11).await;
+}
