@@ -24,6 +24,10 @@ use crate::vault::{DataKeyStore, subject_object_pattern};
 mod known;
 use known::Known;
 
+/// Connections of the writer (one batch at a time; a second for the rare overlap of a broken
+/// connection being replaced).
+const WRITER_CONNECTIONS: u32 = 2;
+
 /// The migrations in `migrations/postgres`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
@@ -86,13 +90,21 @@ impl PgStore {
     }
 
     pub fn from_pool(pool: PgPool, config: WriterConfig, upcasters: Upcasters) -> PgStore {
-        let sink = Arc::new(PgSink {
-            pool: pool.clone(),
-            known: Mutex::new(Known::default()),
-        });
+        // The writer's own connections, opened on its own runtime (`Writer::spawn_on_thread`).
+        let options = pool.connect_options().as_ref().clone();
+        let make = move || -> Arc<dyn BatchSink> {
+            Arc::new(PgSink {
+                pool: PgPoolOptions::new()
+                    .max_connections(WRITER_CONNECTIONS)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .test_before_acquire(false)
+                    .connect_lazy_with(options),
+                known: Mutex::new(Known::default()),
+            })
+        };
         PgStore {
             pool,
-            writer: Writer::spawn(sink, config),
+            writer: Writer::spawn_on_thread(make, config),
             upcasters: Arc::new(upcasters),
         }
     }
@@ -150,6 +162,7 @@ impl PgSink {
         let Some((state, checks)) = self.known().guess(requests) else {
             return Ok(None);
         };
+        let started = std::time::Instant::now();
         let plan = plan_batch(state, requests, Utc::now());
         if plan.rows.is_empty() {
             // Nothing to write: whether every refusal was right needs the real state.
@@ -158,9 +171,19 @@ impl PgSink {
         match known::append_checked(&self.pool, &checks, &plan).await {
             Ok(true) => {
                 self.known().committed(&plan);
+                tracing::debug!(
+                    requests = requests.len(),
+                    events = plan.rows.len(),
+                    total_us = started.elapsed().as_micros() as u64,
+                    "append batch committed in one round trip"
+                );
                 Ok(Some(plan.outcomes))
             }
-            Ok(false) => Ok(None),
+            Ok(false) => {
+                // Another process appended: what is known of other streams may be stale too.
+                self.known().forget();
+                Ok(None)
+            }
             Err(e) => {
                 self.known().forget();
                 Err(e.into())
