@@ -24,7 +24,7 @@ DECLARE
 BEGIN
     -- The lock that orders every append of every process (as in the two-step path).
     SELECT h.position, h.hash INTO v_head, v_head_hash FROM ledger_head h WHERE h.id = 1 FOR UPDATE;
-    IF v_head <> p_head OR v_head_hash <> p_head_hash THEN
+    IF NOT FOUND OR v_head IS DISTINCT FROM p_head OR v_head_hash IS DISTINCT FROM p_head_hash THEN
         RETURN false;
     END IF;
     -- One index probe per stream; 0 stands for a stream without events.

@@ -184,6 +184,12 @@ impl PgSink {
                 self.known().forget();
                 Ok(None)
             }
+            // Refused by the database: the statement rolled back, nothing was written; the
+            // transaction path says which request it was (or works where this one cannot).
+            Err(sqlx::Error::Database(_)) => {
+                self.known().forget();
+                Ok(None)
+            }
             Err(e) => {
                 self.known().forget();
                 Err(e.into())

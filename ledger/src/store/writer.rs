@@ -82,9 +82,8 @@ impl Writer {
     /// The writer on a thread of its own, in a single-threaded runtime on which `make_sink`
     /// opens its connections: a batch's answer wakes the writer at once, instead of queueing
     /// behind the request tasks of the process's runtime (under load that wait was a good part
-    /// of every batch). The thread ends when every handle is dropped. Without a runtime of its
-    /// own the writer runs as a task of the current one; without a thread (the system has none
-    /// left) appends fail (`Closed`), logged once here.
+    /// of every batch). The thread ends when every handle is dropped. Without a thread or a
+    /// runtime (the system has none left) appends fail (`Closed`), logged once here.
     pub fn spawn_on_thread<F>(make_sink: F, config: WriterConfig) -> Writer
     where
         F: FnOnce() -> Arc<dyn BatchSink> + Send + 'static,
@@ -92,25 +91,25 @@ impl Writer {
         let (queue, rx) = mpsc::channel(config.queue_max_jobs.max(1));
         let counters = Arc::new(Counters::default());
         let theirs = counters.clone();
-        match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => {
-                let started = std::thread::Builder::new()
-                    .name("ledger-writer".into())
-                    .spawn(move || {
-                        // The sink is made inside the runtime: its pool spawns tasks there.
-                        rt.block_on(async move { run(make_sink(), config, rx, theirs).await });
-                    });
-                if let Err(e) = started {
-                    tracing::error!(error = %e, "no thread for the writer: appends fail");
+        // The runtime is built and dropped on the thread (dropping one in async code panics).
+        let started = std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    // The sink is made inside the runtime: its pool spawns tasks there.
+                    Ok(rt) => {
+                        rt.block_on(async move { run(make_sink(), config, rx, theirs).await })
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "no runtime for the writer: appends fail")
+                    }
                 }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "no runtime of its own for the writer");
-                tokio::spawn(run(make_sink(), config, rx, theirs));
-            }
+            });
+        if let Err(e) = started {
+            tracing::error!(error = %e, "no thread for the writer: appends fail");
         }
         Writer { queue, counters }
     }

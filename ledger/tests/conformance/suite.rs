@@ -1243,13 +1243,20 @@ pub async fn shredded_data_keys_stay_shredded(kind: Kind) {
 pub async fn stale_knowledge_of_another_writer_never_decides(kind: Kind) {
     let h = Harness::start(kind).await;
     let other = h.open_another().await;
-    let (s, t, w) = (stream("stale"), stream("stale"), stream("stale"));
+    let (s, t, u, w) = (
+        stream("stale"),
+        stream("stale"),
+        stream("stale"),
+        stream("stale"),
+    );
     committed(&h.store.append(req(&s, ExpectedVersion::NoStream, 2)).await);
+    committed(&h.store.append(req(&t, ExpectedVersion::NoStream, 1)).await);
     // The other process appends to `s` and creates `w`; this one learns the new head through
-    // an append elsewhere, but not `s`'s version nor `w`.
+    // an append elsewhere (`Any` on a new stream: read under the lock), but not `s`'s version
+    // nor `w`.
     committed(&other.append(req(&s, ExpectedVersion::Exact(2), 1)).await);
     committed(&other.append(req(&w, ExpectedVersion::NoStream, 1)).await);
-    committed(&h.store.append(req(&t, ExpectedVersion::NoStream, 1)).await);
+    committed(&h.store.append(req(&u, ExpectedVersion::Any, 1)).await);
 
     // Planned on `s` at 2, the first request would be refused and the second written: the
     // database must see `s` at 3 and have the batch planned again.
@@ -1304,5 +1311,5 @@ pub async fn stale_knowledge_of_another_writer_never_decides(kind: Kind) {
         .map(|e| e.stream_version)
         .collect();
     assert_eq!(versions, vec![1, 2, 3, 4, 5]);
-    assert_chain_holds(h.store.as_ref(), 11).await;
+    assert_chain_holds(h.store.as_ref(), 12).await;
 }
