@@ -151,7 +151,11 @@ impl LocalFeed {
         }
         let len = page.len();
         let page = Arc::new(page);
-        let outcomes = if self.read.concurrent_writes() {
+        let outcomes = if len == 0 {
+            // Caught up: a batch of nothing would only open and roll back a transaction per
+            // projection (every 20 ms while idle, and between the rounds of a load).
+            Vec::new()
+        } else if self.read.concurrent_writes() {
             // Each projection in its own task and transaction: their I/O overlaps and their CPU
             // work spreads over the cores.
             // At most PARALLEL at once: bounded connections and memory.

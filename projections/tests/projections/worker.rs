@@ -294,6 +294,32 @@ async fn replay_rebuilds_the_live_rows_and_swaps_them_in() {
     }
 }
 
+/// Caught up, a round touches no read-model transaction: were it to open one per projection
+/// (as it once did, every 20 ms while idle), it would wait here on a checkpoint held elsewhere.
+#[tokio::test]
+async fn a_round_with_nothing_new_opens_no_transaction() {
+    for kind in KINDS {
+        let s = TestStore::open(kind).await;
+        let all = projections();
+        s.read.ensure(&refs(&all)).await.expect("ensure");
+        some_charges(s.events.as_ref()).await;
+        let mut feed = LocalFeed::new(s.read.clone(), s.events.clone(), all.clone());
+        assert!(feed.catch_up().await.expect("catch up") > 0);
+        // Another transaction holds a checkpoint row (PostgreSQL) or the write lock (SQLite).
+        let held = s
+            .read
+            .begin(all[0].name())
+            .await
+            .expect("hold a checkpoint");
+        let round = tokio::time::timeout(std::time::Duration::from_secs(3), feed.round()).await;
+        assert!(
+            matches!(round, Ok(Ok(0))),
+            "{kind:?}: a caught-up round must answer at once with nothing applied, got {round:?}"
+        );
+        held.rollback().await.expect("release");
+    }
+}
+
 #[tokio::test]
 async fn a_replay_to_a_position_stops_there() {
     let s = TestStore::open(Kind::Sqlite).await;
