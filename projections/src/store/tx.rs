@@ -56,12 +56,12 @@ impl ReadStore {
     pub async fn begin(&self, projection: &'static str) -> Result<ReadTx, ReadStoreError> {
         let (inner, checkpoint) = match &self.pool {
             Pool::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
                 // A read-model commit need not wait for its WAL flush: a crash loses the rows and
                 // the checkpoint together, and the events are applied again (the log is the
                 // truth; a message acknowledged meanwhile is read from the store as a gap).
-                sqlx::query("SET LOCAL synchronous_commit TO OFF")
-                    .execute(&mut *tx)
+                // Sent with `BEGIN` as one simple query: one round trip less per batch.
+                let mut tx = pool
+                    .begin_with("BEGIN; SET LOCAL synchronous_commit TO OFF")
                     .await?;
                 let (position,): (i64,) = sqlx::query_as(self.sql(SELECT_CHECKPOINT_PG, ""))
                     .bind(projection)
