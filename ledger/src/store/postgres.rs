@@ -299,7 +299,7 @@ async fn insert_plan(
     let rows = &plan.rows;
     // One statement inserts the rows and moves the head. (Not `COPY`: sqlx sets no TCP_NODELAY,
     // and COPY's separate data and done messages then wait out delayed ACKs, ~40 ms a batch.)
-    sqlx::query(
+    let query = sqlx::query(
         "WITH inserted AS ( \
             INSERT INTO events (position, event_id, stream_id, stream_version, event_type, \
                 schema_version, payload, metadata, occurred_at, recorded_at, prev_hash, hash) \
@@ -309,41 +309,76 @@ async fn insert_plan(
                         $12::bytea[]) AS u(p, e, s, v, t, sv, pl, md, oa, ra, ph, h) \
             RETURNING 1) \
          UPDATE ledger_head SET position = $13, hash = $14 WHERE id = 1",
-    )
-    .bind(rows.iter().map(|r| r.position).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.event_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.stream_id.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.stream_version).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.event_type.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.schema_version).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.payload.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.metadata.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.recorded_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.prev_hash.0.to_vec()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.hash.0.to_vec()).collect::<Vec<_>>())
-    .bind(plan.head_position.0)
-    .bind(plan.head_hash.0.to_vec())
-    .execute(&mut **tx)
-    .await?;
+    );
+    bind_rows(query, rows)
+        .bind(plan.head_position.0)
+        .bind(plan.head_hash.0.to_vec())
+        .execute(&mut **tx)
+        .await?;
 
     let ids = &plan.idempotency;
     if !ids.is_empty() {
-        sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO idempotency_keys (api_key_id, key, fingerprint, status, body, position) \
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::bigint[])",
-        )
-        .bind(ids.iter().map(|i| i.api_key_id.as_str()).collect::<Vec<_>>())
-        .bind(ids.iter().map(|i| i.key.as_str()).collect::<Vec<_>>())
-        .bind(ids.iter().map(|i| i.fingerprint.as_str()).collect::<Vec<_>>())
-        .bind(ids.iter().map(|i| i32::from(i.status)).collect::<Vec<_>>())
-        .bind(ids.iter().map(|i| i.body.as_str()).collect::<Vec<_>>())
-        .bind(ids.iter().map(|i| i.position.0).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await?;
+        );
+        bind_idempotency(query, ids).execute(&mut **tx).await?;
     }
 
     Ok(())
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds the columns of `rows`, one array each, in `events`' column order (both insert paths).
+pub(super) fn bind_rows<'q>(query: PgQuery<'q>, rows: &'q [super::plan::Row]) -> PgQuery<'q> {
+    query
+        .bind(rows.iter().map(|r| r.position).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.event_id).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.stream_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.stream_version).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.event_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.schema_version).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.payload.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.metadata.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.recorded_at).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.prev_hash.0.to_vec())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.hash.0.to_vec()).collect::<Vec<_>>())
+}
+
+/// Binds the columns of idempotency records, one array each (both insert paths).
+pub(super) fn bind_idempotency<'q>(
+    query: PgQuery<'q>,
+    ids: &'q [IdempotencyRecord],
+) -> PgQuery<'q> {
+    query
+        .bind(
+            ids.iter()
+                .map(|i| i.api_key_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(ids.iter().map(|i| i.key.as_str()).collect::<Vec<_>>())
+        .bind(
+            ids.iter()
+                .map(|i| i.fingerprint.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(ids.iter().map(|i| i32::from(i.status)).collect::<Vec<_>>())
+        .bind(ids.iter().map(|i| i.body.as_str()).collect::<Vec<_>>())
+        .bind(ids.iter().map(|i| i.position.0).collect::<Vec<_>>())
 }
 
 fn decode(row: PgRow) -> Result<RecordedEvent, StoreError> {

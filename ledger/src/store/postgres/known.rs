@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::PgPool;
+use sqlx::{PgPool, Row};
 
 use crate::chain::Hash;
 use crate::event::{ExpectedVersion, Position};
@@ -127,7 +127,7 @@ pub(super) async fn append_checked(
 ) -> Result<bool, sqlx::Error> {
     let rows = &plan.rows;
     let ids = &plan.idempotency;
-    let (checked,): (bool,) = sqlx::query_as(
+    let query = sqlx::query(
         "SELECT ledger_append_checked($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
          $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)",
     )
@@ -136,48 +136,10 @@ pub(super) async fn append_checked(
     .bind(&checks.streams)
     .bind(&checks.versions)
     .bind(&checks.key_owners)
-    .bind(&checks.keys)
-    .bind(rows.iter().map(|r| r.position).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.event_id).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|r| r.stream_id.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|r| r.stream_version).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|r| r.event_type.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|r| r.schema_version).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.payload.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.metadata.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.recorded_at).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|r| r.prev_hash.0.to_vec())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|r| r.hash.0.to_vec()).collect::<Vec<_>>())
-    .bind(plan.head_position.0)
-    .bind(plan.head_hash.0.to_vec())
-    .bind(
-        ids.iter()
-            .map(|i| i.api_key_id.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(ids.iter().map(|i| i.key.as_str()).collect::<Vec<_>>())
-    .bind(
-        ids.iter()
-            .map(|i| i.fingerprint.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(ids.iter().map(|i| i32::from(i.status)).collect::<Vec<_>>())
-    .bind(ids.iter().map(|i| i.body.as_str()).collect::<Vec<_>>())
-    .bind(ids.iter().map(|i| i.position.0).collect::<Vec<_>>())
-    .fetch_one(pool)
-    .await?;
-    Ok(checked)
+    .bind(&checks.keys);
+    let query = super::bind_rows(query, rows)
+        .bind(plan.head_position.0)
+        .bind(plan.head_hash.0.to_vec());
+    let row = super::bind_idempotency(query, ids).fetch_one(pool).await?;
+    row.try_get(0)
 }
