@@ -152,6 +152,33 @@ async fn fold(
     Ok(set)
 }
 
+/// The last position of the events of `page` (sorted) after `after`, if they change none of
+/// `projection`'s rows: they follow `after` without a gap, read no stored document, and applied
+/// to nothing they change nothing. Its checkpoint can then simply move there
+/// ([`ReadStore::advance`]) — no transaction of its own.
+#[must_use]
+pub fn passes_over(projection: &dyn Projection, page: &[RecordedEvent], after: i64) -> Option<i64> {
+    let start = page.partition_point(|e| e.position.0 <= after);
+    let fresh = &page[start..];
+    let mut expected = after;
+    for e in fresh {
+        expected = expected.checked_add(1)?;
+        if e.position.0 != expected
+            || projection.born(e).is_some()
+            || !projection.reads(e).is_empty()
+        {
+            return None;
+        }
+    }
+    let last = fresh.last()?.position.0;
+    let mut set = ReadSet::default();
+    let events: Vec<&RecordedEvent> = fresh.iter().collect();
+    match projection.apply_all(&mut set, &events) {
+        Ok(()) if set.unchanged() => Some(last),
+        _ => None,
+    }
+}
+
 /// `fresh` (sorted, above `checkpoint`) with every missing position before its last one read
 /// from the store: a contiguous run from `checkpoint + 1`.
 async fn fill_gaps<'e>(

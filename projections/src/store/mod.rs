@@ -1,11 +1,13 @@
 //! Where read models live: tables `<prefix><projection>` and `<prefix>checkpoints` (and the
 //! write side's `<prefix>cursors`, see `cursors`) in the same
-//! database as the log (PostgreSQL, or the embedded SQLite file).
+//! database as the log (PostgreSQL, or the embedded SQLite file). A batch's transaction is in
+//! `tx`; checkpoints moved over events that change no rows, several at once, in `advance`.
 //!
 //! The live tables have the prefix `rm_`; `billing replay` builds into `rmnext_` and swaps
 //! tables in one transaction ([`ReadStore::swap_in`]). Table names are made here from the
 //! prefix and the projections' own names (constants of this crate), never from input.
 
+mod advance;
 mod cursors;
 mod ddl;
 mod query;

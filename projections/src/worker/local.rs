@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use ledger::event::{Position, RecordedEvent};
 use ledger::store::{EventStore, read_page};
 
-use super::{WorkerError, apply};
+use super::{Applied, WorkerError, apply, passes_over};
 
 mod pipeline;
 use crate::projection::Projection;
@@ -150,75 +150,57 @@ impl LocalFeed {
             page.truncate(cut);
         }
         let len = page.len();
-        let page = Arc::new(page);
-        let outcomes = if len == 0 {
-            // Caught up: a batch of nothing would only open and roll back a transaction per
-            // projection (every 20 ms while idle, and between the rounds of a load).
-            Vec::new()
-        } else if self.read.concurrent_writes() {
-            // Each projection in its own task and transaction: their I/O overlaps and their CPU
-            // work spreads over the cores.
-            // At most PARALLEL at once: bounded connections and memory.
-            let permits = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
-            let tasks: Vec<_> = self
-                .projections
-                .iter()
-                .map(|p| {
-                    let (read, events, p, page, permits) = (
-                        self.read.clone(),
-                        self.events.clone(),
-                        p.clone(),
-                        page.clone(),
-                        permits.clone(),
-                    );
-                    tokio::spawn(async move {
-                        let _permit = permits.acquire_owned().await;
-                        apply(&read, events.as_ref(), p.as_ref(), &page).await
-                    })
-                })
-                .collect();
-            let mut outcomes = Vec::with_capacity(tasks.len());
-            for task in tasks {
-                outcomes.push(
-                    task.await
-                        .unwrap_or_else(|e| Err(WorkerError::Task(e.to_string()))),
-                );
-            }
-            outcomes
-        } else {
-            // One write lock (SQLite): one after the other, leaving room to the other writers;
-            // each in a task of its own all the same, so that a panic is one projection's error.
-            let mut outcomes = Vec::with_capacity(self.projections.len());
-            for p in &self.projections {
-                let (read, events, p, page) = (
-                    self.read.clone(),
-                    self.events.clone(),
-                    p.clone(),
-                    page.clone(),
-                );
-                let task =
-                    tokio::spawn(
-                        async move { apply(&read, events.as_ref(), p.as_ref(), &page).await },
-                    );
-                outcomes.push(
-                    task.await
-                        .unwrap_or_else(|e| Err(WorkerError::Task(e.to_string()))),
-                );
-            }
-            outcomes
-        };
-        let mut next = known;
+        let mut next = known.clone();
         let mut failure = None;
-        for (i, outcome) in outcomes.into_iter().enumerate() {
-            match outcome {
-                Ok(applied) => {
-                    next[i] = applied.checkpoint;
-                    self.failed[i] = false;
+        if let Some(last) = page.last().map(|e| e.position.0) {
+            // Projections the page holds nothing new for are left alone; those it changes no
+            // row of have their checkpoints moved together; the others apply it.
+            let mut busy = Vec::new();
+            let mut idle = Vec::new();
+            for (i, p) in self.projections.iter().enumerate() {
+                if known[i] >= last {
+                    continue;
                 }
-                Err(e) => {
-                    tracing::warn!(projection = self.projections[i].name(), error = %e, "projection failed");
-                    self.failed[i] = true;
-                    failure = Some(e);
+                match passes_over(p.as_ref(), &page, known[i]) {
+                    Some(_) => idle.push(i),
+                    None => busy.push(i),
+                }
+            }
+            if !idle.is_empty() {
+                let seen: Vec<(&'static str, i64)> = idle
+                    .iter()
+                    .map(|&i| (self.projections[i].name(), known[i]))
+                    .collect();
+                match self.read.advance(&seen, last).await {
+                    Ok(moved) => {
+                        for (&i, moved) in idle.iter().zip(moved) {
+                            if moved {
+                                next[i] = last;
+                                self.failed[i] = false;
+                            } else {
+                                // Its checkpoint moved under the feed: the usual way.
+                                busy.push(i);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "moving checkpoints failed; applying instead");
+                        busy.extend(idle);
+                    }
+                }
+            }
+            let outcomes = self.apply_each(&busy, Arc::new(page)).await;
+            for (i, outcome) in busy.into_iter().zip(outcomes) {
+                match outcome {
+                    Ok(applied) => {
+                        next[i] = applied.checkpoint;
+                        self.failed[i] = false;
+                    }
+                    Err(e) => {
+                        tracing::warn!(projection = self.projections[i].name(), error = %e, "projection failed");
+                        self.failed[i] = true;
+                        failure = Some(e);
+                    }
                 }
             }
         }
@@ -238,6 +220,48 @@ impl LocalFeed {
             Some(e) => Err(e),
             None => Ok(len),
         }
+    }
+
+    /// Applies `page` to the projections `which`: on PostgreSQL each in its own task and
+    /// transaction, at most [`PARALLEL`] at once (their I/O overlaps, their CPU work spreads over
+    /// the cores); on SQLite (one write lock) one after the other, leaving room to the other
+    /// writers — each in a task of its own all the same, so that a panic is one projection's
+    /// error. Answers each one's outcome, in the order of `which`.
+    async fn apply_each(
+        &self,
+        which: &[usize],
+        page: Arc<Vec<RecordedEvent>>,
+    ) -> Vec<Result<Applied, WorkerError>> {
+        let parallel = if self.read.concurrent_writes() {
+            PARALLEL
+        } else {
+            1
+        };
+        let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
+        let tasks: Vec<_> = which
+            .iter()
+            .map(|&i| {
+                let (read, events, p, page, permits) = (
+                    self.read.clone(),
+                    self.events.clone(),
+                    self.projections[i].clone(),
+                    page.clone(),
+                    permits.clone(),
+                );
+                tokio::spawn(async move {
+                    let _permit = permits.acquire_owned().await;
+                    apply(&read, events.as_ref(), p.as_ref(), &page).await
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            outcomes.push(
+                task.await
+                    .unwrap_or_else(|e| Err(WorkerError::Task(e.to_string()))),
+            );
+        }
+        outcomes
     }
 
     /// Applies everything up to the head (or the `until` limit): [`Self::catch_up_with`]

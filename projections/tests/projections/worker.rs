@@ -320,6 +320,70 @@ async fn a_round_with_nothing_new_opens_no_transaction() {
     }
 }
 
+/// Events that change none of a projection's rows still move its checkpoint (a read with
+/// `min_position` waits on it), in the same round as the others'.
+#[tokio::test]
+async fn a_round_moves_the_checkpoints_of_projections_it_changes_nothing_of() {
+    for kind in KINDS {
+        let s = TestStore::open(kind).await;
+        let all = projections();
+        s.read.ensure(&refs(&all)).await.expect("ensure");
+        let mut feed = LocalFeed::new(s.read.clone(), s.events.clone(), all.clone());
+        charge(s.events.as_ref(), 1_000, "usd", true, at(0)).await;
+        let head = s.events.head().await.unwrap().position.0;
+        assert_eq!(feed.round().await.expect("round"), 2);
+        for p in &all {
+            assert_eq!(
+                s.read.checkpoint(p.name()).await.unwrap(),
+                head,
+                "{kind:?} {}",
+                p.name()
+            );
+        }
+        assert!(s.read.all_docs("refunds").await.unwrap().is_empty());
+    }
+}
+
+/// A projection whose checkpoint moved back under the feed (a replay's swap, an asynchronous
+/// commit lost in a crash) is applied again from there, even by a page that changes none of its
+/// rows — not moved over what it has lost.
+#[tokio::test]
+async fn a_checkpoint_moved_back_under_the_feed_is_not_moved_over_the_gap() {
+    for kind in KINDS {
+        let s = TestStore::open(kind).await;
+        let all = projections();
+        s.read.ensure(&refs(&all)).await.expect("ensure");
+        let mut feed = LocalFeed::new(s.read.clone(), s.events.clone(), all.clone());
+        let id = charge(s.events.as_ref(), 1_000, "usd", true, at(0)).await;
+        refund(s.events.as_ref(), id, 100, at(1)).await;
+        feed.catch_up().await.expect("catch up");
+        let refunds = s.read.all_docs("refunds").await.unwrap();
+        assert_eq!(refunds.len(), 1, "{kind:?}");
+        // The refunds read model loses everything: no rows, checkpoint 0.
+        let mut lost = projections::projection::ReadSet::default();
+        let mut tx = s.read.begin("refunds").await.expect("begin");
+        tx.load(&mut lost, vec![refunds[0].0.clone()])
+            .await
+            .expect("load");
+        lost.remove(&refunds[0].0);
+        tx.commit(&lost, 0).await.expect("commit");
+        // A charge without refunds: nothing for the refunds read model.
+        charge(s.events.as_ref(), 500, "usd", true, at(2)).await;
+        let head = s.events.head().await.unwrap().position.0;
+        while feed.round().await.expect("round") > 0 {}
+        assert_eq!(
+            s.read.checkpoint("refunds").await.unwrap(),
+            head,
+            "{kind:?}"
+        );
+        assert_eq!(
+            s.read.all_docs("refunds").await.unwrap().len(),
+            1,
+            "{kind:?}: the refund is applied again, not skipped"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_replay_to_a_position_stops_there() {
     let s = TestStore::open(Kind::Sqlite).await;
