@@ -14,6 +14,7 @@ use super::error::ApiError;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyParams {
     /// First position to check (default 1); the event before it is trusted.

@@ -29,6 +29,7 @@ pub struct CreateCharge {
     /// Positive integer in the currency's minor unit.
     pub amount: i64,
     /// ISO-4217 code.
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     pub currency: String,
     /// `pm_…` of one of the customer's payment methods (default: its default method).
     pub payment_method: Option<String>,
@@ -39,7 +40,6 @@ pub struct CreateCharge {
     post,
     path = "/v1/charges",
     request_body = CreateCharge,
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response")),
     responses(
         (status = 200, description = "charge succeeded", body = ChargeObject),
         (status = 202, description = "gateway outcome not known yet; the charge is pending", body = ChargeObject),

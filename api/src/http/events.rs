@@ -19,11 +19,14 @@ use crate::state::AppState;
 const LIMIT_MAX: u32 = 100;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Events after this position (default 0: from the start).
+    #[param(minimum = 0)]
     pub after: Option<i64>,
     /// 1 to 100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// Only this stream, e.g. `customer-cus_…`.
     pub stream_id: Option<String>,

@@ -28,6 +28,7 @@ pub struct PaymentProcess {
     /// Positive integer in the currency's minor unit (1000 = $10.00; 1000 = ¥1000).
     pub amount: i64,
     /// ISO-4217 code, e.g. `usd`.
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     pub currency: String,
     /// `cus_…`, recorded with the charge.
     pub customer_id: Option<String>,
@@ -40,7 +41,6 @@ pub struct PaymentProcess {
     post,
     path = "/payment/process",
     request_body = PaymentProcess,
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response")),
     responses(
         (status = 200, description = "charge succeeded", body = ChargeObject),
         (status = 202, description = "gateway outcome not known yet; the charge is pending", body = ChargeObject),

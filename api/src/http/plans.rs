@@ -26,6 +26,7 @@ use crate::state::AppState;
 pub struct CreatePlan {
     pub name: String,
     /// ISO-4217 code of the main price.
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     pub currency: String,
     /// Main price in minor units (0 for a free plan); leave it out with `tiers`.
     pub amount: Option<i64>,
@@ -108,7 +109,6 @@ pub fn render(plan: &Plan) -> Rendered {
     post,
     path = "/v1/plans",
     request_body = CreatePlan,
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response")),
     responses(
         (status = 200, description = "the new plan", body = PlanObject),
         (status = 400, description = "invalid request; nothing recorded"),

@@ -88,7 +88,6 @@ pub fn render(charge: &Charge, refund_id: RefundId) -> Rendered {
     post,
     path = "/v1/refunds",
     request_body = CreateRefund,
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response")),
     responses(
         (status = 200, description = "the refund (succeeded or failed)", body = RefundObject),
         (status = 202, description = "gateway outcome not known yet; the amount stays reserved", body = RefundObject),

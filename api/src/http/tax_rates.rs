@@ -73,7 +73,6 @@ pub fn render(t: &TaxRate) -> Rendered {
     post,
     path = "/v1/tax_rates",
     request_body = CreateTaxRate,
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response")),
     responses(
         (status = 200, description = "the new tax rate", body = TaxRateObject),
         (status = 400, description = "invalid request; nothing recorded"),

@@ -1,8 +1,8 @@
 //! `/health`, `/ready`, `/metrics`, `/openapi.json`, and the JSON shape of routing errors.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::support::{Kind, error_of, spawn_app};
+use crate::support::{Kind, TestApp, error_of, spawn_app};
 
 #[tokio::test]
 async fn health_and_ready_need_no_key() {
@@ -98,6 +98,18 @@ async fn metrics_are_prometheus_text_with_http_and_charge_counters() {
     assert!(text.contains("billing_appended_events"), "{text}");
 }
 
+async fn openapi_doc(app: &TestApp) -> Value {
+    app.client
+        .get(app.url("/openapi.json"))
+        .bearer_auth(&app.read_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn openapi_document_is_generated_from_the_handlers() {
     let app = spawn_app(Kind::Sqlite).await;
@@ -108,16 +120,7 @@ async fn openapi_document_is_generated_from_the_handlers() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), 401);
-    let doc: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .bearer_auth(&app.read_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = openapi_doc(&app).await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     for path in [
         "/health",
@@ -165,6 +168,110 @@ async fn openapi_document_is_generated_from_the_handlers() {
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
+}
+
+/// The document says what the service does: query parameters in the query (optional), path
+/// parameters exactly the path's, the error body on every operation — the body the service
+/// really sends —, and `Idempotency-Key` on every command.
+#[tokio::test]
+async fn openapi_document_describes_parameters_errors_and_idempotency_as_served() {
+    let app = spawn_app(Kind::Sqlite).await;
+    let doc = openapi_doc(&app).await;
+    let not_commands = [
+        "/webhooks/stripe",
+        "/webhooks/paypal",
+        "/payment/stripe/test",
+    ];
+    let mut commands = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let placeholders: Vec<&str> = path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            .collect();
+        for (method, op) in item.as_object().unwrap() {
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            for p in &params {
+                let at = p["in"].as_str().unwrap_or_default();
+                assert!(
+                    ["path", "query", "header"].contains(&at),
+                    "{method} {path}: {p}"
+                );
+            }
+            let mut in_path: Vec<&str> = params
+                .iter()
+                .filter(|p| p["in"] == "path")
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            in_path.sort_unstable();
+            let mut want = placeholders.clone();
+            want.sort_unstable();
+            assert_eq!(in_path, want, "{method} {path}: path parameters");
+            assert_eq!(
+                op["responses"]["default"]["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/Error",
+                "{method} {path}: the error body"
+            );
+            let key = params
+                .iter()
+                .any(|p| p["in"] == "header" && p["name"] == "Idempotency-Key");
+            let command = matches!(method.as_str(), "post" | "delete")
+                && !not_commands.contains(&path.as_str());
+            assert_eq!(key, command, "{method} {path}: Idempotency-Key");
+            commands += usize::from(command);
+        }
+    }
+    assert!(commands >= 30, "{commands} commands");
+    let list = doc["paths"]["/v1/customers"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .clone();
+    for p in &list {
+        assert_eq!(
+            (&p["in"], &p["required"]),
+            (&json!("query"), &json!(false)),
+            "{p}"
+        );
+    }
+    let limit = &list.iter().find(|p| p["name"] == "limit").unwrap()["schema"];
+    assert_eq!(
+        (limit["minimum"].as_i64(), limit["maximum"].as_i64()),
+        (Some(1), Some(100))
+    );
+    // What the service sends is what the schema says.
+    let schema = &doc["components"]["schemas"]["ErrorObject"];
+    let known: Vec<&str> = schema["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let kinds = doc["components"]["schemas"]["ErrorType"]["enum"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let refused = app
+        .client
+        .get(app.url("/v1/customers?limit=0"))
+        .bearer_auth(&app.read_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.unwrap();
+    let error = body["error"].as_object().unwrap();
+    for field in error.keys() {
+        assert!(
+            known.contains(&field.as_str()),
+            "undocumented field {field}"
+        );
+    }
+    for field in schema["required"].as_array().unwrap() {
+        assert!(
+            error.contains_key(field.as_str().unwrap()),
+            "missing {field}"
+        );
+    }
+    assert!(kinds.contains(&error["type"]), "{error:?}");
 }
 
 #[tokio::test]

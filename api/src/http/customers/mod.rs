@@ -45,6 +45,7 @@ pub struct CustomerFields {
     pub address: Option<Address>,
     pub metadata: Option<BTreeMap<String, String>>,
     /// ISO-4217; fixed once the customer has a balance.
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     pub currency: Option<String>,
     /// No tax on this customer's invoices.
     pub tax_exempt: Option<bool>,
@@ -56,7 +57,6 @@ pub struct CustomerFields {
     post,
     path = "/v1/customers",
     request_body = CustomerFields,
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response")),
     responses(
         (status = 200, description = "the new customer", body = CustomerObject),
         (status = 400, description = "invalid request; nothing recorded"),

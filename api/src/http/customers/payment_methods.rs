@@ -25,8 +25,7 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttachPaymentMethod {
-    /// `stripe`, `paypal` or `sandbox`.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::http::openapi::Gateway)]
     pub gateway: GatewayKind,
     /// The gateway's token (`tok_…`, `pm_…`, a PayPal vault id). Never a card number.
     pub token: String,
@@ -131,6 +130,7 @@ pub struct BalanceTransaction {
     /// is owed.
     pub amount: i64,
     /// ISO-4217; the customer's currency once it has a balance.
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     pub currency: String,
     /// Why (shown in the event).
     pub description: String,

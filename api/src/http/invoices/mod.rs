@@ -45,6 +45,7 @@ pub struct CreateInvoice {
     /// `cus_…`
     pub customer_id: String,
     /// Default: the customer's currency.
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     pub currency: Option<String>,
     pub items: Vec<CreateInvoiceItem>,
 }
@@ -56,8 +57,7 @@ pub struct CreateCreditNote {
     pub invoice_id: String,
     /// Minor units: at most what is still due (open) or what was paid and not yet refunded.
     pub amount: i64,
-    /// `duplicate`, `fraudulent`, `order_change` or `product_unsatisfactory`.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::http::openapi::CreditNoteReason)]
     pub reason: CreditNoteReason,
 }
 

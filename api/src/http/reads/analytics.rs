@@ -29,6 +29,7 @@ const FORECAST_MONTHS_MAX: u32 = 36;
 const TRAILING_MONTHS: usize = 3;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PeriodQuery {
     /// First day (`YYYY-MM-DD`, UTC), included.
@@ -38,21 +39,27 @@ pub struct PeriodQuery {
     /// `day` (default) or `month` (revenue only).
     pub interval: Option<String>,
     /// Only this currency (`usd`).
+    #[param(pattern = "^[A-Za-z]{3}$")]
     pub currency: Option<String>,
     /// Wait until the read model has applied this log position.
+    #[param(minimum = 0)]
     pub min_position: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MrrQuery {
     /// Only this currency (`usd`).
+    #[param(pattern = "^[A-Za-z]{3}$")]
     pub currency: Option<String>,
     /// Months to forecast (forecast only; 1 to 36, default 12).
+    #[param(minimum = 1, maximum = 36)]
     pub months: Option<u32>,
     /// The last month counted (`YYYY-MM`; churn and forecast; default: the current month).
     pub through: Option<String>,
     /// Wait until the read model has applied this log position.
+    #[param(minimum = 0)]
     pub min_position: Option<i64>,
 }
 

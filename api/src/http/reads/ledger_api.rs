@@ -18,11 +18,13 @@ use crate::http::respond::{json_text, with_position};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TrialBalanceQuery {
     /// Only what was posted at or before this moment (RFC 3339, business time); default: all.
     pub as_of: Option<String>,
     /// Wait until the journal has applied this log position (read-your-writes).
+    #[param(minimum = 0)]
     pub min_position: Option<i64>,
 }
 

@@ -34,25 +34,31 @@ const LIMIT_DEFAULT: u32 = 10;
 
 /// Pagination and filters of a list (Stripe's: newest first, `starting_after` a last id).
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// 1 to 100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The id of the last object of the previous page.
     pub starting_after: Option<String>,
     /// Only this customer's (`cus_…`), where objects have one.
+    #[param(pattern = "^cus_")]
     pub customer: Option<String>,
     /// Only objects in this status.
     pub status: Option<String>,
     /// Wait until the read model has applied this log position (read-your-writes).
+    #[param(minimum = 0)]
     pub min_position: Option<i64>,
 }
 
 /// Only `min_position`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PositionQuery {
     /// Wait until the read model has applied this log position (read-your-writes).
+    #[param(minimum = 0)]
     pub min_position: Option<i64>,
 }
 

@@ -85,7 +85,6 @@ fn parse_id<T: std::str::FromStr>(id: &str, what: &str) -> Result<T, ApiError> {
     post,
     path = "/v1/subscriptions",
     request_body = CreateSubscription,
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response")),
     responses(
         (status = 200, description = "the subscription after its first invoice was paid (or failed: then `past_due`); a replay answers it as first created", body = SubscriptionObject),
         (status = 400, description = "invalid request, archived plan, no price in the customer's currency; nothing recorded"),
