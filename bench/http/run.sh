@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # HTTP charge throughput: `billing serve` on PostgreSQL (sandbox gateway, tok_visa) under wrk with
 # 32 connections, next to pgbench's single-row transactions at 32 clients.
-# Usage: bench/http/run.sh [seconds]    (needs wrk: apt-get install wrk; builds the release binary)
+# Usage: bench/http/run.sh [seconds] [serve options]    (needs wrk: apt-get install wrk; builds the
+# release binary). E.g. `bench/http/run.sh 10 --no-workers`: the command path alone, the read
+# models built elsewhere (`billing worker`).
 set -euo pipefail
 export PGOPTIONS="-c client_min_messages=warning"
 cd "$(dirname "$0")/../.."
 seconds="${1:-10}"
+shift || true
 url="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 base="${url%/*}"
 db="$base/kb_http_bench"
@@ -20,12 +23,12 @@ BILLING_DATA_DIR="$(mktemp -d)"
 export BILLING_DATA_DIR
 export BILLING_MASTER_KEY=0000000000000000000000000000000000000000000000000000000000000001
 key=$(RUST_LOG=warn "$bin" keys create --scope write 2>/dev/null)
-RUST_LOG=warn BILLING_ADDR="$addr" "$bin" serve >/dev/null &
+RUST_LOG=warn BILLING_ADDR="$addr" "$bin" serve "$@" >/dev/null &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; psql -q "$url" -c "DROP DATABASE IF EXISTS kb_http_bench"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://$addr/health" >/dev/null && break; sleep 0.1; done
 
-echo "billing: POST /payment/process, 32 connections, ${seconds}s"
+echo "billing serve $*: POST /payment/process, 32 connections, ${seconds}s"
 BILLING_KEY="$key" wrk -t2 -c32 -d"${seconds}s" -s bench/http/charge.lua "http://$addr" | tail -n 1
 
 echo "pgbench: one ~300-byte row per transaction, 32 clients, ${seconds}s"
