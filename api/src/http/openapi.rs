@@ -214,7 +214,8 @@ fn conventions(op: &mut Operation, command: bool) {
                 ResponseBuilder::new()
                     .description(
                         "Error: `{\"error\": {\"type\", \"code\", \"message\", \"param\"}}` \
-                         (400/422 invalid request, 401, 403, 404, 409, 402 card error, 429, 5xx)",
+                         (400 invalid request, 401, 402 card error, 403, 404, 409, 413 body too \
+                         large, 422 idempotency key reused, 5xx)",
                     )
                     .content(
                         "application/json",

@@ -2,16 +2,17 @@
 //! in one transaction, each only if it is still where the caller saw it.
 //!
 //! A charge touches three read models of twelve; the other nine only need their checkpoints to
-//! follow the log (a read with `min_position` waits on them). One statement for all of them
-//! instead of a transaction each. A checkpoint that moved meanwhile (another worker, a replay's
+//! follow the log (a read with `min_position` waits on them). One transaction for all of them
+//! instead of one each: their rows locked in name order (as a replay's swap locks them), those
+//! still where the caller saw them moved. A checkpoint that moved meanwhile (another worker, a replay's
 //! swap) is left alone: that projection then takes the usual way, [`crate::worker::apply`].
 
 use super::{Pool, ReadStore, ReadStoreError};
 
-const ADVANCE_PG: &str = "UPDATE {c} AS c SET position = $3 \
-     FROM UNNEST($1::text[], $2::bigint[]) AS seen(projection, position) \
-     WHERE c.projection = seen.projection AND c.position = seen.position \
-     RETURNING c.projection";
+/// The rows locked in name order, as every transaction that locks several does (a replay's swap):
+/// two of them can then not wait for each other.
+const LOCK_PG: &str = "SELECT projection, position FROM {c} WHERE projection = ANY($1) ORDER BY projection FOR UPDATE";
+const MOVE_PG: &str = "UPDATE {c} SET position = $2 WHERE projection = ANY($1)";
 const ADVANCE_SQLITE: &str = "UPDATE {c} SET position = $3 WHERE projection = $1 AND position = $2";
 
 impl ReadStore {
@@ -29,32 +30,39 @@ impl ReadStore {
         if seen.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = self.sql(
-            match self.pool {
-                Pool::Postgres(_) => ADVANCE_PG,
-                Pool::Sqlite(_) => ADVANCE_SQLITE,
-            },
-            "",
-        );
         match &self.pool {
             Pool::Postgres(pool) => {
                 // As a batch's commit: no wait for the WAL flush (a crash only moves them back).
                 let mut tx = pool
                     .begin_with("BEGIN; SET LOCAL synchronous_commit TO OFF")
                     .await?;
-                let moved: Vec<(String,)> = sqlx::query_as(sql)
-                    .bind(seen.iter().map(|(p, _)| *p).collect::<Vec<_>>())
-                    .bind(seen.iter().map(|(_, at)| *at).collect::<Vec<_>>())
-                    .bind(to)
+                let names: Vec<&str> = seen.iter().map(|(p, _)| *p).collect();
+                let held: Vec<(String, i64)> = sqlx::query_as(self.sql(LOCK_PG, ""))
+                    .bind(&names)
                     .fetch_all(&mut *tx)
                     .await?;
-                tx.commit().await?;
-                Ok(seen
+                let moved: Vec<bool> = seen
                     .iter()
-                    .map(|(p, _)| moved.iter().any(|(m,)| m == p))
-                    .collect())
+                    .map(|(p, at)| held.iter().any(|(h, now)| h == p && now == at))
+                    .collect();
+                let moving: Vec<&str> = names
+                    .iter()
+                    .zip(&moved)
+                    .filter(|(_, m)| **m)
+                    .map(|(p, _)| *p)
+                    .collect();
+                if !moving.is_empty() {
+                    sqlx::query(self.sql(MOVE_PG, ""))
+                        .bind(&moving)
+                        .bind(to)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(moved)
             }
             Pool::Sqlite(pool) => {
+                let sql = self.sql(ADVANCE_SQLITE, "");
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let mut moved = Vec::with_capacity(seen.len());
                 for (p, at) in seen {

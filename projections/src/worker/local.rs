@@ -161,36 +161,58 @@ impl LocalFeed {
                 if known[i] >= last {
                     continue;
                 }
-                match passes_over(p.as_ref(), &page, known[i]) {
-                    Some(_) => idle.push(i),
-                    None => busy.push(i),
+                // A projection's panic is its own error (in `apply`'s task), not the feed's.
+                let over = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    passes_over(p.as_ref(), &page, known[i])
+                }));
+                match over {
+                    Ok(Some(_)) => idle.push(i),
+                    _ => busy.push(i),
                 }
             }
-            if !idle.is_empty() {
-                let seen: Vec<(&'static str, i64)> = idle
-                    .iter()
-                    .map(|&i| (self.projections[i].name(), known[i]))
-                    .collect();
-                match self.read.advance(&seen, last).await {
-                    Ok(moved) => {
-                        for (&i, moved) in idle.iter().zip(moved) {
-                            if moved {
-                                next[i] = last;
-                                self.failed[i] = false;
-                            } else {
-                                // Its checkpoint moved under the feed: the usual way.
-                                busy.push(i);
-                            }
+            // The checkpoints move while the others apply the page (one held elsewhere delays
+            // only itself); a projection whose checkpoint moved under the feed then applies it.
+            let seen: Vec<(&'static str, i64)> = idle
+                .iter()
+                .map(|&i| (self.projections[i].name(), known[i]))
+                .collect();
+            let read = self.read.clone();
+            let advance = tokio::spawn(async move { read.advance(&seen, last).await });
+            let page = Arc::new(page);
+            let mut outcomes: Vec<_> = busy
+                .iter()
+                .copied()
+                .zip(self.apply_each(&busy, page.clone()).await)
+                .collect();
+            let behind = match advance.await {
+                Ok(Ok(moved)) => {
+                    let mut behind = Vec::new();
+                    for (&i, moved) in idle.iter().zip(moved) {
+                        if moved {
+                            next[i] = last;
+                            self.failed[i] = false;
+                        } else {
+                            behind.push(i);
                         }
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "moving checkpoints failed; applying instead");
-                        busy.extend(idle);
-                    }
+                    behind
                 }
-            }
-            let outcomes = self.apply_each(&busy, Arc::new(page)).await;
-            for (i, outcome) in busy.into_iter().zip(outcomes) {
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "moving checkpoints failed; applying instead");
+                    idle
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "moving checkpoints failed; applying instead");
+                    idle
+                }
+            };
+            outcomes.extend(
+                behind
+                    .iter()
+                    .copied()
+                    .zip(self.apply_each(&behind, page).await),
+            );
+            for (i, outcome) in outcomes {
                 match outcome {
                     Ok(applied) => {
                         next[i] = applied.checkpoint;

@@ -54,7 +54,6 @@ pub struct MrrQuery {
     #[param(pattern = "^[A-Za-z]{3}$")]
     pub currency: Option<String>,
     /// Months to forecast (forecast only; 1 to 36, default 12).
-    #[param(minimum = 1, maximum = 36)]
     pub months: Option<u32>,
     /// The last month counted (`YYYY-MM`; churn and forecast; default: the current month).
     pub through: Option<String>,

@@ -43,7 +43,7 @@ pub struct ListQuery {
     /// The id of the last object of the previous page.
     pub starting_after: Option<String>,
     /// Only this customer's (`cus_…`), where objects have one.
-    #[param(pattern = "^cus_")]
+    #[param(pattern = "^cus_[0-9a-f]{32}$")]
     pub customer: Option<String>,
     /// Only objects in this status.
     pub status: Option<String>,
