@@ -35,6 +35,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     exact_version_has_one_winner,
     tailing_reader_sees_every_position_once_in_order,
+    reading_categories_skips_the_rest_and_misses_nothing,
     update_delete_truncate_refused_by_database,
     changed_byte_is_found_at_its_position,
     removed_events_are_found_where_they_are_missing,

@@ -116,11 +116,11 @@ impl Scheduler {
     async fn catch_up(&mut self) -> Result<(), StoreError> {
         let store = self.billing.executor.store().clone();
         loop {
-            let page = store.read_page_raw(self.read_to, PAGE).await?;
-            if page.is_empty() {
-                return Ok(());
-            }
-            for e in &page {
+            // Only subscriptions' and invoices' streams: the rest is skipped by the store.
+            let page = store
+                .read_categories(self.read_to, PAGE, &["subscription", "invoice"])
+                .await?;
+            for e in &page.events {
                 // Moved per event: a store error midway resumes at the event it stopped on.
                 let next = e.position;
                 let sub = match e.stream_id.category() {
@@ -140,6 +140,10 @@ impl Scheduler {
                     }
                 }
                 self.read_to = next;
+            }
+            self.read_to = self.read_to.max(page.through);
+            if !page.more {
+                return Ok(());
             }
         }
     }

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use ledger::event::{Metadata, Position, RecordedEvent};
 use ledger::ids::{ChargeId, RefundId};
-use ledger::store::{EventStore, StoreError, read_page};
+use ledger::store::{EventStore, StoreError, read_categories};
 
 use super::service::stream_of;
 use super::{ChargeEvent, ChargeService, ChargeStatus, refund::RefundStatus};
@@ -49,15 +49,16 @@ impl RecoveryScan {
 
     /// Reads the log from where the scan stopped.
     pub async fn catch_up(&mut self, store: &dyn EventStore) -> Result<(), StoreError> {
+        // Only the charges' streams: the rest of the log is skipped by the store.
         loop {
-            let page = read_page(store, self.after, SCAN_PAGE_EVENTS).await?;
-            let Some(last) = page.last().map(|e| e.position) else {
-                return Ok(());
-            };
-            for e in &page {
+            let page = read_categories(store, self.after, SCAN_PAGE_EVENTS, &["charge"]).await?;
+            for e in &page.events {
                 self.observe(e);
             }
-            self.after = last;
+            self.after = self.after.max(page.through);
+            if !page.more {
+                return Ok(());
+            }
         }
     }
 

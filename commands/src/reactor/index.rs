@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use ledger::event::{Position, RecordedEvent};
 use ledger::ids::ChargeId;
-use ledger::store::{EventStore, StoreError, read_page};
+use ledger::store::{EventStore, StoreError, read_categories};
 
 const PAGE: u32 = 5_000;
 
@@ -21,14 +21,14 @@ pub(super) struct ChargeIndex {
 impl ChargeIndex {
     pub(super) async fn catch_up(&mut self, store: &dyn EventStore) -> Result<(), StoreError> {
         loop {
-            let page = read_page(store, self.after, PAGE).await?;
-            let Some(last) = page.last().map(|e| e.position) else {
-                return Ok(());
-            };
-            for e in &page {
+            let page = read_categories(store, self.after, PAGE, &["charge"]).await?;
+            for e in &page.events {
                 self.observe(e);
             }
-            self.after = last;
+            self.after = self.after.max(page.through);
+            if !page.more {
+                return Ok(());
+            }
         }
     }
 

@@ -35,8 +35,20 @@ use crate::upcast::Upcasters;
 
 pub use leader::Leadership;
 pub use open::AnyStore;
-pub use read::{read_all, read_page, verify_chain};
+pub use read::{read_all, read_categories, read_page, verify_chain};
 pub use writer::{WriterConfig, WriterStats};
+
+/// A page of [`EventStore::read_categories`].
+#[derive(Debug, Default)]
+pub struct CategoryPage {
+    /// The events of the categories asked for.
+    pub events: Vec<RecordedEvent>,
+    /// The log was looked at up to here (the events of other categories before it skipped): the
+    /// next page starts after it.
+    pub through: Position,
+    /// Whether the page stopped at its limit (there may be more now).
+    pub more: bool,
+}
 
 /// An infrastructure failure: the caller did nothing wrong (HTTP 5xx).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -193,6 +205,31 @@ pub trait EventStore: Send + Sync + 'static {
         stream_id: Option<&StreamId>,
         event_type: Option<&str>,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Events after `after` of the streams of `categories` (a stream id's part before its first
+    /// `-`: `charge`, `invoice`, …), in position order, as stored (not upcast): for the tasks
+    /// that follow a part of the log (the scheduler, the recovery of charges) without reading
+    /// the rest back. The default reads every event and keeps the wanted ones; PostgreSQL
+    /// filters in the database.
+    async fn read_categories(
+        &self,
+        after: Position,
+        limit: u32,
+        categories: &[&str],
+    ) -> Result<CategoryPage, StoreError> {
+        let page = self.read_page_raw(after, limit).await?;
+        let more = page.len() == limit as usize;
+        let through = page.last().map_or(after, |e| e.position);
+        let events = page
+            .into_iter()
+            .filter(|e| categories.contains(&e.stream_id.category()))
+            .collect();
+        Ok(CategoryPage {
+            events,
+            through,
+            more,
+        })
+    }
 
     /// One event by its id (upcast).
     async fn read_event(&self, event_id: uuid::Uuid) -> Result<Option<RecordedEvent>, StoreError>;

@@ -11,7 +11,9 @@ use sqlx::{Postgres, Row, Transaction};
 
 use super::plan::{BatchState, Plan, Prepared, plan_batch};
 use super::writer::{BatchSink, Writer, WriterConfig, WriterStats};
-use super::{AppendError, EventStore, Head, StoreError, head_from_row, idempotency_from_row};
+use super::{
+    AppendError, CategoryPage, EventStore, Head, StoreError, head_from_row, idempotency_from_row,
+};
 use crate::access::{ApiKey, KeyStore};
 use crate::chain::Hash;
 use crate::event::{
@@ -30,6 +32,16 @@ const WRITER_CONNECTIONS: u32 = 2;
 
 /// The migrations in `migrations/postgres`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Bounded by the head read just before: every event up to it is committed (appends take the
+/// head row's lock and move it in their own commit), so the events of other categories up to it
+/// are skipped for good.
+const READ_CATEGORIES: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events WHERE position > $1 AND position <= $2 \
+     AND split_part(stream_id, '-', 1) = ANY($4) ORDER BY position LIMIT $3"
+);
 
 const READ_STREAM: &str = concat!(
     "SELECT ",
@@ -386,7 +398,6 @@ fn decode(row: PgRow) -> Result<RecordedEvent, StoreError> {
         let bytes: Vec<u8> = row.try_get(col)?;
         Hash::from_slice(&bytes).ok_or_else(|| StoreError::Corrupt(format!("{col} length")))
     };
-    let metadata: serde_json::Value = row.try_get("metadata")?;
     Ok(RecordedEvent {
         position: Position(row.try_get("position")?),
         event_id: row.try_get("event_id")?,
@@ -396,8 +407,11 @@ fn decode(row: PgRow) -> Result<RecordedEvent, StoreError> {
         event_type: row.try_get("event_type")?,
         schema_version: row.try_get("schema_version")?,
         payload: row.try_get("payload")?,
-        metadata: serde_json::from_value::<Metadata>(metadata)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        // Decoded straight from the text (not through a `Value` first).
+        metadata: row
+            .try_get::<sqlx::types::Json<Metadata>, _>("metadata")
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+            .0,
         occurred_at: row.try_get::<DateTime<Utc>, _>("occurred_at")?,
         recorded_at: row.try_get::<DateTime<Utc>, _>("recorded_at")?,
         prev_hash: hash("prev_hash")?,
@@ -477,6 +491,42 @@ impl EventStore for PgStore {
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter().map(decode).collect()
+    }
+
+    async fn read_categories(
+        &self,
+        after: Position,
+        limit: u32,
+        categories: &[&str],
+    ) -> Result<CategoryPage, StoreError> {
+        let head = self.head().await?.position;
+        if head <= after || limit == 0 {
+            return Ok(CategoryPage {
+                through: after.max(head),
+                ..CategoryPage::default()
+            });
+        }
+        let rows = sqlx::query(READ_CATEGORIES)
+            .bind(after.0)
+            .bind(head.0)
+            .bind(i64::from(limit))
+            .bind(categories)
+            .fetch_all(&self.pool)
+            .await?;
+        let events = rows
+            .into_iter()
+            .map(decode)
+            .collect::<Result<Vec<_>, _>>()?;
+        let more = events.len() == limit as usize;
+        let through = match events.last() {
+            Some(last) if more => last.position,
+            _ => head,
+        };
+        Ok(CategoryPage {
+            events,
+            through,
+            more,
+        })
     }
 
     async fn read_event(&self, event_id: uuid::Uuid) -> Result<Option<RecordedEvent>, StoreError> {

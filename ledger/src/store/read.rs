@@ -2,7 +2,7 @@
 
 use futures_util::stream::{self, Stream, StreamExt};
 
-use super::{EventStore, StoreError};
+use super::{CategoryPage, EventStore, StoreError};
 use crate::chain::{ChainBreak, ChainVerifier, Hash, VerifyReport};
 use crate::event::{Position, RecordedEvent};
 
@@ -15,6 +15,22 @@ pub async fn read_page(
     let page = store.read_page_raw(after, limit).await?;
     let up = store.upcasters();
     Ok(page.into_iter().map(|e| up.apply(e)).collect())
+}
+
+/// [`EventStore::read_categories`], each event upcast.
+///
+/// # Errors
+/// The store's.
+pub async fn read_categories(
+    store: &dyn EventStore,
+    after: Position,
+    limit: u32,
+    categories: &[&str],
+) -> Result<CategoryPage, StoreError> {
+    let mut page = store.read_categories(after, limit, categories).await?;
+    let up = store.upcasters();
+    page.events = page.events.into_iter().map(|e| up.apply(e)).collect();
+    Ok(page)
 }
 
 /// Every event after `after`, in position order, fetched `page_size` at a time: memory stays

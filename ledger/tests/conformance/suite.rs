@@ -1313,3 +1313,70 @@ pub async fn stale_knowledge_of_another_writer_never_decides(kind: Kind) {
     assert_eq!(versions, vec![1, 2, 3, 4, 5]);
     assert_chain_holds(h.store.as_ref(), 12).await;
 }
+
+/// A reader of some categories gets every event of them once, in order, and none of the others
+/// (`chargeback` is not `charge`); when the log ends with others, it still gets to the head.
+pub async fn reading_categories_skips_the_rest_and_misses_nothing(kind: Kind) {
+    let h = Harness::start(kind).await;
+    let streams: Vec<StreamId> = ["charge", "invoice", "chargeback", "charge", "customer"]
+        .iter()
+        .map(|c| stream(c))
+        .collect();
+    let mut versions = vec![0usize; streams.len()];
+    for i in 0..23 {
+        let k = i % streams.len();
+        let expected = if versions[k] == 0 {
+            ExpectedVersion::NoStream
+        } else {
+            ExpectedVersion::Exact(versions[k] as i64)
+        };
+        committed(&h.store.append(req(&streams[k], expected, 1 + i % 2)).await);
+        versions[k] += 1 + i % 2;
+    }
+    // The log ends with events of neither category.
+    committed(
+        &h.store
+            .append(req(&stream("customer"), ExpectedVersion::NoStream, 3))
+            .await,
+    );
+    let wanted = ["charge", "invoice"];
+    let expected: Vec<i64> = raw_log(h.store.as_ref())
+        .await
+        .iter()
+        .filter(|e| wanted.contains(&e.stream_id.category()))
+        .map(|e| e.position.0)
+        .collect();
+    let head = h.store.head().await.expect("head").position;
+    for limit in [1, 2, 7, 1_000] {
+        let mut after = Position(0);
+        let mut seen = Vec::new();
+        loop {
+            let page = h
+                .store
+                .read_categories(after, limit, &wanted)
+                .await
+                .expect("read");
+            assert!(page.events.len() <= limit as usize);
+            assert!(page.through >= after, "{kind:?}: never back");
+            for e in &page.events {
+                assert!(e.position > after && e.position <= page.through);
+            }
+            seen.extend(positions(&page.events));
+            after = page.through;
+            if !page.more {
+                break;
+            }
+        }
+        assert_eq!(seen, expected, "{kind:?} limit {limit}");
+        assert_eq!(
+            after, head,
+            "{kind:?} limit {limit}: read through to the head"
+        );
+        let done = h
+            .store
+            .read_categories(after, limit, &wanted)
+            .await
+            .expect("read");
+        assert!(done.events.is_empty() && !done.more && done.through == head);
+    }
+}
