@@ -152,31 +152,29 @@ async fn fold(
     Ok(set)
 }
 
-/// The last position of the events of `page` (sorted) after `after`, if they change none of
-/// `projection`'s rows: they follow `after` without a gap, read no stored document, and applied
-/// to nothing they change nothing. Its checkpoint can then simply move there
-/// ([`ReadStore::advance`]) — no transaction of its own.
+/// Whether the events of `page` (sorted) after `after` change none of `projection`'s rows: they
+/// follow `after` without a gap, read no stored document, and applied to nothing they change
+/// nothing. Its checkpoint can then simply move to the page's end ([`ReadStore::advance`]) — no
+/// transaction of its own. (No such events: `false`.)
 #[must_use]
-pub fn passes_over(projection: &dyn Projection, page: &[RecordedEvent], after: i64) -> Option<i64> {
+pub fn passes_over(projection: &dyn Projection, page: &[RecordedEvent], after: i64) -> bool {
     let start = page.partition_point(|e| e.position.0 <= after);
     let fresh = &page[start..];
-    let mut expected = after;
-    for e in fresh {
-        expected = expected.checked_add(1)?;
-        if e.position.0 != expected
-            || projection.born(e).is_some()
-            || !projection.reads(e).is_empty()
-        {
-            return None;
-        }
+    let contiguous = fresh
+        .iter()
+        .zip(after..)
+        .all(|(e, before)| before.checked_add(1) == Some(e.position.0));
+    if fresh.is_empty()
+        || !contiguous
+        || fresh
+            .iter()
+            .any(|e| projection.born(e).is_some() || !projection.reads(e).is_empty())
+    {
+        return false;
     }
-    let last = fresh.last()?.position.0;
     let mut set = ReadSet::default();
     let events: Vec<&RecordedEvent> = fresh.iter().collect();
-    match projection.apply_all(&mut set, &events) {
-        Ok(()) if set.unchanged() => Some(last),
-        _ => None,
-    }
+    matches!(projection.apply_all(&mut set, &events), Ok(()) if set.unchanged())
 }
 
 /// `fresh` (sorted, above `checkpoint`) with every missing position before its last one read

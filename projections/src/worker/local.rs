@@ -165,9 +165,10 @@ impl LocalFeed {
                 let over = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     passes_over(p.as_ref(), &page, known[i])
                 }));
-                match over {
-                    Ok(Some(_)) => idle.push(i),
-                    _ => busy.push(i),
+                if matches!(over, Ok(true)) {
+                    idle.push(i);
+                } else {
+                    busy.push(i);
                 }
             }
             // The checkpoints move while the others apply the page (one held elsewhere delays
@@ -184,8 +185,12 @@ impl LocalFeed {
                 .copied()
                 .zip(self.apply_each(&busy, page.clone()).await)
                 .collect();
-            let behind = match advance.await {
-                Ok(Ok(moved)) => {
+            let advanced = match advance.await {
+                Ok(done) => done.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let behind = match advanced {
+                Ok(moved) => {
                     let mut behind = Vec::new();
                     for (&i, moved) in idle.iter().zip(moved) {
                         if moved {
@@ -196,10 +201,6 @@ impl LocalFeed {
                         }
                     }
                     behind
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "moving checkpoints failed; applying instead");
-                    idle
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "moving checkpoints failed; applying instead");

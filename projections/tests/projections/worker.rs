@@ -9,7 +9,7 @@ use ledger::event::{Position, RecordedEvent, StreamId};
 use ledger::store::{EventStore, read_page};
 use projections::projection::Projection;
 use projections::store::{Indexes, NEXT, ReadStore};
-use projections::worker::apply;
+use projections::worker::{apply, passes_over};
 use projections::worker::local::{LocalFeed, Until};
 
 use super::support::{KINDS, Kind, TestStore, at, charge, refund};
@@ -318,6 +318,29 @@ async fn a_round_with_nothing_new_opens_no_transaction() {
         );
         held.rollback().await.expect("release");
     }
+}
+
+/// `passes_over`: only a contiguous run after the checkpoint that reads and changes nothing.
+#[tokio::test]
+async fn a_page_passes_over_a_projection_only_if_it_follows_and_changes_nothing() {
+    let s = TestStore::open(Kind::Sqlite).await;
+    let id = charge(s.events.as_ref(), 1_000, "usd", true, at(0)).await;
+    refund(s.events.as_ref(), id, 100, at(1)).await;
+    charge(s.events.as_ref(), 500, "usd", true, at(2)).await;
+    let log = everything(s.events.as_ref()).await;
+    let refunds = projections::pointers::Refunds;
+    let charges = projections::views::charges();
+    let (first_refund, last) = (3, log.len() as i64);
+    assert_eq!(log[2].event_type, "RefundRequested");
+    // After the refund: two charge events, nothing for refunds.
+    assert!(passes_over(&refunds, &log, first_refund + 1));
+    // With the refund in it, or with a gap before it (a checkpoint behind the page), not.
+    assert!(!passes_over(&refunds, &log, 0));
+    assert!(!passes_over(&refunds, &log[5..], first_refund + 1));
+    // The charges read model reads every charge event.
+    assert!(!passes_over(&charges, &log, first_refund + 1));
+    // Nothing after the checkpoint: nothing to pass over.
+    assert!(!passes_over(&refunds, &log, last));
 }
 
 /// Events that change none of a projection's rows still move its checkpoint (a read with
