@@ -9,8 +9,8 @@ use ledger::event::{Position, RecordedEvent, StreamId};
 use ledger::store::{EventStore, read_page};
 use projections::projection::Projection;
 use projections::store::{Indexes, NEXT, ReadStore};
-use projections::worker::{apply, passes_over};
 use projections::worker::local::{LocalFeed, Until};
+use projections::worker::{apply, passes_over};
 
 use super::support::{KINDS, Kind, TestStore, at, charge, refund};
 
