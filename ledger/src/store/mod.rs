@@ -217,6 +217,12 @@ pub trait EventStore: Send + Sync + 'static {
         limit: u32,
         categories: &[&str],
     ) -> Result<CategoryPage, StoreError> {
+        if limit == 0 {
+            return Ok(CategoryPage {
+                through: after,
+                ..CategoryPage::default()
+            });
+        }
         let page = self.read_page_raw(after, limit).await?;
         let more = page.len() == limit as usize;
         let through = page.last().map_or(after, |e| e.position);

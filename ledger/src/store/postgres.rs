@@ -499,10 +499,19 @@ impl EventStore for PgStore {
         limit: u32,
         categories: &[&str],
     ) -> Result<CategoryPage, StoreError> {
-        let head = self.head().await?.position;
-        if head <= after || limit == 0 {
+        if limit == 0 {
             return Ok(CategoryPage {
-                through: after.max(head),
+                through: after,
+                ..CategoryPage::default()
+            });
+        }
+        // The head first: every event up to it is committed, so the events of other categories
+        // up to it can be skipped for good (read after the page, one committed meanwhile
+        // could be skipped unread).
+        let head = self.head().await?.position;
+        if head <= after {
+            return Ok(CategoryPage {
+                through: after,
                 ..CategoryPage::default()
             });
         }

@@ -1379,4 +1379,49 @@ pub async fn reading_categories_skips_the_rest_and_misses_nothing(kind: Kind) {
             .expect("read");
         assert!(done.events.is_empty() && !done.more && done.through == head);
     }
+    let nothing = h
+        .store
+        .read_categories(Position(0), 0, &wanted)
+        .await
+        .expect("read");
+    assert!(nothing.events.is_empty() && !nothing.more && nothing.through == Position(0));
+
+    // While another task appends: every wanted event once, in order, none skipped.
+    let writer = {
+        let store = h.store.clone();
+        tokio::spawn(async move {
+            for i in 0..120 {
+                let category = ["charge", "customer", "invoice", "plan"][i % 4];
+                committed(
+                    &store
+                        .append(req(&stream(category), ExpectedVersion::NoStream, 1))
+                        .await,
+                );
+            }
+        })
+    };
+    let mut after = head;
+    let mut seen = Vec::new();
+    loop {
+        let finished = writer.is_finished();
+        let page = h
+            .store
+            .read_categories(after, 3, &wanted)
+            .await
+            .expect("read");
+        seen.extend(positions(&page.events));
+        after = page.through;
+        if finished && !page.more {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    writer.await.expect("writer");
+    let expected: Vec<i64> = raw_log(h.store.as_ref())
+        .await
+        .iter()
+        .filter(|e| e.position > head && wanted.contains(&e.stream_id.category()))
+        .map(|e| e.position.0)
+        .collect();
+    assert_eq!(seen, expected, "{kind:?}: under concurrent appends");
 }
