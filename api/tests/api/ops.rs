@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Kind, TestApp, error_of, spawn_app};
+use crate::support::{Kind, error_of, spawn_app};
 
 #[tokio::test]
 async fn health_and_ready_need_no_key() {
@@ -98,18 +98,6 @@ async fn metrics_are_prometheus_text_with_http_and_charge_counters() {
     assert!(text.contains("billing_appended_events"), "{text}");
 }
 
-async fn openapi_doc(app: &TestApp) -> Value {
-    app.client
-        .get(app.url("/openapi.json"))
-        .bearer_auth(&app.read_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn openapi_document_is_generated_from_the_handlers() {
     let app = spawn_app(Kind::Sqlite).await;
@@ -120,7 +108,7 @@ async fn openapi_document_is_generated_from_the_handlers() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), 401);
-    let doc = openapi_doc(&app).await;
+    let doc = app.get_ok("/openapi.json").await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     for path in [
         "/health",
@@ -176,7 +164,7 @@ async fn openapi_document_is_generated_from_the_handlers() {
 #[tokio::test]
 async fn openapi_document_describes_parameters_errors_and_idempotency_as_served() {
     let app = spawn_app(Kind::Sqlite).await;
-    let doc = openapi_doc(&app).await;
+    let doc = app.get_ok("/openapi.json").await;
     let not_commands = [
         "/webhooks/stripe",
         "/webhooks/paypal",

@@ -39,7 +39,7 @@ pub use read::{read_all, read_categories, read_page, verify_chain};
 pub use writer::{WriterConfig, WriterStats};
 
 /// A page of [`EventStore::read_categories`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CategoryPage {
     /// The events of the categories asked for.
     pub events: Vec<RecordedEvent>,
@@ -48,6 +48,18 @@ pub struct CategoryPage {
     pub through: Position,
     /// Whether the page stopped at its limit (there may be more now).
     pub more: bool,
+}
+
+impl CategoryPage {
+    /// Nothing read: the next page starts after `after` again.
+    #[must_use]
+    pub fn nothing_after(after: Position) -> Self {
+        CategoryPage {
+            events: Vec::new(),
+            through: after,
+            more: false,
+        }
+    }
 }
 
 /// An infrastructure failure: the caller did nothing wrong (HTTP 5xx).
@@ -218,10 +230,7 @@ pub trait EventStore: Send + Sync + 'static {
         categories: &[&str],
     ) -> Result<CategoryPage, StoreError> {
         if limit == 0 {
-            return Ok(CategoryPage {
-                through: after,
-                ..CategoryPage::default()
-            });
+            return Ok(CategoryPage::nothing_after(after));
         }
         let page = self.read_page_raw(after, limit).await?;
         let more = page.len() == limit as usize;

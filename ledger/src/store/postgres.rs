@@ -500,20 +500,14 @@ impl EventStore for PgStore {
         categories: &[&str],
     ) -> Result<CategoryPage, StoreError> {
         if limit == 0 {
-            return Ok(CategoryPage {
-                through: after,
-                ..CategoryPage::default()
-            });
+            return Ok(CategoryPage::nothing_after(after));
         }
         // The head first: every event up to it is committed, so the events of other categories
         // up to it can be skipped for good (read after the page, one committed meanwhile
         // could be skipped unread).
         let head = self.head().await?.position;
         if head <= after {
-            return Ok(CategoryPage {
-                through: after,
-                ..CategoryPage::default()
-            });
+            return Ok(CategoryPage::nothing_after(after));
         }
         let rows = sqlx::query(READ_CATEGORIES)
             .bind(after.0)
