@@ -94,7 +94,7 @@ fn write_canonical(value: &Value, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(&Value::String(k.clone()).to_string());
+                push_json_string(k, out);
                 out.push(':');
                 write_canonical(v, out);
             }
@@ -111,8 +111,44 @@ fn write_canonical(value: &Value, out: &mut String) {
             out.push(']');
         }
         Value::Number(n) => write_number(n, out),
-        scalar => out.push_str(&scalar.to_string()),
+        Value::String(s) => push_json_string(s, out),
+        Value::Bool(true) => out.push_str("true"),
+        Value::Bool(false) => out.push_str("false"),
+        Value::Null => out.push_str("null"),
     }
+}
+
+/// A JSON string literal exactly as `serde_json` writes it (`"` and `\\` escaped, control
+/// characters as `\b \t \n \f \r` or `\u00xx`, everything else as is), without building a
+/// `Value` and going through `Display` for it.
+fn push_json_string(s: &str, out: &mut String) {
+    out.push('"');
+    let mut plain = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[plain..i]);
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            out.push_str(escape);
+        }
+        plain = i + 1;
+    }
+    out.push_str(&s[plain..]);
+    out.push('"');
 }
 
 /// A number in the form PostgreSQL's `jsonb` gives back, so the hash survives the round trip:
@@ -282,6 +318,32 @@ impl ChainVerifier {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        // Every byte below 0x80 alone and between others, and characters beyond ASCII: the
+        // hash of every stored event depends on these bytes staying the same.
+        let mut samples: Vec<String> = (0u8..0x80).map(|b| char::from(b).to_string()).collect();
+        samples.extend((0u8..0x80).map(|b| format!("a{}z\u{2028}é", char::from(b))));
+        samples.extend(
+            [
+                "",
+                "plain",
+                "\"quoted\" and \\ back",
+                "Zoë — 東京 🚀 \u{7f}\u{1f}\u{0}",
+            ]
+            .map(String::from),
+        );
+        for s in samples {
+            let mut ours = String::new();
+            push_json_string(&s, &mut ours);
+            assert_eq!(ours, serde_json::to_string(&s).unwrap(), "{s:?}");
+        }
+        assert_eq!(
+            canonical_json(&json!({"k\n\u{1}": [true, false, null, "\t"]})),
+            r#"{"k\n\u0001":[true,false,null,"\t"]}"#
+        );
+    }
 
     #[test]
     fn canonical_json_sorts_keys_at_every_depth() {

@@ -36,6 +36,7 @@ on_both_backends!(
     exact_version_has_one_winner,
     tailing_reader_sees_every_position_once_in_order,
     reading_categories_skips_the_rest_and_misses_nothing,
+    the_tail_holds_what_the_log_holds,
     update_delete_truncate_refused_by_database,
     changed_byte_is_found_at_its_position,
     removed_events_are_found_where_they_are_missing,

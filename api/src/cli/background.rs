@@ -42,6 +42,9 @@ pub fn spawn_reactor(state: AppState, interval: Duration) {
 pub const REACTOR_CURSOR: &str = "webhook_reactor";
 /// The charge recovery scan's cursor in the read store.
 pub const RECOVERY_CURSOR: &str = "charge_recovery";
+/// How often the recovery scan reads what was appended since (it completes what is pending only
+/// every recovery interval).
+const RECOVERY_FOLLOW: Duration = Duration::from_millis(250);
 
 /// Where `name` stopped in an earlier process (the start of the log when unreadable).
 async fn load_cursor(read: &ReadStore, name: &str) -> i64 {
@@ -66,9 +69,20 @@ pub fn spawn_recovery(state: AppState, interval: Duration, grace: chrono::Durati
         let mut scan = RecoveryScan::new();
         let mut saved = load_cursor(&state.read, RECOVERY_CURSOR).await;
         scan.resume_after(Position(saved));
-        let mut every = tokio::time::interval(interval);
+        // The scan follows the log between runs, a little at a time: what this process just
+        // appended is still in the store's tail then, not read back from the database.
+        let mut every = tokio::time::interval(interval.min(RECOVERY_FOLLOW));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut due = tokio::time::Instant::now();
         loop {
             every.tick().await;
+            if tokio::time::Instant::now() < due {
+                if let Err(e) = scan.catch_up(state.store.as_ref()).await {
+                    tracing::warn!(error = %e, "recovery scan failed; will retry");
+                }
+                continue;
+            }
+            due = tokio::time::Instant::now() + interval;
             let older_than = state.clock.now() - grace;
             match state
                 .charges

@@ -105,12 +105,14 @@ where
         Begin::NoKey => None,
     };
     let draft = claim.as_ref().map(|c| c.draft.clone());
-    let work = command(Ctx {
+    // Boxed: a command's future is large, and a task moves its future (and its output in the
+    // same slot) around by value.
+    let work = Box::pin(command(Ctx {
         state: state.clone(),
         body: body.clone(),
         metadata: metadata(caller, headers, draft.as_ref()),
         draft,
-    });
+    }));
     let (result, claim) = tokio::spawn(async move { (work.await, claim) })
         .await
         .map_err(|e| ApiError::internal("command task failed", &e))?;

@@ -23,6 +23,7 @@ mod plan;
 pub mod postgres;
 mod read;
 pub mod sqlite;
+mod tail;
 mod writer;
 
 use async_trait::async_trait;
@@ -36,6 +37,7 @@ use crate::upcast::Upcasters;
 pub use leader::Leadership;
 pub use open::AnyStore;
 pub use read::{read_all, read_categories, read_page, verify_chain};
+pub use tail::{TAIL_CAPACITY, Tail};
 pub use writer::{WriterConfig, WriterStats};
 
 /// A page of [`EventStore::read_categories`].
@@ -264,6 +266,12 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Counters of the group-commit writer.
     fn writer_stats(&self) -> WriterStats;
+
+    /// The events this process's writer committed last ([`Tail`]), if the store keeps them:
+    /// [`read_page`] and [`read_categories`] answer from it what it holds.
+    fn tail(&self) -> Option<&Tail> {
+        None
+    }
 
     /// A cheap round trip to the database.
     async fn ping(&self) -> Result<(), StoreError>;

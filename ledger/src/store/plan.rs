@@ -11,7 +11,9 @@ use uuid::Uuid;
 
 use super::AppendError;
 use crate::chain::{EventFields, Hash, canonical_json, event_hash, to_micros};
-use crate::event::{AppendRequest, Committed, ExpectedVersion, IdempotencyRecord, Position};
+use crate::event::{
+    AppendRequest, Committed, ExpectedVersion, IdempotencyRecord, Position, RecordedEvent,
+};
 
 /// Largest number of events in one request.
 pub const REQUEST_MAX_EVENTS: usize = 1_000;
@@ -90,6 +92,91 @@ pub(crate) struct Plan {
     pub outcomes: Vec<Result<Committed, AppendError>>,
     pub head_position: Position,
     pub head_hash: Hash,
+}
+
+/// What a backend answers for a batch: each request's outcome, and the rows it committed (in
+/// position order; none when nothing was written).
+pub(crate) struct Written {
+    pub outcomes: Vec<Result<Committed, AppendError>>,
+    pub rows: Vec<Row>,
+}
+
+impl Written {
+    /// Nothing was written: only answers (refusals).
+    pub fn nothing(outcomes: Vec<Result<Committed, AppendError>>) -> Self {
+        Written {
+            outcomes,
+            rows: Vec::new(),
+        }
+    }
+}
+
+impl Plan {
+    /// The plan once committed.
+    pub fn written(self) -> Written {
+        Written {
+            outcomes: self.outcomes,
+            rows: self.rows,
+        }
+    }
+}
+
+/// The events of a committed batch as the log now holds them: each accepted request's events
+/// (their payload and metadata taken from the request) with the position, version, time and
+/// hashes of their rows. `first` is each request's first position if it was recorded. Empty if
+/// the rows do not match the requests one for one (nothing is guessed).
+pub(crate) fn recorded(
+    requests: &mut [Prepared],
+    first: &[Option<Position>],
+    rows: Vec<Row>,
+) -> Vec<RecordedEvent> {
+    let mut out = Vec::with_capacity(rows.len());
+    let mut rows = rows.into_iter();
+    for (prepared, first) in requests.iter_mut().zip(first) {
+        let Some(first) = first else { continue };
+        let stream_id = &prepared.request.stream_id;
+        for (j, event) in prepared.request.events.iter_mut().enumerate() {
+            let Some(row) = rows.next() else {
+                return Vec::new();
+            };
+            let expected = i64::try_from(j).ok().and_then(|j| first.0.checked_add(j));
+            if row.event_id != event.event_id
+                || Some(row.position) != expected
+                || row.stream_id != stream_id.as_str()
+            {
+                return Vec::new();
+            }
+            // A float reads back from the log as its canonical text says (a whole one in
+            // exponent form as an integer): such a value is taken from that text, as a reader
+            // of the log would get it.
+            let mut payload = std::mem::take(&mut event.payload);
+            if has_float(&payload) {
+                payload = serde_json::from_str(&row.payload).unwrap_or(payload);
+            }
+            let mut metadata = std::mem::take(&mut event.metadata);
+            if metadata.other.values().any(has_float) {
+                metadata = serde_json::from_str(&row.metadata).unwrap_or(metadata);
+            }
+            out.push(RecordedEvent {
+                position: Position(row.position),
+                event_id: row.event_id,
+                stream_id: stream_id.clone(),
+                stream_version: row.stream_version,
+                event_type: row.event_type,
+                schema_version: row.schema_version,
+                payload,
+                metadata,
+                occurred_at: row.occurred_at,
+                recorded_at: row.recorded_at,
+                prev_hash: row.prev_hash,
+                hash: row.hash,
+            });
+        }
+    }
+    if rows.next().is_some() {
+        return Vec::new();
+    }
+    out
 }
 
 /// Plans a batch. Requests are taken in order; a refused one leaves no trace and does not affect
@@ -298,6 +385,16 @@ fn validate(req: &AppendRequest) -> Result<Vec<(String, String)>, AppendError> {
         encoded.push((payload, canonical_json(&metadata)));
     }
     Ok(encoded)
+}
+
+/// Whether a floating-point number is anywhere in `v`.
+fn has_float(v: &Value) -> bool {
+    match v {
+        Value::Number(n) => n.is_f64(),
+        Value::Array(a) => a.iter().any(has_float),
+        Value::Object(o) => o.values().any(has_float),
+        _ => false,
+    }
 }
 
 /// PostgreSQL's `jsonb` cannot hold U+0000; both stores refuse it so they stay alike.

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
-use super::plan::{BatchState, Plan, Prepared, plan_batch};
+use super::plan::{BatchState, Plan, Prepared, Written, plan_batch};
 use super::writer::{BatchSink, Writer, WriterConfig, WriterStats};
 use super::{
     AppendError, CategoryPage, EventStore, Head, StoreError, head_from_row, idempotency_from_row,
@@ -161,8 +161,6 @@ struct PgSink {
     known: Mutex<Known>,
 }
 
-type Answers = Vec<Result<Committed, AppendError>>;
-
 impl PgSink {
     fn known(&self) -> std::sync::MutexGuard<'_, Known> {
         self.known.lock().unwrap_or_else(PoisonError::into_inner)
@@ -170,7 +168,7 @@ impl PgSink {
 
     /// The batch planned on what is known and committed in one round trip, if the database
     /// confirms that knowledge; `None` when it cannot be tried or was not confirmed.
-    async fn write_known(&self, requests: &[Prepared]) -> Result<Option<Answers>, StoreError> {
+    async fn write_known(&self, requests: &[Prepared]) -> Result<Option<Written>, StoreError> {
         let Some((state, checks)) = self.known().guess(requests) else {
             return Ok(None);
         };
@@ -189,7 +187,7 @@ impl PgSink {
                     total_us = started.elapsed().as_micros() as u64,
                     "append batch committed in one round trip"
                 );
-                Ok(Some(plan.outcomes))
+                Ok(Some(plan.written()))
             }
             Ok(false) => {
                 // Another process appended: what is known of other streams may be stale too.
@@ -210,7 +208,7 @@ impl PgSink {
     }
 
     /// The batch in a transaction of its own: lock, read, plan, insert, commit.
-    async fn write_read(&self, requests: &[Prepared]) -> Result<Answers, StoreError> {
+    async fn write_read(&self, requests: &[Prepared]) -> Result<Written, StoreError> {
         let started = std::time::Instant::now();
         let mut tx = self.pool.begin().await?;
         let state = read_batch_state(&mut tx, requests).await?;
@@ -219,7 +217,7 @@ impl PgSink {
         let plan = plan_batch(state, requests, Utc::now());
         if plan.rows.is_empty() {
             tx.rollback().await?;
-            return Ok(plan.outcomes);
+            return Ok(Written::nothing(plan.outcomes));
         }
         insert_plan(&mut tx, &plan).await?;
         tx.commit().await?;
@@ -231,15 +229,15 @@ impl PgSink {
             total_us = started.elapsed().as_micros() as u64,
             "append batch committed"
         );
-        Ok(plan.outcomes)
+        Ok(plan.written())
     }
 }
 
 #[async_trait]
 impl BatchSink for PgSink {
-    async fn write_batch(&self, requests: &[Prepared]) -> Result<Answers, StoreError> {
-        if let Some(answers) = self.write_known(requests).await? {
-            return Ok(answers);
+    async fn write_batch(&self, requests: &[Prepared]) -> Result<Written, StoreError> {
+        if let Some(written) = self.write_known(requests).await? {
+            return Ok(written);
         }
         let written = self.write_read(requests).await;
         if written.is_err() {
@@ -571,6 +569,10 @@ impl EventStore for PgStore {
 
     fn writer_stats(&self) -> WriterStats {
         self.writer.stats()
+    }
+
+    fn tail(&self) -> Option<&super::Tail> {
+        Some(self.writer.tail())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -6,18 +6,31 @@ use super::{CategoryPage, EventStore, StoreError};
 use crate::chain::{ChainBreak, ChainVerifier, Hash, VerifyReport};
 use crate::event::{Position, RecordedEvent};
 
-/// Up to `limit` events after `after`, upcast.
+/// Up to `limit` events after `after`, upcast. The store's [`Tail`](super::Tail) answers the run
+/// of them it holds; the log the rest (past the run's end: another process's events, or ours not
+/// in the tail yet — when caught up, one query that finds nothing).
 pub async fn read_page(
     store: &dyn EventStore,
     after: Position,
     limit: u32,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let page = store.read_page_raw(after, limit).await?;
+    let mut page = store
+        .tail()
+        .and_then(|t| t.page(after, limit))
+        .unwrap_or_default();
+    let (from, left) = match page.last() {
+        Some(last) => (last.position, limit.saturating_sub(page.len() as u32)),
+        None => (after, limit),
+    };
+    if left > 0 {
+        page.extend(store.read_page_raw(from, left).await?);
+    }
     let up = store.upcasters();
     Ok(page.into_iter().map(|e| up.apply(e)).collect())
 }
 
-/// [`EventStore::read_categories`], each event upcast.
+/// [`EventStore::read_categories`], each event upcast; from the store's
+/// [`Tail`](super::Tail) when it holds the next position (as [`read_page`]).
 ///
 /// # Errors
 /// The store's.
@@ -27,7 +40,24 @@ pub async fn read_categories(
     limit: u32,
     categories: &[&str],
 ) -> Result<CategoryPage, StoreError> {
-    let mut page = store.read_categories(after, limit, categories).await?;
+    let mut page = match store
+        .tail()
+        .and_then(|t| t.categories(after, limit, categories))
+    {
+        // The run the tail holds, then the log past it (as `read_page`).
+        Some(mut held) if !held.more => {
+            let left = limit.saturating_sub(held.events.len() as u32);
+            let rest = store
+                .read_categories(held.through, left, categories)
+                .await?;
+            held.events.extend(rest.events);
+            held.through = rest.through;
+            held.more = rest.more;
+            held
+        }
+        Some(held) => held,
+        None => store.read_categories(after, limit, categories).await?,
+    };
     let up = store.upcasters();
     page.events = page.events.into_iter().map(|e| up.apply(e)).collect();
     Ok(page)

@@ -18,7 +18,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::plan::{BatchState, Plan, Prepared, plan_batch};
+use super::plan::{BatchState, Plan, Prepared, Written, plan_batch};
 use super::writer::{BatchSink, Writer, WriterConfig, WriterStats};
 use super::{AppendError, EventStore, Head, StoreError, head_from_row, idempotency_from_row};
 use crate::access::{ApiKey, KeyStore};
@@ -142,20 +142,17 @@ struct SqliteSink {
 
 #[async_trait]
 impl BatchSink for SqliteSink {
-    async fn write_batch(
-        &self,
-        requests: &[Prepared],
-    ) -> Result<Vec<Result<Committed, AppendError>>, StoreError> {
+    async fn write_batch(&self, requests: &[Prepared]) -> Result<Written, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let state = read_batch_state(&mut tx, requests).await?;
         let plan = plan_batch(state, requests, Utc::now());
         if plan.rows.is_empty() {
             tx.rollback().await?;
-            return Ok(plan.outcomes);
+            return Ok(Written::nothing(plan.outcomes));
         }
         insert_plan(&mut tx, &plan).await?;
         tx.commit().await?;
-        Ok(plan.outcomes)
+        Ok(plan.written())
     }
 }
 
@@ -384,6 +381,10 @@ impl EventStore for SqliteStore {
 
     fn writer_stats(&self) -> WriterStats {
         self.writer.stats()
+    }
+
+    fn tail(&self) -> Option<&super::Tail> {
+        Some(self.writer.tail())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
-use super::plan::{Prepared, prepare, units};
+use super::plan::{Prepared, Row, Written, prepare, recorded as recorded_events, units};
+use super::tail::{TAIL_CAPACITY, Tail};
 use super::{AppendError, StoreError};
 use crate::event::{AppendRequest, Committed};
 
@@ -56,7 +57,7 @@ type Answers = Vec<Result<Committed, AppendError>>;
 /// What a backend does with one batch, inside one transaction.
 #[async_trait]
 pub(crate) trait BatchSink: Send + Sync + 'static {
-    async fn write_batch(&self, requests: &[Prepared]) -> Result<Answers, StoreError>;
+    async fn write_batch(&self, requests: &[Prepared]) -> Result<Written, StoreError>;
 }
 
 struct Job {
@@ -69,14 +70,26 @@ struct Job {
 pub(crate) struct Writer {
     queue: mpsc::Sender<Job>,
     counters: Arc<Counters>,
+    /// What this writer committed last, for the process's readers.
+    tail: Arc<Tail>,
 }
 
 impl Writer {
     pub fn spawn(sink: Arc<dyn BatchSink>, config: WriterConfig) -> Writer {
         let (queue, rx) = mpsc::channel(config.queue_max_jobs.max(1));
         let counters = Arc::new(Counters::default());
-        tokio::spawn(run(sink, config, rx, counters.clone()));
-        Writer { queue, counters }
+        let tail = Arc::new(Tail::new(TAIL_CAPACITY));
+        tokio::spawn(run(sink, config, rx, counters.clone(), tail.clone()));
+        Writer {
+            queue,
+            counters,
+            tail,
+        }
+    }
+
+    /// The events this writer committed last.
+    pub fn tail(&self) -> &Tail {
+        &self.tail
     }
 
     /// The writer on a thread of its own, in a single-threaded runtime on which `make_sink`
@@ -91,27 +104,34 @@ impl Writer {
         let (queue, rx) = mpsc::channel(config.queue_max_jobs.max(1));
         let counters = Arc::new(Counters::default());
         let theirs = counters.clone();
+        let tail = Arc::new(Tail::new(TAIL_CAPACITY));
+        let filled = tail.clone();
         // The runtime is built and dropped on the thread (dropping one in async code panics).
-        let started = std::thread::Builder::new()
-            .name("ledger-writer".into())
-            .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    // The sink is made inside the runtime: its pool spawns tasks there.
-                    Ok(rt) => {
-                        rt.block_on(async move { run(make_sink(), config, rx, theirs).await })
+        let started =
+            std::thread::Builder::new()
+                .name("ledger-writer".into())
+                .spawn(move || {
+                    match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        // The sink is made inside the runtime: its pool spawns tasks there.
+                        Ok(rt) => rt.block_on(async move {
+                            run(make_sink(), config, rx, theirs, filled).await
+                        }),
+                        Err(e) => {
+                            tracing::error!(error = %e, "no runtime for the writer: appends fail")
+                        }
                     }
-                    Err(e) => {
-                        tracing::error!(error = %e, "no runtime for the writer: appends fail")
-                    }
-                }
-            });
+                });
         if let Err(e) = started {
             tracing::error!(error = %e, "no thread for the writer: appends fail");
         }
-        Writer { queue, counters }
+        Writer {
+            queue,
+            counters,
+            tail,
+        }
     }
 
     /// Checks and encodes the requests on the caller's task (outside the writer's critical
@@ -188,6 +208,7 @@ async fn run(
     config: WriterConfig,
     mut rx: mpsc::Receiver<Job>,
     counters: Arc<Counters>,
+    tail: Arc<Tail>,
 ) {
     let mut carry: Option<Job> = None;
     loop {
@@ -220,11 +241,15 @@ async fn run(
         }
 
         let counts: Vec<usize> = jobs.iter().map(|j| j.requests.len()).collect();
-        let requests: Vec<Prepared> = jobs
+        let mut requests: Vec<Prepared> = jobs
             .iter_mut()
             .flat_map(|j| std::mem::take(&mut j.requests))
             .collect();
-        let answers = commit(sink.as_ref(), &requests).await;
+        let (answers, rows) = commit(sink.as_ref(), &requests).await;
+        let first: Vec<_> = answers
+            .iter()
+            .map(|a| a.as_ref().ok().map(|c| c.first_position))
+            .collect();
 
         counters.batches.fetch_add(1, Ordering::Relaxed);
         counters
@@ -243,6 +268,10 @@ async fn run(
             let mine: Answers = answers.by_ref().take(n).collect();
             let _ = job.reply.send(mine);
         }
+        // After the answers: the callers need not wait for it.
+        if !rows.is_empty() {
+            tail.push(recorded_events(&mut requests, &first, rows));
+        }
     }
 }
 
@@ -250,20 +279,32 @@ async fn run(
 /// a constraint, say), each request (or atomic unit) is retried alone so one bad request cannot
 /// fail the others.
 /// A broken connection is not retried: its outcome is unknown, the callers are told so.
-async fn commit(sink: &dyn BatchSink, requests: &[Prepared]) -> Answers {
+/// Answers the outcomes and the rows committed, in position order.
+async fn commit(sink: &dyn BatchSink, requests: &[Prepared]) -> (Answers, Vec<Row>) {
     match sink.write_batch(requests).await {
-        Ok(answers) => answers,
+        Ok(written) => (written.outcomes, written.rows),
         Err(StoreError::Rejected(_)) if units(requests).nth(1).is_some() => {
             let mut answers = Vec::with_capacity(requests.len());
+            let mut rows = Vec::new();
             for unit in units(requests) {
                 match sink.write_batch(unit).await {
-                    Ok(a) if a.len() == unit.len() => answers.extend(a),
-                    Ok(_) => answers.extend(unit.iter().map(|_| Err(StoreError::Closed.into()))),
+                    Ok(w) if w.outcomes.len() == unit.len() => {
+                        answers.extend(w.outcomes);
+                        rows.extend(w.rows);
+                    }
+                    Ok(_) => {
+                        // Not what was asked: what it wrote is not passed on to the tail.
+                        rows.clear();
+                        answers.extend(unit.iter().map(|_| Err(StoreError::Closed.into())));
+                    }
                     Err(e) => answers.extend(unit.iter().map(|_| Err(e.clone().into()))),
                 }
             }
-            answers
+            (answers, rows)
         }
-        Err(e) => requests.iter().map(|_| Err(e.clone().into())).collect(),
+        Err(e) => (
+            requests.iter().map(|_| Err(e.clone().into())).collect(),
+            Vec::new(),
+        ),
     }
 }

@@ -1425,3 +1425,154 @@ pub async fn reading_categories_skips_the_rest_and_misses_nothing(kind: Kind) {
         .collect();
     assert_eq!(seen, expected, "{kind:?}: under concurrent appends");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The tail: what a store keeps of its own appends for the process's readers
+
+/// The events a store keeps of its own appends are the log's, field for field (a refused
+/// request and an atomic pair in the batches); a position another process wrote is never
+/// answered from them; and `read_page`, which answers from them what they hold, still reads
+/// every position once, in order.
+pub async fn the_tail_holds_what_the_log_holds(kind: Kind) {
+    let h = Harness::start(kind).await;
+    let tail = h.store.tail().expect("both stores keep a tail");
+    let (charge, invoice) = (stream("charge"), stream("invoice"));
+    let metadata = Metadata {
+        actor: Some("key_0b6c4a1e9f2d4c3b8a7e6d5c4b3a2910".into()),
+        idempotency_key: Some("idem \"quoted\" 🔑".into()),
+        other: [
+            ("tenant".to_string(), json!({"id": 7, "region": "eu"})),
+            ("weight".to_string(), json!(1e16)),
+        ]
+        .into(),
+        ..Metadata::default()
+    };
+    let odd = json!({
+        "zeta": { "y": [3, { "b": null, "a": "s\"q" }], "x": true },
+        "alpha": "Zoë — 東京 🚀 \\ back\nslash",
+        "amount": i64::MAX,
+        "m": -1,
+        // Floats come back from the log in their canonical form (`1e16` as an integer).
+        "floats": [1e16, -0.0, 1.5, 0.1],
+    });
+    let answers = h
+        .store
+        .append_many(vec![
+            AppendRequest::new(
+                charge.clone(),
+                ExpectedVersion::NoStream,
+                vec![
+                    NewEvent::new("Odd", odd, t0()).with_metadata(metadata),
+                    NewEvent::new("Empty", json!({}), t0() + Span::nanoseconds(999)),
+                ],
+            ),
+            // Refused in the same batch: the stream exists by then.
+            req(&charge, ExpectedVersion::NoStream, 1),
+            req(&invoice, ExpectedVersion::NoStream, 3),
+        ])
+        .await;
+    assert!(answers[0].is_ok() && answers[1].is_err() && answers[2].is_ok());
+    h.store
+        .append_atomic(vec![
+            req(&charge, ExpectedVersion::Exact(2), 1),
+            req(&stream("customer"), ExpectedVersion::NoStream, 2),
+        ])
+        .await
+        .expect("atomic append");
+    let log = raw_log(h.store.as_ref()).await;
+    assert_eq!(positions(&log), (1..=8).collect::<Vec<_>>());
+    for after in 0..log.len() {
+        for limit in [1, 3, 100] {
+            let page = tail
+                .page(Position(after as i64), limit)
+                .expect("the next position is held");
+            let end = (after + limit as usize).min(log.len());
+            assert_eq!(
+                page,
+                log[after..end],
+                "{kind:?} after {after} limit {limit}"
+            );
+        }
+    }
+    assert!(
+        tail.page(Position(8), 10).is_none(),
+        "nothing after the head"
+    );
+    let charges = tail
+        .categories(Position(0), 100, &["charge"])
+        .expect("held");
+    let expected: Vec<&RecordedEvent> = log
+        .iter()
+        .filter(|e| e.stream_id.category() == "charge")
+        .collect();
+    assert_eq!(charges.events.iter().collect::<Vec<_>>(), expected);
+    assert_eq!((charges.through, charges.more), (Position(8), false));
+    let first = tail.categories(Position(0), 1, &["charge"]).expect("held");
+    assert_eq!(
+        (positions(&first.events), first.through, first.more),
+        (vec![1], Position(1), true)
+    );
+
+    // Positions 9 and 10 written by another process, 11 by this one.
+    let other = h.open_another().await;
+    committed(
+        &other
+            .append(req(&stream("plan"), ExpectedVersion::NoStream, 2))
+            .await,
+    );
+    committed(
+        &h.store
+            .append(req(&stream("charge"), ExpectedVersion::NoStream, 1))
+            .await,
+    );
+    let log = raw_log(h.store.as_ref()).await;
+    assert_eq!(log.len(), 11);
+    assert!(
+        tail.page(Position(8), 10).is_none(),
+        "{kind:?}: position 9 is not this process's"
+    );
+    assert_eq!(
+        tail.page(Position(0), 100).expect("held"),
+        log[..8],
+        "the run stops at the gap"
+    );
+    assert_eq!(tail.page(Position(10), 10).expect("held"), log[10..]);
+    let charges = tail
+        .categories(Position(0), 100, &["charge"])
+        .expect("held");
+    assert_eq!(charges.through, Position(8), "up to the gap, not beyond");
+    // A page is the tail's run, then the log past it: past the gap in one read.
+    assert_eq!(
+        read_page(h.store.as_ref(), Position(0), 100)
+            .await
+            .expect("read"),
+        log,
+        "{kind:?}: one page reads past the gap"
+    );
+    let wanted = ["charge", "plan"];
+    let page = ledger::store::read_categories(h.store.as_ref(), Position(0), 100, &wanted)
+        .await
+        .expect("read");
+    let expected: Vec<RecordedEvent> = log
+        .iter()
+        .filter(|e| wanted.contains(&e.stream_id.category()))
+        .cloned()
+        .collect();
+    assert_eq!(
+        page.events, expected,
+        "{kind:?}: the categories past the gap"
+    );
+    assert_eq!((page.through, page.more), (Position(11), false));
+    let mut seen = Vec::new();
+    loop {
+        let after = seen
+            .last()
+            .map_or(Position(0), |e: &RecordedEvent| e.position);
+        let page = read_page(h.store.as_ref(), after, 4).await.expect("read");
+        if page.is_empty() {
+            break;
+        }
+        seen.extend(page);
+    }
+    assert_eq!(seen, log, "{kind:?}: every position once, in order");
+}
