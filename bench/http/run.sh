@@ -21,6 +21,8 @@ addr="127.0.0.1:8099"
 bin="${BIN:-${CARGO_TARGET_DIR:-target}/release/billing}"
 
 [ -n "${BIN:-}" ] || cargo build --release -q -p api
+server=""
+trap '[ -z "$server" ] || { kill $server 2>/dev/null; wait $server 2>/dev/null; }; psql -q "$url" -c "DROP DATABASE IF EXISTS kb_http_bench" -c "DROP DATABASE IF EXISTS kb_pgbench"' EXIT
 psql -q "$url" -c "DROP DATABASE IF EXISTS kb_http_bench" -c "CREATE DATABASE kb_http_bench"
 psql -q "$url" -c "DROP DATABASE IF EXISTS kb_pgbench" -c "CREATE DATABASE kb_pgbench"
 psql -q "$base/kb_pgbench" -f bench/pgbench/setup.sql
@@ -32,7 +34,6 @@ export BILLING_MASTER_KEY=000000000000000000000000000000000000000000000000000000
 key=$(RUST_LOG=warn "$bin" keys create --scope write 2>/dev/null)
 RUST_LOG=warn BILLING_ADDR="$addr" "$bin" serve "$@" >/dev/null &
 server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; psql -q "$url" -c "DROP DATABASE IF EXISTS kb_http_bench" -c "DROP DATABASE IF EXISTS kb_pgbench"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://$addr/health" >/dev/null && break; sleep 0.1; done
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }

@@ -37,7 +37,7 @@ use crate::upcast::Upcasters;
 pub use leader::Leadership;
 pub use open::AnyStore;
 pub use read::{read_all, read_categories, read_page, verify_chain};
-pub use tail::{TAIL_CAPACITY, Tail};
+pub use tail::{TAIL_CAPACITY, TAIL_MAX_BYTES, Tail};
 pub use writer::{WriterConfig, WriterStats};
 
 /// A page of [`EventStore::read_categories`].

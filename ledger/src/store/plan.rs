@@ -121,15 +121,16 @@ impl Plan {
     }
 }
 
-/// The events of a committed batch as the log now holds them: each accepted request's events
-/// (their payload and metadata taken from the request) with the position, version, time and
-/// hashes of their rows. `first` is each request's first position if it was recorded. Empty if
-/// the rows do not match the requests one for one (nothing is guessed).
+/// The events of a committed batch as the log now holds them, each with the size of its
+/// canonical payload and metadata: each accepted request's events (their payload and metadata
+/// taken from the request) with the position, version, time and hashes of their rows. `first`
+/// is each request's first position if it was recorded. Empty if the rows do not match the
+/// requests one for one, or a text does not read back (nothing is guessed).
 pub(crate) fn recorded(
     requests: &mut [Prepared],
     first: &[Option<Position>],
     rows: Vec<Row>,
-) -> Vec<RecordedEvent> {
+) -> Vec<(RecordedEvent, usize)> {
     let mut out = Vec::with_capacity(rows.len());
     let mut rows = rows.into_iter();
     for (prepared, first) in requests.iter_mut().zip(first) {
@@ -147,30 +148,41 @@ pub(crate) fn recorded(
                 return Vec::new();
             }
             // A float reads back from the log as its canonical text says (a whole one in
-            // exponent form as an integer): such a value is taken from that text, as a reader
-            // of the log would get it.
+            // exponent form as an integer), and metadata fields this build does not name may
+            // read back as named ones: those are taken from the text, as a reader of the log
+            // gets them.
             let mut payload = std::mem::take(&mut event.payload);
             if has_float(&payload) {
-                payload = serde_json::from_str(&row.payload).unwrap_or(payload);
+                let Ok(read) = serde_json::from_str(&row.payload) else {
+                    return Vec::new();
+                };
+                payload = read;
             }
             let mut metadata = std::mem::take(&mut event.metadata);
-            if metadata.other.values().any(has_float) {
-                metadata = serde_json::from_str(&row.metadata).unwrap_or(metadata);
+            if !metadata.other.is_empty() {
+                let Ok(read) = serde_json::from_str(&row.metadata) else {
+                    return Vec::new();
+                };
+                metadata = read;
             }
-            out.push(RecordedEvent {
-                position: Position(row.position),
-                event_id: row.event_id,
-                stream_id: stream_id.clone(),
-                stream_version: row.stream_version,
-                event_type: row.event_type,
-                schema_version: row.schema_version,
-                payload,
-                metadata,
-                occurred_at: row.occurred_at,
-                recorded_at: row.recorded_at,
-                prev_hash: row.prev_hash,
-                hash: row.hash,
-            });
+            let bytes = row.payload.len() + row.metadata.len();
+            out.push((
+                RecordedEvent {
+                    position: Position(row.position),
+                    event_id: row.event_id,
+                    stream_id: stream_id.clone(),
+                    stream_version: row.stream_version,
+                    event_type: row.event_type,
+                    schema_version: row.schema_version,
+                    payload,
+                    metadata,
+                    occurred_at: row.occurred_at,
+                    recorded_at: row.recorded_at,
+                    prev_hash: row.prev_hash,
+                    hash: row.hash,
+                },
+                bytes,
+            ));
         }
     }
     if rows.next().is_some() {

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
 use super::plan::{Prepared, Row, Written, prepare, recorded as recorded_events, units};
-use super::tail::{TAIL_CAPACITY, Tail};
+use super::tail::{TAIL_CAPACITY, TAIL_MAX_BYTES, Tail};
 use super::{AppendError, StoreError};
 use crate::event::{AppendRequest, Committed};
 
@@ -78,7 +78,7 @@ impl Writer {
     pub fn spawn(sink: Arc<dyn BatchSink>, config: WriterConfig) -> Writer {
         let (queue, rx) = mpsc::channel(config.queue_max_jobs.max(1));
         let counters = Arc::new(Counters::default());
-        let tail = Arc::new(Tail::new(TAIL_CAPACITY));
+        let tail = Arc::new(Tail::new(TAIL_CAPACITY, TAIL_MAX_BYTES));
         tokio::spawn(run(sink, config, rx, counters.clone(), tail.clone()));
         Writer {
             queue,
@@ -104,7 +104,7 @@ impl Writer {
         let (queue, rx) = mpsc::channel(config.queue_max_jobs.max(1));
         let counters = Arc::new(Counters::default());
         let theirs = counters.clone();
-        let tail = Arc::new(Tail::new(TAIL_CAPACITY));
+        let tail = Arc::new(Tail::new(TAIL_CAPACITY, TAIL_MAX_BYTES));
         let filled = tail.clone();
         // The runtime is built and dropped on the thread (dropping one in async code panics).
         let started =
@@ -293,7 +293,8 @@ async fn commit(sink: &dyn BatchSink, requests: &[Prepared]) -> (Answers, Vec<Ro
                         rows.extend(w.rows);
                     }
                     Ok(_) => {
-                        // Not what was asked: what it wrote is not passed on to the tail.
+                        // Not what was asked: the rows no longer match the requests, so
+                        // `recorded` passes none of this batch on to the tail.
                         rows.clear();
                         answers.extend(unit.iter().map(|_| Err(StoreError::Closed.into())));
                     }

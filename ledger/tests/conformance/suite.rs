@@ -1443,6 +1443,8 @@ pub async fn the_tail_holds_what_the_log_holds(kind: Kind) {
         other: [
             ("tenant".to_string(), json!({"id": 7, "region": "eu"})),
             ("weight".to_string(), json!(1e16)),
+            // A name this build gives a field of its own: it reads back as that field.
+            ("request_id".to_string(), json!("set-through-other")),
         ]
         .into(),
         ..Metadata::default()
