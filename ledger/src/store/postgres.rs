@@ -194,7 +194,8 @@ impl PgSink {
                 self.known().forget();
                 Ok(None)
             }
-            // Refused by the database: the statement rolled back, nothing was written; the
+            // Refused by the database (a unique key: a stream guessed absent exists, a key is
+            // taken; or a check): the statement rolled back, nothing was written; the
             // transaction path says which request it was (or works where this one cannot).
             Err(sqlx::Error::Database(_)) => {
                 self.known().forget();

@@ -2,6 +2,15 @@
 //! trusts that knowledge only once the database has checked it under the head lock (migration
 //! `0004_append_checked`): one round trip per batch instead of five (`BEGIN`, the head lock,
 //! the stream versions, the insert, `COMMIT`) while no other process appends.
+//!
+//! What the database checks is only what the head and the unique keys do not already prove.
+//! The versions remembered are exact as of the head remembered (they are forgotten whenever a
+//! head is read that this writer did not leave), so a head found unchanged under the lock makes
+//! every one of them exact: no probe. A stream not known and expected absent (`NoStream`) is
+//! planned from version 1, and an idempotency key taken: the insert then breaks the unique key
+//! `(stream_id, stream_version)` or `(api_key_id, key)`, the statement writes nothing, and the
+//! batch is planned again under the lock. Only a stream not known and expected at a version
+//! (`Exact(n)`, n ≥ 1) is probed: its version could be below n, and nothing unique would object.
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,29 +24,28 @@ use crate::store::plan::{BatchState, Plan, Prepared};
 const VERSIONS_MAX: usize = 100_000;
 
 /// The head and stream versions as this process last saw them: after its own batches, or read
-/// under the head lock. Possibly stale (another process appended since), never trusted as is.
+/// under the head lock. Possibly stale (another process appended since), never trusted as is;
+/// but every version is exact as of `head`.
 #[derive(Default)]
 pub(super) struct Known {
     head: Option<(Position, Hash)>,
     versions: HashMap<String, i64>,
 }
 
-/// What the database must find for a guessed [`BatchState`] to be right.
+/// What the database must find for a guessed [`BatchState`] to be right (besides the unique
+/// keys the insert itself meets).
 pub(super) struct Checks {
     head: (Position, Hash),
-    /// Every stream of the batch, with its guessed version (0: no events).
+    /// The streams of the batch neither known nor expected absent, with their expected version.
     streams: Vec<String>,
     versions: Vec<i64>,
-    /// Every idempotency key of the batch, guessed free.
-    key_owners: Vec<String>,
-    keys: Vec<String>,
 }
 
 impl Known {
     /// The state the batch would read, guessed: the head and versions known, a stream not known
-    /// taken at its first request's expectation (`NoStream`: none; `Exact(n)`: n), every
-    /// idempotency key free. `None` when nothing is known of the head or a stream of the batch
-    /// is neither known nor expected at a version.
+    /// taken at its first request's expectation (`NoStream`: none; `Exact(n)`: n, to be
+    /// probed), every idempotency key free. `None` when nothing is known of the head or a stream
+    /// of the batch is neither known nor expected at a version.
     pub fn guess(&self, requests: &[Prepared]) -> Option<(BatchState, Checks)> {
         let (head_position, head_hash) = self.head?;
         let mut versions = HashMap::new();
@@ -50,21 +58,19 @@ impl Known {
                 continue;
             }
             let version = match (self.versions.get(id).copied(), r.expected) {
-                (Some(v), _) | (None, ExpectedVersion::Exact(v)) => v,
+                (Some(v), _) => v,
                 (None, ExpectedVersion::NoStream) => 0,
+                (None, ExpectedVersion::Exact(v)) => {
+                    streams.push(id.to_string());
+                    guessed.push(v);
+                    v
+                }
                 (None, ExpectedVersion::Any) => return None,
             };
             if version > 0 {
                 versions.insert(id.to_string(), version);
             }
-            streams.push(id.to_string());
-            guessed.push(version);
         }
-        let (key_owners, keys): (Vec<String>, Vec<String>) = requests
-            .iter()
-            .filter_map(|p| p.request.idempotency.as_ref())
-            .map(|i| (i.api_key_id.clone(), i.key.clone()))
-            .unzip();
         let state = BatchState {
             head_position,
             head_hash,
@@ -75,15 +81,18 @@ impl Known {
             head: (head_position, head_hash),
             streams,
             versions: guessed,
-            key_owners,
-            keys,
         };
         Some((state, checks))
     }
 
-    /// Remembers the state read under the head lock.
+    /// Remembers the state read under the head lock. A head this writer did not leave means
+    /// another process appended: what is known of other streams may be stale, and is forgotten.
     pub fn read(&mut self, state: &BatchState) {
-        self.head = Some((state.head_position, state.head_hash));
+        let head = Some((state.head_position, state.head_hash));
+        if self.head != head {
+            self.versions.clear();
+        }
+        self.head = head;
         self.remember(state.versions.iter().map(|(s, v)| (s.as_str(), *v)));
     }
 
@@ -135,8 +144,9 @@ pub(super) async fn append_checked(
     .bind(checks.head.1.0.to_vec())
     .bind(&checks.streams)
     .bind(&checks.versions)
-    .bind(&checks.key_owners)
-    .bind(&checks.keys);
+    // The idempotency keys are checked by their unique key (above).
+    .bind(Vec::<String>::new())
+    .bind(Vec::<String>::new());
     let query = super::bind_rows(query, rows)
         .bind(plan.head_position.0)
         .bind(plan.head_hash.0.to_vec());
