@@ -132,10 +132,11 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    /// A version-1 event with a fresh id and empty metadata.
+    /// A version-1 event with a fresh id (UUIDv7, ordered by creation: the log's unique index
+    /// of event ids grows at its right end) and empty metadata.
     pub fn new(event_type: impl Into<String>, payload: Value, occurred_at: DateTime<Utc>) -> Self {
         Self {
-            event_id: Uuid::new_v4(),
+            event_id: Uuid::now_v7(),
             event_type: event_type.into(),
             schema_version: 1,
             payload,

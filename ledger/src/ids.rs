@@ -27,9 +27,12 @@ macro_rules! typed_id {
         impl $name {
             pub const PREFIX: &'static str = $prefix;
 
-            /// A fresh random id.
+            /// A fresh id, ordered by creation within the process (UUIDv7: milliseconds since
+            /// the epoch, then random bits): the indexes keyed by it (the log's stream ids, the
+            /// read models' ids) take new ids at their right end, as they do positions, instead
+            /// of on a random page each (measured in docs/BENCHMARKS.md).
             pub fn new() -> Self {
-                Self(Uuid::new_v4())
+                Self(Uuid::now_v7())
             }
 
             /// The same id every time for the same name: used where a retry must land on the
@@ -131,6 +134,18 @@ typed_id!(/// An API key (`key_…`); the secret itself is never an id.
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fresh_ids_sort_in_the_order_they_were_made() {
+        let ids: Vec<String> = (0..1_000).map(|_| ChargeId::new().to_string()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        let events: Vec<Uuid> = (0..1_000)
+            .map(|_| {
+                crate::event::NewEvent::new("T", serde_json::json!({}), chrono::Utc::now()).event_id
+            })
+            .collect();
+        assert!(events.windows(2).all(|w| w[0] < w[1]));
+    }
 
     #[test]
     fn round_trips_through_its_wire_form() {
