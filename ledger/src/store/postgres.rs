@@ -178,6 +178,7 @@ impl PgSink {
             // Nothing to write: whether every refusal was right needs the real state.
             return Ok(None);
         }
+        let checks = checks.for_plan(requests, &plan);
         match known::append_checked(&self.pool, &checks, &plan).await {
             Ok(true) => {
                 self.known().committed(&plan);

@@ -1312,6 +1312,50 @@ pub async fn stale_knowledge_of_another_writer_never_decides(kind: Kind) {
         .collect();
     assert_eq!(versions, vec![1, 2, 3, 4, 5]);
     assert_chain_holds(h.store.as_ref(), 12).await;
+
+    // Refusals too are the ones the database's state gives, also where the batch writes
+    // nothing that would prove the state it was planned on. `x` exists (the other process made
+    // it) and this one does not know it; the batch's first request on `x` is refused for its
+    // key, taken earlier in the batch: `x` was not written, so it was not proven absent — the
+    // second request on `x` expects the version `x` has, and is recorded.
+    let (x, y) = (stream("stale"), stream("stale"));
+    committed(&other.append(req(&x, ExpectedVersion::NoStream, 1)).await);
+    committed(
+        &h.store
+            .append(req(&stream("stale"), ExpectedVersion::Any, 1))
+            .await,
+    );
+    let mut first = req(&y, ExpectedVersion::NoStream, 1);
+    first.idempotency = Some(idempotency("key_1", "k-batch", "fp"));
+    let mut twin = req(&x, ExpectedVersion::NoStream, 1);
+    twin.idempotency = Some(idempotency("key_1", "k-batch", "fp"));
+    let answers = h
+        .store
+        .append_many(vec![first, twin, req(&x, ExpectedVersion::Exact(1), 1)])
+        .await;
+    assert_eq!(committed(&answers[0]).stream_version, 1);
+    assert!(answers[1].is_err(), "got {:?}", answers[1]);
+    assert_eq!(
+        committed(&answers[2]).stream_version,
+        2,
+        "x is at 1, not absent"
+    );
+
+    // A unit refused on one request's version, whose other request's key is taken already:
+    // refused for the key, as the transaction would have it (it checks that request first).
+    let mut taken = req(&stream("stale"), ExpectedVersion::NoStream, 1);
+    taken.idempotency = Some(idempotency("key_1", "k-unit", "fp"));
+    committed(&h.store.append(taken).await);
+    let mut again = req(&stream("stale"), ExpectedVersion::NoStream, 1);
+    again.idempotency = Some(idempotency("key_1", "k-unit", "fp"));
+    let refused = h
+        .store
+        .append_atomic(vec![again, req(&t, ExpectedVersion::Exact(1), 1)])
+        .await;
+    assert!(
+        matches!(refused, Err(AppendError::IdempotencyKeyExists { .. })),
+        "got {refused:?}"
+    );
 }
 
 /// A reader of some categories gets every event of them once, in order, and none of the others
