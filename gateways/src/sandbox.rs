@@ -1,6 +1,6 @@
 //! [`SandboxGateway`]: a deterministic, in-memory gateway answering Stripe-like test tokens.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -130,12 +130,14 @@ struct State {
     charges_made: usize,
     /// Distinct refunds made.
     refunds_made: usize,
-    /// Charges by gateway charge id.
-    charges: HashMap<String, ChargeRecord>,
+    /// Charges by gateway charge id. B-trees, not hash tables: a hash table grows by rehashing
+    /// everything at once, under this one lock — at ~230,000 and ~460,000 charges every charge
+    /// of the process waited 0.3 and 0.7 s (docs/BENCHMARKS.md); a B-tree grows a node at a time.
+    charges: BTreeMap<String, ChargeRecord>,
     /// Stored charge outcomes by idempotency key.
-    charge_keys: HashMap<String, (ChargeFingerprint, ChargeOutcome)>,
+    charge_keys: BTreeMap<String, (ChargeFingerprint, ChargeOutcome)>,
     /// Stored refund outcomes by idempotency key.
-    refund_keys: HashMap<String, (RefundFingerprint, RefundOutcome)>,
+    refund_keys: BTreeMap<String, (RefundFingerprint, RefundOutcome)>,
 }
 
 /// A deterministic, in-memory gateway with Stripe-like test tokens, for tests and the embedded
