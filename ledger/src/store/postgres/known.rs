@@ -214,6 +214,10 @@ mod tests {
         r
     }
 
+    fn prepared<const N: usize>(requests: [AppendRequest; N]) -> Vec<Prepared> {
+        requests.into_iter().map(|r| prepare(r).unwrap()).collect()
+    }
+
     /// Knows the head and that `known` is at version 3.
     fn knowing() -> Known {
         Known {
@@ -230,14 +234,11 @@ mod tests {
 
     #[test]
     fn only_what_the_plan_does_not_prove_is_checked() {
-        let requests: Vec<Prepared> = [
+        let requests = prepared([
             req("known", ExpectedVersion::Exact(3), Some("k1")),
             req("new", ExpectedVersion::NoStream, Some("k2")),
             req("unknown", ExpectedVersion::Exact(2), None),
-        ]
-        .into_iter()
-        .map(|r| prepare(r).unwrap())
-        .collect();
+        ]);
         let checks = checked(&knowing(), &requests);
         // `known` is exact as of the head; `new` and both keys are written (the unique keys
         // answer); `unknown` could be below 2.
@@ -250,14 +251,11 @@ mod tests {
     fn a_stream_taken_as_absent_and_not_written_is_checked() {
         // The second request is refused for its key (taken by the first): `x` gets no row, yet
         // the third was planned on `x` being absent.
-        let requests: Vec<Prepared> = [
+        let requests = prepared([
             req("y", ExpectedVersion::NoStream, Some("k")),
             req("x", ExpectedVersion::NoStream, Some("k")),
             req("x", ExpectedVersion::Exact(1), None),
-        ]
-        .into_iter()
-        .map(|r| prepare(r).unwrap())
-        .collect();
+        ]);
         let checks = checked(&knowing(), &requests);
         assert_eq!(checks.streams, vec!["x".to_string()]);
         assert_eq!(checks.versions, vec![0]);
@@ -268,13 +266,10 @@ mod tests {
     fn the_keys_of_a_refused_unit_are_checked() {
         // A unit refused on its second request's version: its first request's key, had it been
         // taken, would have been the refusal. The single request after it is written.
-        let mut unit: Vec<Prepared> = [
+        let mut unit = prepared([
             req("a", ExpectedVersion::NoStream, Some("k-unit")),
             req("known", ExpectedVersion::Exact(1), None),
-        ]
-        .into_iter()
-        .map(|r| prepare(r).unwrap())
-        .collect();
+        ]);
         unit[0].with_next = true;
         unit.push(prepare(req("b", ExpectedVersion::NoStream, Some("k-single"))).unwrap());
         let checks = checked(&knowing(), &unit);
